@@ -1,0 +1,83 @@
+import { Command, Option } from 'commander';
+import { PONIO_VERSION } from '../shared/protocol/index.ts';
+import { ConfigError, loadAgentConfig } from './config.ts';
+import { startAgent } from './main.ts';
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`ponio-agent: ${message}\n`);
+  process.exit(code);
+}
+
+export function buildAgentCli(): Command {
+  const program = new Command('ponio-agent')
+    .description('PonIO agent: applies panel requests to this host')
+    .version(PONIO_VERSION);
+  program.showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('serve the panel over mutual TLS')
+    .option('--config <file>', 'JSON config file (flags and PONIO_AGENT_* variables override it)')
+    .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:7443)')
+    .option('--cert <file>', 'agent certificate (PEM)')
+    .option('--key <file>', 'agent private key (PEM)')
+    .option('--ca <file>', 'the panel CA certificate to trust (PEM)')
+    .option('--sandbox <dir>', 'sandbox mode: everything under DIR, private service instances on loopback')
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .action(async (o: Record<string, string | undefined>) => {
+      let cfg;
+      try {
+        cfg = loadAgentConfig({
+          config: o.config,
+          listen: o.listen,
+          cert: o.cert,
+          key: o.key,
+          ca: o.ca,
+          sandbox: o.sandbox,
+          logLevel: o.logLevel,
+        });
+      } catch (e) {
+        if (e instanceof ConfigError) fail(e.message);
+        throw e;
+      }
+      let agent;
+      try {
+        agent = await startAgent(cfg);
+      } catch (e) {
+        if (e instanceof ConfigError) fail(e.message);
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EADDRINUSE')
+          fail(`cannot listen on ${cfg.host}:${cfg.port}: address already in use`);
+        if (err.code === 'EACCES') fail(`cannot listen on ${cfg.host}:${cfg.port}: permission denied`);
+        fail(`cannot start: ${err.message}`, 1);
+      }
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        agent.logger.info('stopping');
+        agent.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+
+  return program;
+}
+
+export async function runAgentCli(argv: string[]): Promise<void> {
+  await buildAgentCli().parseAsync(argv);
+}

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { sandboxLayout, systemLayout, type HostLayout } from './os/layout.ts';
+
+/** A problem with the agent's configuration: printed as one line, exit code 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:7443')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0–65535');
+
+export const agentConfigSchema = z.strictObject({
+  listen: listenSchema.default('0.0.0.0:7443'),
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  ca: z.string().min(1).optional(),
+  sandbox: z.string().min(1).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Per-module settings (owned by each module). */
+  modules: z.record(z.string(), z.unknown()).default({}),
+});
+export type AgentConfigFile = z.input<typeof agentConfigSchema>;
+
+export interface AgentConfig {
+  host: string;
+  port: number;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  revokedFile: string;
+  layout: HostLayout;
+  logLevel: string;
+  modules: Record<string, unknown>;
+}
+
+const ENV_KEYS: Record<string, keyof AgentConfigFile> = {
+  PONIO_AGENT_LISTEN: 'listen',
+  PONIO_AGENT_CERT: 'cert',
+  PONIO_AGENT_KEY: 'key',
+  PONIO_AGENT_CA: 'ca',
+  PONIO_AGENT_SANDBOX: 'sandbox',
+  PONIO_AGENT_LOG_LEVEL: 'logLevel',
+};
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      `cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
+  }
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`config file ${file} is not a JSON object: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Resolves the configuration: command-line flags override environment variables
+ * (PONIO_AGENT_*), which override the JSON config file (--config or PONIO_AGENT_CONFIG), which
+ * overrides the defaults. Throws ConfigError with one clear sentence.
+ */
+export function loadAgentConfig(
+  flags: Partial<Record<keyof AgentConfigFile | 'config', string | undefined>>,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentConfig {
+  const configFile = flags.config ?? env.PONIO_AGENT_CONFIG;
+  const merged: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+  for (const [envKey, key] of Object.entries(ENV_KEYS)) {
+    const v = env[envKey];
+    if (v !== undefined && v !== '') merged[key] = v;
+  }
+  for (const [k, v] of Object.entries(flags)) {
+    if (k !== 'config' && v !== undefined) merged[k] = v;
+  }
+  const parsed = agentConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    const where = i && i.path.length > 0 ? `${i.path.join('.')}: ` : '';
+    const what =
+      i?.code === 'unrecognized_keys' ? `unknown setting(s) ${i.keys.join(', ')}` : (i?.message ?? 'invalid');
+    throw new ConfigError(`invalid agent configuration: ${where}${what}`);
+  }
+  const c = parsed.data;
+  const layout = c.sandbox ? sandboxLayout(c.sandbox) : systemLayout();
+  const base = configFile && !c.sandbox ? path.dirname(path.resolve(configFile)) : layout.configDir;
+  const hostPart = c.listen.slice(0, c.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return {
+    host: hostPart === '*' ? '0.0.0.0' : hostPart,
+    port: Number(c.listen.slice(c.listen.lastIndexOf(':') + 1)),
+    certFile: path.resolve(c.cert ?? path.join(base, 'agent.crt')),
+    keyFile: path.resolve(c.key ?? path.join(base, 'agent.key')),
+    caFile: path.resolve(c.ca ?? path.join(base, 'ca.crt')),
+    revokedFile: path.join(layout.stateDir, 'revoked.json'),
+    layout,
+    logLevel: c.logLevel,
+    modules: c.modules,
+  };
+}
+
+/** Reads the certificate files named by the config; a missing or unreadable file is a ConfigError. */
+export function readTlsFiles(cfg: AgentConfig): { certPem: string; keyPem: string; caPem: string } {
+  const read = (file: string, what: string): string => {
+    try {
+      const text = readFileSync(file, 'utf8');
+      if (!text.includes('-----BEGIN')) throw new ConfigError(`${what} ${file} is not a PEM file`);
+      return text;
+    } catch (e) {
+      if (e instanceof ConfigError) throw e;
+      throw new ConfigError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  };
+  return {
+    certPem: read(cfg.certFile, 'certificate'),
+    keyPem: read(cfg.keyFile, 'key'),
+    caPem: read(cfg.caFile, 'CA certificate'),
+  };
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { EventName, ModuleName, ReplyData, RequestOf, RpcEvents } from '../../shared/protocol/index.ts';
+import type { Exec } from '../os/exec.ts';
+import type { HostLayout } from '../os/layout.ts';
+
+/** What a handler knows about the call it serves. */
+export interface CallContext {
+  /** The connected panel's address as seen by the agent (the firewall's lock-out guard uses it). */
+  peer: { address: string; port: number; localPort: number };
+  requestId: string | undefined;
+  signal: AbortSignal;
+  logger: Logger;
+  /** Progress and state-change notifications to the panel (`event` {topic, data}). */
+  emit(topic: string, data: unknown): void;
+}
+
+export type Handler<E extends EventName> = (req: RequestOf<E>, ctx: CallContext) => Promise<ReplyData<E>>;
+
+export type EventsOf<M extends ModuleName> = {
+  [E in EventName]: RpcEvents[E]['module'] extends M ? E : never;
+}[EventName];
+
+export type HandlersOf<M extends ModuleName> = { [E in EventsOf<M>]: Handler<E> };
+
+export interface ModuleAvailability {
+  available: boolean;
+  reason?: string;
+}
+
+/** One domain of the agent (design §2: agent/modules/<domain>/). */
+export interface AgentModule<M extends ModuleName = ModuleName> {
+  name: M;
+  /** Whether the service exists on this host. Cheap: a missing service must cost nothing. */
+  availability(): ModuleAvailability;
+  handlers: HandlersOf<M>;
+  /** Called once at agent start (sandbox: start the private service instance; firewall: restore rules). */
+  start?(): Promise<void>;
+  /** Called on shutdown (sandbox: stop the private service instance). */
+  stop?(): Promise<void>;
+}
+
+/** Any one module (a union, so each keeps its own handler types). */
+export type AnyAgentModule = { [M in ModuleName]: AgentModule<M> }[ModuleName];
+
+/** What every module factory receives from agent/main.ts. */
+export interface ModuleContext {
+  layout: HostLayout;
+  exec: Exec;
+  logger: Logger;
+  /** Broadcast to connected panels (state changes not tied to one call, e.g. firewall auto-revert). */
+  broadcast(topic: string, data: unknown): void;
+  /** The agent's own listening port (the firewall never cuts it). */
+  agentPort: number;
+}
+
+export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });
+export const available = (): ModuleAvailability => ({ available: true });

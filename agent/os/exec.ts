@@ -1,0 +1,144 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * The only way agent code runs a program: execFile with an argument array (never a shell) and a
+ * fixed allow-list of binaries, resolved to absolute paths from the standard system directories.
+ * Add a binary here only with a reason; modules refer to binaries by these names.
+ */
+export const ALLOWED_BINARIES = [
+  // system
+  'systemctl',
+  'df',
+  'ip',
+  'nsenter',
+  // websites
+  'apache2',
+  'apache2ctl',
+  // ftp
+  'proftpd',
+  'ftpasswd',
+  // mysql
+  'mariadbd',
+  'mysqld',
+  'mariadb-install-db',
+  'mysql_install_db',
+  'mariadb-admin',
+  'mysqladmin',
+  // firewall
+  'iptables',
+  'ip6tables',
+  'iptables-restore',
+  'ip6tables-restore',
+  'iptables-save',
+  'ip6tables-save',
+] as const;
+export type Binary = (typeof ALLOWED_BINARIES)[number];
+
+const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** Finds an allowed binary; null when it is not installed. */
+export function whichBinary(name: Binary): string | null {
+  if (!(ALLOWED_BINARIES as readonly string[]).includes(name)) return null;
+  for (const dir of SEARCH_PATH) {
+    const p = path.join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  /** Written to the program's standard input (then closed). */
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run inside this network namespace (through `ip netns exec`). */
+  netns?: string;
+  maxBuffer?: number;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class ExecError extends Error {
+  constructor(
+    message: string,
+    readonly result: ExecResult | null,
+  ) {
+    super(message);
+    this.name = 'ExecError';
+  }
+}
+
+export type Exec = (bin: Binary, args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
+
+const ARG_MAX = 64 * 1024;
+
+/**
+ * Runs an allowed binary. Resolves with the exit code and output (a non-zero exit is not an
+ * exception: callers decide); rejects with ExecError when the program is missing, cannot start,
+ * or times out. Arguments containing NUL are refused.
+ */
+export const exec: Exec = (bin, args, opts = {}) => {
+  const file = whichBinary(bin);
+  if (!file) return Promise.reject(new ExecError(`${bin} is not installed`, null));
+  for (const a of args) {
+    if (typeof a !== 'string' || a.includes('\0') || a.length > ARG_MAX)
+      return Promise.reject(new ExecError(`refused an invalid argument for ${bin}`, null));
+  }
+  let program = file;
+  let argv = [...args];
+  if (opts.netns !== undefined) {
+    const ipBin = whichBinary('ip');
+    if (!ipBin) return Promise.reject(new ExecError('ip (iproute2) is not installed', null));
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(opts.netns))
+      return Promise.reject(new ExecError('refused an invalid network namespace name', null));
+    program = ipBin;
+    argv = ['netns', 'exec', opts.netns, file, ...args];
+  }
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      program,
+      argv,
+      {
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: opts.maxBuffer ?? 16 * 1024 * 1024,
+        env: opts.env ?? { PATH: SEARCH_PATH.join(':'), LANG: 'C', LC_ALL: 'C' },
+        cwd: opts.cwd,
+        shell: false,
+        windowsHide: true,
+      },
+      (err, stdout, stderr) => {
+        const out = String(stdout);
+        const errOut = String(stderr);
+        if (err && typeof err.code === 'number') {
+          resolve({ code: err.code, stdout: out, stderr: errOut });
+          return;
+        }
+        if (err && err.killed) {
+          reject(new ExecError(`${bin} timed out`, { code: -1, stdout: out, stderr: errOut }));
+          return;
+        }
+        if (err) {
+          reject(
+            new ExecError(`${bin} could not run: ${err.message}`, { code: -1, stdout: out, stderr: errOut }),
+          );
+          return;
+        }
+        resolve({ code: 0, stdout: out, stderr: errOut });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+};

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// npm test: type check, lint, then every test tier in one `node --test` run (one summary).
+//   node scripts/test.mjs [unit|integration|system|e2e ...] [--no-check] [--only PATTERN]
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TIERS = ['unit', 'integration', 'system', 'e2e'];
+const args = process.argv.slice(2);
+const noCheck = args.includes('--no-check');
+const onlyIdx = args.indexOf('--only');
+const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
+const tiers = args.filter((a, i) => TIERS.includes(a) && i !== onlyIdx + 1);
+const selected = tiers.length > 0 ? tiers : TIERS;
+
+function run(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+function findTests(dir) {
+  const out = [];
+  let entries = [];
+  try {
+    entries = readdirSync(dir).sort();
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (e.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+if (!noCheck) {
+  console.log('› type check (tsc)');
+  run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
+  console.log('› lint (eslint)');
+  run(process.execPath, [path.join(root, 'node_modules/eslint/bin/eslint.js'), '--max-warnings=0', root]);
+}
+
+let files = selected.flatMap((t) => findTests(path.join(root, 'test', t)));
+if (only) files = files.filter((f) => f.includes(only));
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+console.log(`› tests: ${selected.join(', ')} (${files.length} files)`);
+run(process.execPath, [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-concurrency=1',
+  '--test-timeout=300000',
+  ...files.map((f) => path.relative(root, f)),
+]);

@@ -1,0 +1,118 @@
+import { randomBytes, createHash, X509Certificate as NodeCert } from 'node:crypto';
+import { x509, generateKeyPair, importKeyPair, SIGN_ALG } from './crypto.ts';
+import { PANEL_URI, hostUri } from './identity.ts';
+
+const DAY = 86_400_000;
+
+export interface CaMaterial {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface IssuedCert {
+  certPem: string;
+  keyPem: string;
+  serial: string;
+  notAfter: Date;
+}
+
+/** A random positive serial number (hex, upper case, as node's X509Certificate prints it). */
+export function newSerial(): string {
+  const b = randomBytes(16);
+  b[0] = ((b[0] ?? 0) & 0x7f) | 0x10; // positive, no leading zero byte
+  return b.toString('hex').toUpperCase();
+}
+
+export const normaliseSerial = (serial: string): string => serial.toUpperCase().replace(/^0+(?=.)/, '');
+
+/** Creates the panel's CA: ECDSA P-256, self-signed, CA:true, pathlen 0, keyCertSign + cRLSign. */
+export async function createCa(opts: { commonName?: string; days?: number } = {}): Promise<CaMaterial> {
+  const { privateKeyPem, keys } = await generateKeyPair();
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: newSerial(),
+    name: `CN=${opts.commonName ?? 'PonIO panel CA'}`,
+    notBefore: new Date(now - 5 * 60_000),
+    notAfter: new Date(now + (opts.days ?? 3650) * DAY),
+    keys,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: privateKeyPem };
+}
+
+export interface IssueOptions {
+  ca: CaMaterial;
+  /** The subject's public key: from a CSR, or generated here when absent (key returned). */
+  publicKey?: CryptoKey;
+  role: { kind: 'panel' } | { kind: 'host'; hostId: string };
+  dnsNames?: string[];
+  ips?: string[];
+  days?: number;
+  notBefore?: Date;
+  notAfter?: Date;
+  serial?: string;
+}
+
+/**
+ * Issues a panel or agent certificate following design §3:
+ * panel → clientAuth, SAN URI urn:ponio:panel; agent → serverAuth + clientAuth, SAN URI
+ * urn:ponio:host:<id> plus its DNS names / IPs. The identity comes from the caller (the panel's
+ * record), never from a CSR subject.
+ */
+export async function issueCertificate(opts: IssueOptions): Promise<IssuedCert> {
+  const caKeys = await importKeyPair(opts.ca.keyPem);
+  const caCert = new x509.X509Certificate(opts.ca.certPem);
+  let keyPem = '';
+  let publicKey = opts.publicKey;
+  if (!publicKey) {
+    const kp = await generateKeyPair();
+    keyPem = kp.privateKeyPem;
+    publicKey = kp.keys.publicKey;
+  }
+  const now = Date.now();
+  const notBefore = opts.notBefore ?? new Date(now - 5 * 60_000);
+  const notAfter = opts.notAfter ?? new Date(now + (opts.days ?? 90) * DAY);
+  const serial = opts.serial ?? newSerial();
+  const names: { type: 'url' | 'dns' | 'ip'; value: string }[] = [];
+  if (opts.role.kind === 'panel') names.push({ type: 'url', value: PANEL_URI });
+  else names.push({ type: 'url', value: hostUri(opts.role.hostId) });
+  for (const d of opts.dnsNames ?? []) names.push({ type: 'dns', value: d });
+  for (const ip of opts.ips ?? []) names.push({ type: 'ip', value: ip });
+  const eku =
+    opts.role.kind === 'panel'
+      ? [x509.ExtendedKeyUsage.clientAuth]
+      : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+  const cn = opts.role.kind === 'panel' ? 'PonIO panel' : `PonIO host ${opts.role.hostId}`;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial,
+    subject: `CN=${cn}`,
+    issuer: caCert.subject,
+    notBefore,
+    notAfter,
+    publicKey,
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension(eku, false),
+      new x509.SubjectAlternativeNameExtension(names, false),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem, serial: normaliseSerial(serial), notAfter };
+}
+
+/** `sha256:HEX` of the DER of a certificate: what `--ca-pin` compares. */
+export function certFingerprint(certPem: string): string {
+  const der = new NodeCert(certPem).raw;
+  return `sha256:${createHash('sha256').update(der).digest('hex')}`;
+}

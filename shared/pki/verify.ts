@@ -1,0 +1,64 @@
+import { X509Certificate } from 'node:crypto';
+import { PANEL_URI, HOST_URI_PREFIX, hostUri } from './identity.ts';
+import { normaliseSerial } from './ca.ts';
+
+export type PeerExpectation = { kind: 'panel' } | { kind: 'host'; hostId: string };
+
+export interface VerifyOptions {
+  caPem: string;
+  expect: PeerExpectation;
+  /** Revoked serial numbers (normalised upper-case hex). */
+  revoked?: ReadonlySet<string>;
+  now?: Date;
+}
+
+export type VerifyResult = { ok: true; serial: string; uris: string[] } | { ok: false; reason: string };
+
+/** The URIs in a certificate's subjectAltName. */
+export function sanUris(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName ?? '';
+  return san
+    .split(/,\s*/)
+    .filter((e) => e.startsWith('URI:'))
+    .map((e) => e.slice(4));
+}
+
+/**
+ * Checks a peer certificate against design §3: signed by the pinned CA, within its validity,
+ * not revoked, and carrying the expected identity URI. Used on top of TLS's own chain check, so a
+ * mistake in TLS options cannot open the door alone.
+ */
+export function verifyPeerCertificate(
+  cert: X509Certificate | string | Buffer,
+  opts: VerifyOptions,
+): VerifyResult {
+  let peer: X509Certificate;
+  let ca: X509Certificate;
+  try {
+    peer = typeof cert === 'string' || Buffer.isBuffer(cert) ? new X509Certificate(cert) : cert;
+    ca = new X509Certificate(opts.caPem);
+  } catch {
+    return { ok: false, reason: 'certificate could not be parsed' };
+  }
+  if (!peer.checkIssued(ca) || !peer.verify(ca.publicKey))
+    return { ok: false, reason: 'certificate is not signed by the pinned CA' };
+  const now = (opts.now ?? new Date()).getTime();
+  if (now < new Date(peer.validFrom).getTime()) return { ok: false, reason: 'certificate is not yet valid' };
+  if (now > new Date(peer.validTo).getTime()) return { ok: false, reason: 'certificate has expired' };
+  const serial = normaliseSerial(peer.serialNumber);
+  if (opts.revoked?.has(serial)) return { ok: false, reason: `certificate ${serial} is revoked` };
+  const uris = sanUris(peer);
+  if (opts.expect.kind === 'panel') {
+    if (!uris.includes(PANEL_URI)) return { ok: false, reason: 'certificate is not a panel certificate' };
+    if (uris.some((u) => u.startsWith(HOST_URI_PREFIX)))
+      return { ok: false, reason: 'certificate is a host certificate, not a panel certificate' };
+  } else {
+    const want = hostUri(opts.expect.hostId);
+    if (!uris.includes(want))
+      return {
+        ok: false,
+        reason: `certificate identifies ${uris.join(', ') || 'no PonIO identity'}, expected ${want}`,
+      };
+  }
+  return { ok: true, serial, uris };
+}

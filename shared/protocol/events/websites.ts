@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { defineEvent, request } from '../define.ts';
+import { validateDomain } from '../../validate/domain.ts';
+import { fromValidator } from '../../validate/zod.ts';
+
+export const domainSchema = fromValidator(z.string().max(300), validateDomain);
+
+export const websiteSchema = z.strictObject({
+  domain: z.string(),
+  aliases: z.array(z.string()),
+  enabled: z.boolean(),
+  /** false for a vhost PonIO did not write: listed read-only, never overwritten. */
+  managed: z.boolean(),
+  docroot: z.string().nullable(),
+  adminEmail: z.string().nullable(),
+});
+export type Website = z.infer<typeof websiteSchema>;
+
+const byDomain = request({ domain: domainSchema });
+
+export const websitesEvents = {
+  'list websites': defineEvent({
+    module: 'websites',
+    mutation: false,
+    timeoutMs: 10_000,
+    summary: 'Lists the Apache virtual hosts of the host.',
+    request: request({}),
+    reply: z.strictObject({ websites: z.array(websiteSchema) }),
+  }),
+  'create website': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 60_000,
+    summary: 'Creates the site tree with a placeholder page, writes the vhost and enables it.',
+    request: request({
+      domain: domainSchema,
+      aliases: z.array(domainSchema).max(50).optional(),
+      adminEmail: z.email().max(254).optional(),
+    }),
+    reply: websiteSchema,
+  }),
+  'enable website': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 60_000,
+    summary: 'Enables a website (it is served again).',
+    request: byDomain,
+    reply: websiteSchema,
+  }),
+  'disable website': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 60_000,
+    summary: 'Disables a website: files are kept, the site is no longer served.',
+    request: byDomain,
+    reply: websiteSchema,
+  }),
+  'delete website': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 120_000,
+    summary: 'Deletes a website; its files are removed only when removeFiles is true.',
+    request: request({ domain: domainSchema, removeFiles: z.boolean().optional() }),
+    reply: z.strictObject({ domain: z.string(), filesRemoved: z.boolean() }),
+  }),
+} as const;

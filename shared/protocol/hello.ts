@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+export const MODULE_NAMES = ['system', 'websites', 'ftp', 'mysql', 'firewall'] as const;
+export const moduleNameSchema = z.enum(MODULE_NAMES);
+export type ModuleName = z.infer<typeof moduleNameSchema>;
+
+export const moduleStatusSchema = z.strictObject({
+  name: moduleNameSchema,
+  available: z.boolean(),
+  reason: z.string().optional(),
+});
+export type ModuleStatus = z.infer<typeof moduleStatusSchema>;
+
+/** Sent by the agent right after a panel connects (event `hello`, no ack). */
+export const helloSchema = z.strictObject({
+  protocolVersion: z.number().int().positive(),
+  agentVersion: z.string(),
+  hostname: z.string(),
+  mode: z.enum(['system', 'sandbox']),
+  modules: z.array(moduleStatusSchema),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+/** Agent → panel notifications (no ack): progress and state changes. */
+export const agentEventSchema = z.strictObject({
+  topic: z.string().max(100),
+  data: z.unknown(),
+});
+export type AgentEvent = z.infer<typeof agentEventSchema>;
+
+export const HELLO_EVENT = 'hello';
+export const AGENT_EVENT = 'event';
