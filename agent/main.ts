@@ -43,6 +43,7 @@ export async function startAgent(
     logger,
     broadcast: (topic, data) => server?.broadcast(topic, data),
     agentPort: cfg.port,
+    moduleSettings: cfg.modules,
   };
   const modules: AnyAgentModule[] = [
     createSystemModule(ctx),

@@ -51,6 +51,8 @@ export interface ModuleContext {
   broadcast(topic: string, data: unknown): void;
   /** The agent's own listening port (the firewall never cuts it). */
   agentPort: number;
+  /** This agent's `modules` settings from its config (each module reads and validates its own key). */
+  moduleSettings?: Readonly<Record<string, unknown>>;
 }
 
 export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });
