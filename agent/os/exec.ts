@@ -19,6 +19,7 @@ export const ALLOWED_BINARIES = [
   // ftp
   'proftpd',
   'ftpasswd',
+  'openssl',
   // mysql
   'mariadbd',
   'mysqld',
