@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
@@ -143,3 +143,29 @@ export const exec: Exec = (bin, args, opts = {}) => {
     else child.stdin?.end();
   });
 };
+
+/**
+ * Starts a long-running allowed program that cannot daemonise itself (the sandbox's private
+ * mariadbd): argument array, no shell, same allow-list and NUL check as exec. Standard output is
+ * discarded; standard error is a pipe the caller may read (for start-up failures). The caller owns
+ * the process and must stop it.
+ */
+export function spawnService(
+  bin: Binary,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): ChildProcess {
+  const file = whichBinary(bin);
+  if (!file) throw new ExecError(`${bin} is not installed`, null);
+  for (const a of args) {
+    if (typeof a !== 'string' || a.includes('\0') || a.length > ARG_MAX)
+      throw new ExecError(`refused an invalid argument for ${bin}`, null);
+  }
+  return spawn(file, [...args], {
+    env: opts.env ?? { PATH: SEARCH_PATH.join(':'), LANG: 'C', LC_ALL: 'C' },
+    cwd: opts.cwd,
+    shell: false,
+    windowsHide: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
