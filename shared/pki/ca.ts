@@ -49,7 +49,8 @@ export interface IssueOptions {
   ca: CaMaterial;
   /** The subject's public key: from a CSR, or generated here when absent (key returned). */
   publicKey?: CryptoKey;
-  role: { kind: 'panel' } | { kind: 'host'; hostId: string };
+  /** panel: clientAuth + urn:ponio:panel; host: serverAuth+clientAuth + urn:ponio:host:<id>; server: HTTPS only, no PonIO identity. */
+  role: { kind: 'panel' } | { kind: 'host'; hostId: string } | { kind: 'server' };
   dnsNames?: string[];
   ips?: string[];
   days?: number;
@@ -80,14 +81,21 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCert> 
   const serial = opts.serial ?? newSerial();
   const names: { type: 'url' | 'dns' | 'ip'; value: string }[] = [];
   if (opts.role.kind === 'panel') names.push({ type: 'url', value: PANEL_URI });
-  else names.push({ type: 'url', value: hostUri(opts.role.hostId) });
+  else if (opts.role.kind === 'host') names.push({ type: 'url', value: hostUri(opts.role.hostId) });
   for (const d of opts.dnsNames ?? []) names.push({ type: 'dns', value: d });
   for (const ip of opts.ips ?? []) names.push({ type: 'ip', value: ip });
   const eku =
     opts.role.kind === 'panel'
       ? [x509.ExtendedKeyUsage.clientAuth]
-      : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
-  const cn = opts.role.kind === 'panel' ? 'PonIO panel' : `PonIO host ${opts.role.hostId}`;
+      : opts.role.kind === 'server'
+        ? [x509.ExtendedKeyUsage.serverAuth]
+        : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+  const cn =
+    opts.role.kind === 'panel'
+      ? 'PonIO panel'
+      : opts.role.kind === 'server'
+        ? (opts.dnsNames?.[0] ?? 'PonIO panel HTTPS')
+        : `PonIO host ${opts.role.hostId}`;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: `CN=${cn}`,

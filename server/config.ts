@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export class PanelConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PanelConfigError';
+  }
+}
+
+export const panelConfigSchema = z.strictObject({
+  /** HTTPS listen address. */
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(8443),
+  /** SQLite database, PKI and sandbox live here. */
+  dataDir: z.string().min(1).default('./data'),
+  /** The address agents and browsers use to reach the panel (put in the enrollment command). */
+  publicUrl: z.url().optional(),
+  /** Extra DNS names / IPs for the panel's HTTPS certificate. */
+  serverNames: z.array(z.string().min(1)).default([]),
+  /** Your own HTTPS certificate instead of one from the panel CA. */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  /** Express "trust proxy": only set when the panel runs behind a reverse proxy you control. */
+  trustProxy: z.union([z.boolean(), z.string(), z.number()]).default(false),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type PanelConfigInput = z.input<typeof panelConfigSchema>;
+export type PanelConfig = z.output<typeof panelConfigSchema>;
+
+const ENV: Record<string, keyof PanelConfigInput> = {
+  PONIO_PANEL_HOST: 'host',
+  PONIO_PANEL_PORT: 'port',
+  PONIO_PANEL_DATA_DIR: 'dataDir',
+  PONIO_PANEL_PUBLIC_URL: 'publicUrl',
+  PONIO_PANEL_TLS_CERT: 'tlsCert',
+  PONIO_PANEL_TLS_KEY: 'tlsKey',
+  PONIO_PANEL_TRUST_PROXY: 'trustProxy',
+  PONIO_PANEL_LOG_LEVEL: 'logLevel',
+};
+
+/** Defaults < JSON config file < PONIO_PANEL_* environment < flags. Throws PanelConfigError. */
+export function loadPanelConfig(
+  flags: Partial<Record<keyof PanelConfigInput | 'config', unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): PanelConfig {
+  const merged: Record<string, unknown> = {};
+  const file = (flags.config as string | undefined) ?? env.PONIO_PANEL_CONFIG;
+  if (file) {
+    try {
+      Object.assign(merged, JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>);
+    } catch (e) {
+      throw new PanelConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+    }
+  }
+  for (const [k, key] of Object.entries(ENV)) if (env[k] !== undefined && env[k] !== '') merged[key] = env[k];
+  for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = v;
+  const r = panelConfigSchema.safeParse(merged);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new PanelConfigError(
+      `invalid panel configuration: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`,
+    );
+  }
+  if ((r.data.tlsCert === undefined) !== (r.data.tlsKey === undefined))
+    throw new PanelConfigError('invalid panel configuration: tlsCert and tlsKey go together');
+  return { ...r.data, dataDir: path.resolve(r.data.dataDir) };
+}

@@ -1,0 +1,27 @@
+import type { Logger } from 'pino';
+import type { Db } from './db/database.ts';
+import type { AuditLog } from './db/audit.ts';
+import type { PanelConfig } from './config.ts';
+import type { PanelEvents } from './events.ts';
+import type { HostRegistry } from './hosts/registry.ts';
+import type { PanelPki } from './hosts/pki-store.ts';
+import type { HostActions } from './http/host-actions.ts';
+import type { ApiTokens } from './auth/api-tokens.ts';
+
+/**
+ * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
+ * and passed down explicitly (no singletons).
+ */
+export interface PanelContext {
+  config: PanelConfig;
+  logger: Logger;
+  db: Db;
+  audit: AuditLog;
+  events: PanelEvents;
+  pki: PanelPki;
+  hosts: HostRegistry;
+  actions: HostActions;
+  apiTokens: ApiTokens;
+  /** The URL agents and browsers use to reach the panel. */
+  publicUrl(): string;
+}

@@ -1,0 +1,62 @@
+import type { Db } from './database.ts';
+
+export interface HostRow {
+  id: string;
+  name: string;
+  address: string;
+  port: number;
+  status: 'pending' | 'enrolled';
+  cert_serial: string | null;
+  cert_not_after: number | null;
+  created_at: number;
+  enrolled_at: number | null;
+}
+
+/** The hosts table. */
+export class HostsRepo {
+  constructor(private readonly db: Db) {}
+
+  list(): HostRow[] {
+    return this.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[];
+  }
+
+  get(id: string): HostRow | null {
+    return (this.db.prepare('SELECT * FROM hosts WHERE id = ?').get(id) as HostRow | undefined) ?? null;
+  }
+
+  getByName(name: string): HostRow | null {
+    return (this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined) ?? null;
+  }
+
+  insert(h: { id: string; name: string; address: string; port: number }): HostRow {
+    this.db
+      .prepare('INSERT INTO hosts (id, name, address, port, status, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(h.id, h.name, h.address, h.port, 'pending', Date.now());
+    const row = this.get(h.id);
+    if (!row) throw new Error('host insert failed');
+    return row;
+  }
+
+  markEnrolled(id: string, serial: string, notAfter: number): void {
+    this.db
+      .prepare(
+        "UPDATE hosts SET status = 'enrolled', cert_serial = ?, cert_not_after = ?, enrolled_at = COALESCE(enrolled_at, ?) WHERE id = ?",
+      )
+      .run(serial, notAfter, Date.now(), id);
+  }
+
+  update(id: string, fields: Partial<Pick<HostRow, 'name' | 'address' | 'port'>>): void {
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    for (const [k, v] of Object.entries(fields)) {
+      sets.push(`${k} = ?`);
+      args.push(v);
+    }
+    if (sets.length === 0) return;
+    this.db.prepare(`UPDATE hosts SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+  }
+
+  delete(id: string): void {
+    this.db.prepare('DELETE FROM hosts WHERE id = ?').run(id);
+  }
+}

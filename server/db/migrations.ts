@@ -1,0 +1,102 @@
+/**
+ * Schema migrations, applied in order of `id` inside one transaction each. Never edit a
+ * migration that has shipped; add a new one. Ranges keep parallel work from colliding:
+ * 1–99 core, 100–199 dashboard/accounts, 200–299 enrollment/PKI, 300+ domains.
+ */
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const coreMigrations: Migration[] = [
+  {
+    id: 1,
+    name: 'core schema',
+    sql: `
+CREATE TABLE hosts (
+  id TEXT PRIMARY KEY,                       -- used in the certificate URI urn:ponio:host:<id>
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  address TEXT NOT NULL,
+  port INTEGER NOT NULL DEFAULT 7443 CHECK (port BETWEEN 1 AND 65535),
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'enrolled')),
+  cert_serial TEXT,
+  cert_not_after INTEGER,
+  created_at INTEGER NOT NULL,
+  enrolled_at INTEGER
+);
+
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  password_hash TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  disabled INTEGER NOT NULL DEFAULT 0,
+  must_change_password INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  password_changed_at INTEGER
+);
+
+CREATE TABLE sessions (
+  sid TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+CREATE TABLE api_tokens (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,           -- sha256 of the token; the token is shown once
+  prefix TEXT NOT NULL,                      -- first characters, to recognise a token in lists
+  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  created_by INTEGER REFERENCES users (id) ON DELETE SET NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  last_used_at INTEGER
+);
+
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,                       -- username, token:<name>, cli, system
+  actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'token', 'cli', 'system')),
+  host_id TEXT,
+  action TEXT NOT NULL,                      -- RPC event or panel action, e.g. 'create website', 'host add'
+  params TEXT,                               -- JSON, secrets redacted
+  ok INTEGER NOT NULL,
+  error_code TEXT,
+  message TEXT,
+  duration_ms INTEGER
+);
+CREATE INDEX audit_at ON audit_log (at);
+CREATE INDEX audit_host ON audit_log (host_id, at);
+
+CREATE TABLE join_tokens (
+  id INTEGER PRIMARY KEY,
+  host_id TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,           -- sha256; the token itself is never stored
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER,
+  revoked_at INTEGER
+);
+
+CREATE TABLE certificates (
+  serial TEXT PRIMARY KEY,                   -- upper-case hex, no leading zeros
+  kind TEXT NOT NULL CHECK (kind IN ('panel', 'host', 'server')),
+  host_id TEXT,
+  issued_at INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  revoked_at INTEGER,
+  reason TEXT
+);
+
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`,
+  },
+];

@@ -1,0 +1,56 @@
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import helmet from 'helmet';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PanelContext } from '../context.ts';
+import { apiRouter } from '../api/index.ts';
+import { dashboardRouter } from './dashboard.ts';
+import { PanelHttpError } from './errors.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The panel's Express app: security headers, static assets from node_modules, API, dashboard. */
+export function createApp(ctx: PanelContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.trustProxy);
+  app.set('view engine', 'pug');
+  app.set('views', path.join(ROOT, 'views'));
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          'default-src': ["'self'"],
+          'script-src': ["'self'"],
+          'style-src': ["'self'"],
+          'img-src': ["'self'", 'data:'],
+          'font-src': ["'self'"],
+          'connect-src': ["'self'"],
+          'form-action': ["'self'"],
+          'frame-ancestors': ["'none'"],
+          'object-src': ["'none'"],
+          'base-uri': ["'none'"],
+        },
+      },
+      strictTransportSecurity: { maxAge: 15552000, includeSubDomains: false },
+    }),
+  );
+  const staticOpts = { maxAge: '1d', index: false, fallthrough: true } as const;
+  app.use('/static/bootstrap', express.static(path.join(ROOT, 'node_modules/bootstrap/dist'), staticOpts));
+  app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));
+  app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
+  app.use('/api/v1', apiRouter(ctx));
+  app.use(dashboardRouter(ctx));
+  app.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'Page not found.')));
+  const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
+    const e = err instanceof PanelHttpError ? err : null;
+    if (!e) ctx.logger.error({ err }, 'request failed');
+    res
+      .status(e?.status ?? 500)
+      .type('text/plain')
+      .send(e?.message ?? 'Internal error; see the panel log.');
+  };
+  app.use(onError);
+  return app;
+}

@@ -1,0 +1,65 @@
+import {
+  rpcEvents,
+  type EventName,
+  type Reply,
+  type ReplyData,
+  type RequestIn,
+} from '../../shared/protocol/index.ts';
+import { redactParams } from '../../shared/protocol/redact.ts';
+import type { Actor, AuditLog } from '../db/audit.ts';
+import type { PanelEvents } from '../events.ts';
+import type { HostRegistry } from '../hosts/registry.ts';
+import { roleAtLeast } from '../auth/roles.ts';
+import { PanelHttpError } from './errors.ts';
+
+/**
+ * The one way the dashboard and the API act on a host: checks the actor's role (viewer reads,
+ * operator mutates), calls the agent, writes every mutation to the audit log (params redacted)
+ * and announces it to live dashboards.
+ */
+export class HostActions {
+  constructor(
+    private readonly registry: HostRegistry,
+    private readonly audit: AuditLog,
+    private readonly events: PanelEvents,
+  ) {}
+
+  async call<E extends EventName>(
+    actor: Actor,
+    hostId: string,
+    event: E,
+    params: RequestIn<E>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<Reply<ReplyData<E>>> {
+    const def = rpcEvents[event];
+    const needed = def.mutation ? 'operator' : 'viewer';
+    if (!roleAtLeast(actor.role, needed))
+      throw new PanelHttpError(403, 'permission-denied', `Your role (${actor.role}) cannot do "${event}".`);
+    if (!this.registry.repo.get(hostId))
+      throw new PanelHttpError(404, 'not-found', `No host with id ${hostId}.`);
+    const started = performance.now();
+    const reply = await this.registry.manager.call(hostId, event, params, opts);
+    if (def.mutation) {
+      const durationMs = performance.now() - started;
+      this.audit.write({
+        actor,
+        hostId,
+        action: event,
+        params: redactParams(event, params),
+        ok: reply.ok,
+        errorCode: reply.ok ? null : reply.error.code,
+        message: reply.ok ? null : reply.error.message,
+        durationMs,
+      });
+      this.events.emit('hostChange', {
+        hostId,
+        action: event,
+        module: def.module,
+        actor: actor.name,
+        ok: reply.ok,
+        message: reply.ok ? `${actor.name}: ${event}` : reply.error.message,
+      });
+    }
+    return reply;
+  }
+}

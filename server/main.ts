@@ -1,0 +1,94 @@
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { PanelConfig } from './config.ts';
+import type { PanelContext } from './context.ts';
+import { openDatabase } from './db/database.ts';
+import { AuditLog } from './db/audit.ts';
+import { HostsRepo } from './db/hosts.ts';
+import { PanelEvents } from './events.ts';
+import { ConnectionManager } from './hosts/connection-manager.ts';
+import { PanelPki } from './hosts/pki-store.ts';
+import { HostRegistry } from './hosts/registry.ts';
+import { HostActions } from './http/host-actions.ts';
+import { ApiTokens } from './auth/api-tokens.ts';
+import { createApp } from './http/app.ts';
+
+export interface RunningPanel {
+  ctx: PanelContext;
+  server: https.Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Builds and wires the panel, listens, connects to enrolled hosts. */
+export async function startPanel(
+  config: PanelConfig,
+  logger: Logger = pino({ level: config.logLevel }),
+): Promise<RunningPanel> {
+  const db = openDatabase(path.join(config.dataDir, 'panel.db'));
+  const names = { dns: ['localhost'], ips: ['127.0.0.1', '::1'] };
+  for (const n of config.serverNames) (isIP(n) ? names.ips : names.dns).push(n);
+  if (config.host !== '0.0.0.0' && config.host !== '::')
+    (isIP(config.host) ? names.ips : names.dns).push(config.host);
+  const pki = await PanelPki.load(config.dataDir, db, {
+    dns: [...new Set(names.dns)],
+    ips: [...new Set(names.ips)],
+  });
+  const events = new PanelEvents();
+  const manager = new ConnectionManager({
+    tls: () => pki.clientTls(),
+    logger: logger.child({ part: 'hosts' }),
+  });
+  const hosts = new HostRegistry(new HostsRepo(db), manager, events);
+  const audit = new AuditLog(db);
+  let port = config.port;
+  const ctx: PanelContext = {
+    config,
+    logger,
+    db,
+    audit,
+    events,
+    pki,
+    hosts,
+    actions: new HostActions(hosts, audit, events),
+    apiTokens: new ApiTokens(db),
+    publicUrl: () =>
+      config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+  };
+  const tls =
+    config.tlsCert && config.tlsKey
+      ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
+      : { cert: pki.serverTls().certPem, key: pki.serverTls().keyPem };
+  const app = createApp(ctx);
+  const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  hosts.connectAll();
+  const url = ctx.publicUrl();
+  logger.info({ url }, 'panel ready');
+  return {
+    ctx,
+    server,
+    port,
+    url,
+    async close() {
+      await manager.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      db.close();
+    },
+  };
+}

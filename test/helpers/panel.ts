@@ -1,0 +1,133 @@
+import https from 'node:https';
+import { mkdtempSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { startPanel, type RunningPanel } from '../../server/main.ts';
+import { loadPanelConfig } from '../../server/config.ts';
+import { startAgent, type RunningAgent } from '../../agent/main.ts';
+import { loadAgentConfig } from '../../agent/config.ts';
+import { issueCertificate } from '../../shared/pki/index.ts';
+
+const quiet = pino({ level: process.env.PONIO_TEST_LOG ?? 'silent' });
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+export interface TestPanel {
+  panel: RunningPanel;
+  url: string;
+  dataDir: string;
+  /** Bearer token with the admin role. */
+  adminToken: string;
+  /** A token with the given role. */
+  token(role: 'admin' | 'operator' | 'viewer'): string;
+  /** HTTPS request to the panel (trusts the panel CA). JSON body in and out. */
+  request<T = any>(
+    method: string,
+    urlPath: string,
+    opts?: { body?: unknown; token?: string | null; headers?: Record<string, string>; rawBody?: string },
+  ): Promise<ApiResponse<T>>;
+  /** Adds an enrolled host backed by a real in-process agent in sandbox mode, and waits until it is online. */
+  addSandboxHost(
+    hostId: string,
+    opts?: { sandboxDir?: string; modules?: Record<string, unknown> },
+  ): Promise<{ agent: RunningAgent; sandboxDir: string }>;
+  close(): Promise<void>;
+}
+
+/** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir). */
+export async function startTestPanel(): Promise<TestPanel> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ponio-panel-'));
+  const config = loadPanelConfig({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent' }, {});
+  const panel = await startPanel(config, quiet);
+  const ca = panel.ctx.pki.ca.certPem;
+  const tokens = new Map<string, string>();
+  const token = (role: 'admin' | 'operator' | 'viewer'): string => {
+    let t = tokens.get(role);
+    if (!t) {
+      t = panel.ctx.apiTokens.create({ name: `test-${role}`, role, createdBy: null, expiresAt: null }).token;
+      tokens.set(role, t);
+    }
+    return t;
+  };
+  const agents: RunningAgent[] = [];
+  const request: TestPanel['request'] = (method, urlPath, opts = {}) =>
+    new Promise((resolve, reject) => {
+      const auth = opts.token === null ? undefined : (opts.token ?? token('admin'));
+      const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+      const req = https.request(
+        `${panel.url}${urlPath}`,
+        {
+          method,
+          ca,
+          headers: {
+            ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...opts.headers,
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              /* not JSON */
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed as never, text });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  return {
+    panel,
+    url: panel.url,
+    dataDir,
+    adminToken: token('admin'),
+    token,
+    request,
+    async addSandboxHost(hostId, opts = {}) {
+      const sandboxDir = opts.sandboxDir ?? mkdtempSync(path.join(os.tmpdir(), `ponio-sbx-${hostId}-`));
+      chmodSync(sandboxDir, 0o755);
+      const issued = await issueCertificate({
+        ca: panel.ctx.pki.ca,
+        role: { kind: 'host', hostId },
+        dnsNames: ['localhost'],
+        ips: ['127.0.0.1'],
+      });
+      const etc = path.join(sandboxDir, 'etc/ponio-agent');
+      mkdirSync(etc, { recursive: true });
+      writeFileSync(path.join(etc, 'agent.crt'), issued.certPem);
+      writeFileSync(path.join(etc, 'agent.key'), issued.keyPem, { mode: 0o600 });
+      writeFileSync(path.join(etc, 'ca.crt'), ca);
+      const cfgFile = path.join(etc, 'config.json');
+      writeFileSync(
+        cfgFile,
+        JSON.stringify({ listen: '127.0.0.1:0', sandbox: sandboxDir, modules: opts.modules ?? {} }),
+      );
+      const agent = await startAgent(loadAgentConfig({ config: cfgFile }, {}), quiet);
+      agents.push(agent);
+      panel.ctx.hosts.repo.insert({ id: hostId, name: hostId, address: '127.0.0.1', port: agent.port });
+      panel.ctx.hosts.repo.markEnrolled(hostId, issued.serial, issued.notAfter.getTime());
+      const row = panel.ctx.hosts.repo.get(hostId);
+      if (!row) throw new Error('host not inserted');
+      panel.ctx.hosts.connect(row);
+      await panel.ctx.hosts.manager.waitForState(hostId, 'online', 30_000);
+      return { agent, sandboxDir };
+    },
+    async close() {
+      await panel.close();
+      for (const a of agents) await a.stop();
+    },
+  };
+}
