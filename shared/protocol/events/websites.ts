@@ -5,7 +5,16 @@ import { fromValidator } from '../../validate/zod.ts';
 
 export const domainSchema = fromValidator(z.string().max(300), validateDomain);
 
+/** An admin e-mail for ServerAdmin: a plain address, nothing Apache or a shell could read as syntax. */
+export const adminEmailSchema = z
+  .email('adminEmail: not a valid e-mail address')
+  .max(254)
+  .refine((s) => /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$/.test(s), {
+    message: 'adminEmail may contain only letters, digits and . _ % + - before the @',
+  });
+
 export const websiteSchema = z.strictObject({
+  /** ASCII (punycode) host name; for an unmanaged vhost without ServerName, its file name. */
   domain: z.string(),
   aliases: z.array(z.string()),
   enabled: z.boolean(),
@@ -13,6 +22,13 @@ export const websiteSchema = z.strictObject({
   managed: z.boolean(),
   docroot: z.string().nullable(),
   adminEmail: z.string().nullable(),
+  /** The vhost file on the host. */
+  configFile: z.string().optional(),
+  /**
+   * Where the host's Apache answers (sandbox mode: the private instance on loopback, e.g.
+   * http://127.0.0.1:41234/ — send `Host: <domain>`). Absent in system mode.
+   */
+  url: z.string().optional(),
 });
 export type Website = z.infer<typeof websiteSchema>;
 
@@ -25,7 +41,11 @@ export const websitesEvents = {
     timeoutMs: 10_000,
     summary: 'Lists the Apache virtual hosts of the host.',
     request: request({}),
-    reply: z.strictObject({ websites: z.array(websiteSchema) }),
+    reply: z.strictObject({
+      websites: z.array(websiteSchema),
+      /** Where the host's Apache answers in sandbox mode (see websiteSchema.url). */
+      url: z.string().optional(),
+    }),
   }),
   'create website': defineEvent({
     module: 'websites',
@@ -35,7 +55,7 @@ export const websitesEvents = {
     request: request({
       domain: domainSchema,
       aliases: z.array(domainSchema).max(50).optional(),
-      adminEmail: z.email().max(254).optional(),
+      adminEmail: adminEmailSchema.optional(),
     }),
     reply: websiteSchema,
   }),
