@@ -1,6 +1,6 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { normaliseSerial } from '../shared/pki/ca.ts';
+import { normaliseSerial } from '../shared/pki/serial.ts';
 import { atomicWrite } from './os/files.ts';
 
 /** Revoked panel-certificate serials, pushed by the panel and kept as JSON in the state dir. */

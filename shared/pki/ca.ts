@@ -23,7 +23,9 @@ export function newSerial(): string {
   return b.toString('hex').toUpperCase();
 }
 
-export const normaliseSerial = (serial: string): string => serial.toUpperCase().replace(/^0+(?=.)/, '');
+import { normaliseSerial } from './serial.ts';
+
+export { normaliseSerial };
 
 /** Creates the panel's CA: ECDSA P-256, self-signed, CA:true, pathlen 0, keyCertSign + cRLSign. */
 export async function createCa(opts: { commonName?: string; days?: number } = {}): Promise<CaMaterial> {

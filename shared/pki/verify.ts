@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { PANEL_URI, HOST_URI_PREFIX, hostUri } from './identity.ts';
-import { normaliseSerial } from './ca.ts';
+import { normaliseSerial } from './serial.ts';
 
 export type PeerExpectation = { kind: 'panel' } | { kind: 'host'; hostId: string };
 
