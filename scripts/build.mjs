@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+// npm run build: bundles PonIO for deployment (esbuild).
+//
+//   node scripts/build.mjs [--out DIR] [--agent-only] [--no-minify]
+//
+// DIR (default dist/) receives:
+//   agent/ponio-agent.mjs   the whole agent in one file: needs only Node.js >= 20 on the host
+//                           (no node_modules, no native modules); `node ponio-agent.mjs serve …`
+//   agent/install-agent.sh  the installer that goes with it (deploy/install-agent.sh)
+//   agent/ponio-agent.service
+//   panel/ponio-panel.mjs   the panel, bundled except for the native better-sqlite3, which is
+//   panel/node_modules/     copied (with its compiled addon for this Node ABI and arch) next to the
+//                           bootstrap / bootstrap-icons assets the panel serves locally
+//   panel/views/ panel/public/  templates and static files
+//   panel/ponio-panel.service, panel/install-panel.sh, deploy examples
+//   BUILD.json              versions and sizes of what was built
+import { build } from 'esbuild';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function parseArgs(argv) {
+  const o = { out: path.join(root, 'dist'), agentOnly: false, minify: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out') o.out = path.resolve(argv[++i] ?? '');
+    else if (a === '--agent-only') o.agentOnly = true;
+    else if (a === '--no-minify') o.minify = false;
+    else {
+      console.error(`build: unknown argument ${a}`);
+      process.exit(2);
+    }
+  }
+  return o;
+}
+
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+// ESM output of CommonJS dependencies needs require/__dirname in scope.
+const ESM_BANNER = [
+  '#!/usr/bin/env node',
+  "import { createRequire as __ponioCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __ponioFileURLToPath } from 'node:url';",
+  "import { dirname as __ponioDirname } from 'node:path';",
+  'const require = __ponioCreateRequire(import.meta.url);',
+  'const __filename = __ponioFileURLToPath(import.meta.url);',
+  'const __dirname = __ponioDirname(__filename);',
+].join('\n');
+
+/** Optional native accelerators that ws / engine.io try to load and fall back without. */
+const OPTIONAL_NATIVE = ['bufferutil', 'utf-8-validate'];
+
+/** Panel packages that must stay real node_modules: native addons. */
+const PANEL_EXTERNAL = ['better-sqlite3'];
+/** What of node_modules the built panel needs at run time (native addon, served assets). */
+const PANEL_NODE_MODULES = [
+  'better-sqlite3/package.json',
+  'better-sqlite3/LICENSE',
+  'better-sqlite3/lib',
+  'better-sqlite3/build/Release/better_sqlite3.node',
+  'bindings',
+  'file-uri-to-path',
+  'bootstrap/package.json',
+  'bootstrap/LICENSE',
+  'bootstrap/dist',
+  'bootstrap-icons/package.json',
+  'bootstrap-icons/LICENSE',
+  'bootstrap-icons/font',
+];
+
+async function bundle({ entry, outfile, external, minify, define = {}, banner = '' }) {
+  const contents = entry.code;
+  const result = await build({
+    stdin: { contents, resolveDir: root, sourcefile: entry.name, loader: 'ts' },
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    outfile,
+    minify,
+    keepNames: true,
+    legalComments: 'linked',
+    sourcemap: 'linked',
+    banner: { js: banner ? `${ESM_BANNER}\n${banner}` : ESM_BANNER },
+    external,
+    define: { 'process.env.PONIO_BUNDLED': '"1"', ...define },
+    logLevel: 'warning',
+    metafile: true,
+  });
+  chmodSync(outfile, 0o755);
+  return result.metafile;
+}
+
+function copyIfExists(from, to) {
+  const src = path.join(root, from);
+  if (!existsSync(src)) return false;
+  cpSync(src, to, { recursive: true });
+  return true;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  rmSync(path.join(o.out, 'agent'), { recursive: true, force: true });
+  if (!o.agentOnly) rmSync(path.join(o.out, 'panel'), { recursive: true, force: true });
+  mkdirSync(path.join(o.out, 'agent'), { recursive: true });
+
+  const info = { name: pkg.name, version: pkg.version, node: '>=20', builtAt: new Date().toISOString() };
+
+  // --- agent: one file, nothing else needed on the host -----------------------------------
+  const agentFile = path.join(o.out, 'agent', 'ponio-agent.mjs');
+  await bundle({
+    entry: {
+      name: 'ponio-agent-entry.ts',
+      code: "import { runAgentCli } from './agent/cli.ts';\nawait runAgentCli(process.argv);\n",
+    },
+    outfile: agentFile,
+    external: OPTIONAL_NATIVE,
+    minify: o.minify,
+  });
+  copyIfExists('deploy/install-agent.sh', path.join(o.out, 'agent', 'install-agent.sh'));
+  copyIfExists('deploy/systemd/ponio-agent.service', path.join(o.out, 'agent', 'ponio-agent.service'));
+  copyIfExists(
+    'deploy/systemd/ponio-firewall-restore.service',
+    path.join(o.out, 'agent', 'ponio-firewall-restore.service'),
+  );
+  copyIfExists('deploy/examples/agent.json', path.join(o.out, 'agent', 'agent.example.json'));
+  info.agent = { file: 'agent/ponio-agent.mjs', bytes: statSync(agentFile).size };
+
+  // --- panel -------------------------------------------------------------------------------
+  if (!o.agentOnly) {
+    if (!existsSync(path.join(root, 'server/cli.ts'))) {
+      console.error('build: server/cli.ts (the panel entry) does not exist yet; use --agent-only');
+      process.exit(1);
+    }
+    const panelDir = path.join(o.out, 'panel');
+    mkdirSync(panelDir, { recursive: true });
+    const panelFile = path.join(panelDir, 'ponio-panel.mjs');
+    await bundle({
+      entry: {
+        name: 'ponio-panel-entry.ts',
+        // Express loads view engines with a dynamic require('pug'), which a bundle cannot see:
+        // register the bundled pug on every app instead.
+        code: [
+          "import express from 'express';",
+          "import pug from 'pug';",
+          "import { runPanelCli } from './server/cli.ts';",
+          'const init = express.application.init;',
+          "express.application.init = function () { init.call(this); this.engine('pug', pug.__express); };",
+          'await runPanelCli(process.argv);',
+        ].join('\n'),
+      },
+      outfile: panelFile,
+      external: [...OPTIONAL_NATIVE, ...PANEL_EXTERNAL],
+      minify: o.minify,
+      // server/http/app.ts finds views/, public/ and node_modules/ two levels above its own file;
+      // in the bundle, that file is "<panel dir>/server/http/app.ts".
+      define: { 'import.meta.url': '__ponioSourceUrl' },
+      banner: "const __ponioSourceUrl = new URL('./server/http/app.js', import.meta.url).href;",
+    });
+    copyIfExists('views', path.join(panelDir, 'views'));
+    copyIfExists('public', path.join(panelDir, 'public'));
+    for (const rel of PANEL_NODE_MODULES) {
+      if (!copyIfExists(path.join('node_modules', rel), path.join(panelDir, 'node_modules', rel))) {
+        console.error(`build: node_modules/${rel} is missing (run npm ci)`);
+        process.exit(1);
+      }
+    }
+    copyIfExists('deploy/install-panel.sh', path.join(panelDir, 'install-panel.sh'));
+    copyIfExists('deploy/systemd/ponio-panel.service', path.join(panelDir, 'ponio-panel.service'));
+    copyIfExists('deploy/examples/panel.json', path.join(panelDir, 'panel.example.json'));
+    // The agent bundle and its installer, so the panel can hand them to new hosts.
+    cpSync(path.join(o.out, 'agent'), path.join(panelDir, 'agent'), { recursive: true });
+    writeFileSync(
+      path.join(panelDir, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'ponio-panel',
+          version: pkg.version,
+          private: true,
+          type: 'module',
+          engines: { node: '>=20' },
+          bin: { 'ponio-panel': 'ponio-panel.mjs' },
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+    info.panel = { file: 'panel/ponio-panel.mjs', bytes: statSync(panelFile).size, external: PANEL_EXTERNAL };
+  }
+
+  writeFileSync(path.join(o.out, 'BUILD.json'), JSON.stringify(info, null, 2) + '\n');
+  const kb = (n) => `${Math.round(n / 1024)} KB`;
+  console.log(
+    `built ${path.relative(process.cwd(), o.out) || '.'}: agent ${kb(info.agent.bytes)}` +
+      (info.panel ? `, panel ${kb(info.panel.bytes)}` : ''),
+  );
+}
+
+main().catch((e) => {
+  console.error(`build failed: ${e.message ?? e}`);
+  process.exit(1);
+});
