@@ -20,9 +20,10 @@ export interface AgentProcess {
  */
 export function spawnAgent(
   args: string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; command?: [string, ...string[]] } = {},
 ): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/ponio-agent.js'), 'serve', ...args], {
+  const [cmd, ...pre] = opts.command ?? [process.execPath, path.join(ROOT, 'bin/ponio-agent.js')];
+  const proc = spawn(cmd, [...pre, 'serve', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
