@@ -15,9 +15,11 @@ export function validateIp(input: unknown): Validated<{ address: string; version
   if (typeof input !== 'string' || input.length === 0) return invalid('An IP address is required.');
   if (input.length > 64 || hasControlChars(input))
     return invalid(`${describeInput(input)} is not an IP address.`);
+  if (input.includes('%'))
+    return invalid(`${describeInput(input)}: zone indexes (%…) are not allowed in an IP address.`);
   const v = isIP(input);
   if (v === 0) return invalid(`${describeInput(input)} is not an IP address.`);
-  return valid({ address: v === 6 ? input.toLowerCase() : input, version: v as IpVersion });
+  return valid({ address: v === 6 ? normalise(input.toLowerCase(), 6) : input, version: v as IpVersion });
 }
 
 /** Validates `ADDR` or `ADDR/PREFIX`; the address part must not have host bits set beyond the prefix. */
@@ -57,6 +59,45 @@ export function validatePort(input: unknown): Validated<number> {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535)
     return invalid(`${describeInput(String(input))} is not a port number (1–65535).`);
   return valid(n);
+}
+
+export interface PortRange {
+  from: number;
+  to: number;
+  /** Canonical text: `80` or `8000-8100`. */
+  text: string;
+}
+
+/**
+ * Validates a port or an inclusive range: a number, `"80"`, `"8000-8100"` or `"8000:8100"`.
+ * Both ends must be 1–65535 and the range must not be reversed.
+ */
+export function validatePortRange(input: unknown): Validated<PortRange> {
+  if (typeof input === 'number') {
+    const p = validatePort(input);
+    return p.ok ? valid({ from: p.value, to: p.value, text: String(p.value) }) : p;
+  }
+  if (typeof input !== 'string' || input.length === 0) return invalid('A port or port range is required.');
+  const m = /^([0-9]{1,5})(?:[-:]([0-9]{1,5}))?$/.exec(input);
+  if (!m?.[1])
+    return invalid(`${describeInput(input)} is not a port (1–65535) or a range such as 8000-8100.`);
+  const from = validatePort(m[1]);
+  if (!from.ok) return from;
+  if (m[2] === undefined) return valid({ from: from.value, to: from.value, text: String(from.value) });
+  const to = validatePort(m[2]);
+  if (!to.ok) return to;
+  if (to.value < from.value)
+    return invalid(`The port range ${describeInput(input)} is reversed; write the lower port first.`);
+  const text = from.value === to.value ? String(from.value) : `${from.value}-${to.value}`;
+  return valid({ from: from.value, to: to.value, text });
+}
+
+/** The first and last address of a range, as numbers (for interval arithmetic). */
+export function cidrBounds(cidr: Cidr): { first: bigint; last: bigint } {
+  const bits = cidr.version === 4 ? 32 : 128;
+  const first = addressToBigInt(cidr.address, cidr.version);
+  const size = 1n << BigInt(bits - cidr.prefix);
+  return { first, last: first + size - 1n };
 }
 
 // --- address arithmetic -------------------------------------------------------------------

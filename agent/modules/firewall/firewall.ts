@@ -1,0 +1,315 @@
+import type { Logger } from 'pino';
+import { RpcError, type ReplyData } from '../../../shared/protocol/index.ts';
+import type { FirewallPending } from '../../../shared/protocol/events/firewall.ts';
+import { validateIp } from '../../../shared/validate/network.ts';
+import { KeyedMutex } from '../../rpc/lock.ts';
+import { isBlocked, lostAccess, verdictFor } from './guard.ts';
+import type { IptablesAdapter, Snapshot } from './iptables.ts';
+import { activeBlocks, FAMILIES, renderRestore } from './render.ts';
+import type { ResolvedFirewallSettings } from './settings.ts';
+import { cloneState, emptyState, type FirewallState, type FirewallStore } from './state.ts';
+
+export interface Peer {
+  address: string;
+  localPort: number;
+}
+
+type ReplyDataFirewallList = ReplyData<'list firewall rules'>;
+
+interface PendingChange {
+  previous: FirewallState;
+  dueAt: number;
+  reason: string;
+  timer: NodeJS.Timeout;
+}
+
+export interface FirewallDeps {
+  iptables: IptablesAdapter;
+  store: FirewallStore;
+  settings: ResolvedFirewallSettings;
+  logger: Logger;
+  /** Tells every connected panel (auto-revert, expiry, changes). */
+  broadcast(topic: string, data: unknown): void;
+  /** The agent's configured port (0 when chosen by the OS; each call also knows the real one). */
+  agentPort: () => number;
+  now?: () => number;
+}
+
+/** Longest single timer (setTimeout's limit is ~24.8 days); longer expiries re-arm. */
+const MAX_TIMER_MS = 6 * 3600_000;
+
+/**
+ * PonIO's firewall on one host (or namespace): the rule set as data, applied atomically to
+ * PonIO's own chains, guarded against locking out the panel, with confirm mode and auto-revert
+ * for changes that close SSH or the agent port, and persisted for reboots.
+ */
+export class Firewall {
+  private state: FirewallState = emptyState();
+  private pending: PendingChange | null = null;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private readonly mutex = new KeyedMutex();
+  private readonly now: () => number;
+  private stopped = false;
+
+  constructor(private readonly d: FirewallDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    return this.mutex.run('firewall', fn);
+  }
+
+  /** Restores the saved rule set (agent start). A corrupt state file stops the module. */
+  async start(): Promise<void> {
+    await this.locked(async () => {
+      const saved = await this.d.store.load();
+      if (saved === null) return;
+      const pruned = this.pruneExpired(saved);
+      await this.apply(pruned);
+      this.state = pruned;
+      if (pruned.blocks.length !== saved.blocks.length) await this.persist(pruned);
+      this.d.logger.info(
+        { rules: pruned.rules.length, blocks: pruned.blocks.length, scope: this.d.settings.scope },
+        'firewall rules restored',
+      );
+    });
+    this.scheduleExpiry();
+  }
+
+  /** Agent shutdown: an unconfirmed change is reverted (like iptables-apply); the rest stays in force. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    await this.locked(async () => {
+      if (this.pending) await this.revertLocked('the agent is stopping');
+    });
+  }
+
+  pendingView(): FirewallPending {
+    return this.pending ? { dueAt: this.pending.dueAt, reason: this.pending.reason } : null;
+  }
+
+  current(): FirewallState {
+    return cloneState(this.state);
+  }
+
+  async list(): Promise<ReplyDataFirewallList> {
+    const foreign: ReplyDataFirewallList['foreign'] = [];
+    for (const family of FAMILIES) {
+      const snap = await this.d.iptables.snapshot(family);
+      for (const f of snap.foreign) foreign.push({ family, table: f.table, line: f.line });
+    }
+    const now = this.now();
+    return {
+      rules: this.state.rules.map((r) => ({ ...r })),
+      blocks: activeBlocks(this.state, now).map((b) => ({ ...b })),
+      baseline: this.state.baseline,
+      pending: this.pendingView(),
+      foreign,
+      scope: this.d.settings.scope,
+      confirmTimeoutSeconds: this.d.settings.confirmTimeoutSeconds,
+    };
+  }
+
+  /**
+   * Applies `mutate` to a copy of the rule set: refuses it when it would cut the panel's own
+   * connection, applies it atomically, and either keeps it (persisted) or, when it closes SSH or
+   * the agent port (or `forceConfirm` says why), holds it pending until `confirm firewall`.
+   */
+  async change(
+    peer: Peer,
+    mutate: (s: FirewallState, now: number) => FirewallState,
+    opts: { forceConfirm?: string; noConfirm?: boolean } = {},
+  ): Promise<{ pending: FirewallPending }> {
+    return this.locked(async () => {
+      if (this.pending) {
+        const at = new Date(this.pending.dueAt).toISOString().slice(11, 19);
+        throw new RpcError(
+          'failed-precondition',
+          `A firewall change is waiting for confirmation (it reverts at ${at} UTC); confirm it or let it revert first.`,
+        );
+      }
+      const now = this.now();
+      const before = this.state;
+      const after = mutate(this.pruneExpired(cloneState(before)), now);
+
+      const panelIp = validateIp(peer.address);
+      if (panelIp.ok && peer.localPort > 0) {
+        const v = verdictFor(after, panelIp.value.address, peer.localPort, now);
+        if (isBlocked(v))
+          throw new RpcError(
+            'failed-precondition',
+            `Refused: this change would ${v === 'drop' ? 'drop' : 'reject'} the panel’s own connection (from ${panelIp.value.address} to the agent on TCP port ${peer.localPort}). Nothing was changed.`,
+          );
+      } else {
+        this.d.logger.warn({ peer }, 'no usable panel address: the lock-out guard only checks SSH');
+      }
+
+      const ports = [
+        ...new Set([...this.d.settings.sshPorts, peer.localPort, this.d.agentPort()].filter((p) => p > 0)),
+      ];
+      const risk = opts.forceConfirm ?? (opts.noConfirm ? null : lostAccess(before, after, ports, now));
+
+      await this.apply(after);
+      if (risk !== null) {
+        const seconds = this.d.settings.confirmTimeoutSeconds;
+        const dueAt = now + seconds * 1000;
+        const reason = `Applied in confirm mode because ${risk}. It reverts in ${seconds} s unless confirmed.`;
+        const timer = setTimeout(() => void this.autoRevert(timer), seconds * 1000);
+        this.pending = { previous: before, dueAt, reason, timer };
+        this.state = after;
+        this.d.logger.warn({ dueAt, risk }, 'firewall change pending confirmation');
+        this.d.broadcast('firewall pending', { dueAt, reason });
+      } else {
+        try {
+          await this.persist(after);
+        } catch (e) {
+          await this.apply(before).catch((err: unknown) =>
+            this.d.logger.error({ err: (err as Error).message }, 'firewall rollback failed'),
+          );
+          throw new RpcError(
+            'failed-precondition',
+            `The rule set could not be saved (${(e as Error).message}); the previous rules are back in force.`,
+          );
+        }
+        this.state = after;
+        this.d.broadcast('firewall changed', { at: now });
+      }
+      this.scheduleExpiry();
+      return { pending: this.pendingView() };
+    });
+  }
+
+  /** Keeps a pending change. False when nothing was pending. */
+  async confirm(): Promise<boolean> {
+    return this.locked(async () => {
+      const p = this.pending;
+      if (!p) return false;
+      clearTimeout(p.timer);
+      await this.persist(this.state);
+      this.pending = null;
+      this.d.logger.info('firewall change confirmed');
+      this.d.broadcast('firewall confirmed', { at: this.now() });
+      this.scheduleExpiry();
+      return true;
+    });
+  }
+
+  private async autoRevert(timer: NodeJS.Timeout): Promise<void> {
+    try {
+      await this.locked(async () => {
+        if (this.pending?.timer !== timer) return; // confirmed or reverted meanwhile
+        await this.revertLocked('it was not confirmed in time');
+      });
+    } catch (e) {
+      this.d.logger.error({ err: (e as Error).message }, 'firewall auto-revert failed');
+    }
+  }
+
+  private async revertLocked(why: string): Promise<void> {
+    const p = this.pending;
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending = null;
+    const previous = this.pruneExpired(p.previous);
+    await this.apply(previous);
+    this.state = previous;
+    await this.persist(previous);
+    this.d.logger.warn({ why }, 'firewall change reverted');
+    this.d.broadcast('firewall reverted', { reason: `The pending firewall change was reverted: ${why}.` });
+    if (!this.stopped) this.scheduleExpiry();
+  }
+
+  private pruneExpired(s: FirewallState): FirewallState {
+    const now = this.now();
+    return { ...s, blocks: activeBlocks(s, now) };
+  }
+
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.stopped) return;
+    const next = Math.min(...this.state.blocks.map((b) => b.expiresAt ?? Infinity));
+    if (!Number.isFinite(next)) return;
+    const delay = Math.min(Math.max(next - this.now(), 0) + 50, MAX_TIMER_MS);
+    this.expiryTimer = setTimeout(() => void this.expire(), delay);
+    this.expiryTimer.unref();
+  }
+
+  /** Removes expired blocks from the live rule set (waits while a change is pending). */
+  private async expire(): Promise<void> {
+    try {
+      await this.locked(async () => {
+        if (this.pending || this.stopped) return;
+        const pruned = this.pruneExpired(this.state);
+        if (pruned.blocks.length === this.state.blocks.length) return;
+        await this.apply(pruned);
+        await this.persist(pruned);
+        this.state = pruned;
+        this.d.broadcast('firewall changed', { at: this.now(), reason: 'a block expired' });
+      });
+    } catch (e) {
+      this.d.logger.error({ err: (e as Error).message }, 'removing expired blocks failed');
+    }
+    if (!this.pending) this.scheduleExpiry();
+  }
+
+  /**
+   * Renders both families, has iptables-restore --test check them, applies them one transaction
+   * per family, verifies what the kernel now holds, and puts PonIO's chains back on any failure.
+   */
+  private async apply(next: FirewallState): Promise<void> {
+    const now = this.now();
+    const ipt = this.d.iptables;
+    const snaps: Snapshot[] = [];
+    const inputs: string[] = [];
+    for (const family of FAMILIES) {
+      const snap = await ipt.snapshot(family);
+      snaps.push(snap);
+      inputs.push(renderRestore(next, family, { insertJump: !snap.hasJump, now }));
+    }
+    for (const [i, family] of FAMILIES.entries()) {
+      const problem = await ipt.test(family, inputs[i] ?? '');
+      if (problem !== null)
+        throw new RpcError(
+          'failed-precondition',
+          `iptables-restore --test refused the ${family} rule set; nothing was changed: ${problem}`,
+        );
+    }
+    const done: Snapshot[] = [];
+    try {
+      for (const [i, family] of FAMILIES.entries()) {
+        const input = inputs[i] ?? '';
+        const snap = snaps[i];
+        await ipt.restore(family, input);
+        if (snap) done.push(snap);
+        const problem = await ipt.verify(family, input);
+        if (problem !== null)
+          throw new RpcError(
+            'failed-precondition',
+            `The ${family} rules did not apply as expected: ${problem}`,
+          );
+      }
+    } catch (e) {
+      for (const snap of done.reverse()) {
+        await ipt
+          .rollback(snap, !snap.hasJump)
+          .catch((err: unknown) =>
+            this.d.logger.error(
+              { err: (err as Error).message, family: snap.family },
+              'firewall rollback failed',
+            ),
+          );
+      }
+      throw e;
+    }
+  }
+
+  private async persist(s: FirewallState): Promise<void> {
+    const now = this.now();
+    await this.d.store.save(s, {
+      ipv4: renderRestore(s, 'ipv4', { insertJump: true, now }),
+      ipv6: renderRestore(s, 'ipv6', { insertJump: true, now }),
+    });
+  }
+}

@@ -1,0 +1,130 @@
+import type { FirewallRule } from '../../../shared/protocol/events/firewall.ts';
+import {
+  addressToBigInt,
+  bigIntToAddress,
+  cidrBounds,
+  validateCidr,
+  validateIp,
+  validatePortRange,
+  type Cidr,
+} from '../../../shared/validate/network.ts';
+import { activeBlocks, familyOf, ruleApplies, type Family } from './render.ts';
+import type { FirewallState } from './state.ts';
+
+/**
+ * The lock-out guard: a pure model of how PonIO's chains treat a NEW inbound TCP connection.
+ * Only PonIO's chains are modelled; `pass` means the packet goes back to INPUT (other tools' rules
+ * and the policy decide, which PonIO does not change).
+ */
+export type Verdict = 'accept' | 'drop' | 'reject' | 'pass';
+
+const VERDICT: Record<FirewallRule['action'], Verdict> = { allow: 'accept', deny: 'drop', reject: 'reject' };
+export const isBlocked = (v: Verdict): boolean => v === 'drop' || v === 'reject';
+
+interface Prepared {
+  family: Family;
+  /** Block ranges of this family, by prefix length → set of network addresses (fast membership). */
+  blocks: Map<number, Set<bigint>>;
+  /** Rules of this family that match TCP to the port, in order, with their parsed source. */
+  rules: { source: Cidr | null; verdict: Verdict }[];
+  baseline: boolean;
+}
+
+const bitsOf = (f: Family): number => (f === 'ipv4' ? 32 : 128);
+
+function prepare(state: FirewallState, family: Family, port: number, now: number): Prepared {
+  const blocks = new Map<number, Set<bigint>>();
+  for (const b of activeBlocks(state, now)) {
+    const c = validateCidr(b.address);
+    if (!c.ok || familyOf(c.value.text) !== family) continue;
+    let set = blocks.get(c.value.prefix);
+    if (!set) blocks.set(c.value.prefix, (set = new Set()));
+    set.add(cidrBounds(c.value).first);
+  }
+  const rules: Prepared['rules'] = [];
+  for (const r of state.rules) {
+    if (!ruleApplies(r, family)) continue;
+    if (r.protocol !== 'tcp' && r.protocol !== 'any') continue;
+    if (r.port !== null) {
+      const p = validatePortRange(r.port);
+      if (!p.ok || port < p.value.from || port > p.value.to) continue;
+    }
+    let source: Cidr | null = null;
+    if (r.source !== null) {
+      const c = validateCidr(r.source);
+      if (!c.ok || familyOf(c.value.text) !== family) continue;
+      source = c.value;
+    }
+    rules.push({ source, verdict: VERDICT[r.action] });
+  }
+  return { family, blocks, rules, baseline: state.baseline };
+}
+
+function verdictOf(p: Prepared, addr: bigint): Verdict {
+  const bits = bitsOf(p.family);
+  for (const [prefix, nets] of p.blocks) {
+    const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
+    if (nets.has(addr & mask)) return 'drop';
+  }
+  for (const r of p.rules) {
+    if (r.source === null) return r.verdict;
+    const { first, last } = cidrBounds(r.source);
+    if (addr >= first && addr <= last) return r.verdict;
+  }
+  // Baseline: loopback, established and ICMP never match a NEW TCP packet from outside.
+  return p.baseline ? 'reject' : 'pass';
+}
+
+/** What PonIO's chains do with a new TCP connection from `source` to `port`. */
+export function verdictFor(state: FirewallState, source: string, port: number, now: number): Verdict {
+  const ip = validateIp(source);
+  if (!ip.ok) return 'pass';
+  const family: Family = ip.value.version === 4 ? 'ipv4' : 'ipv6';
+  return verdictOf(prepare(state, family, port, now), addressToBigInt(ip.value.address, ip.value.version));
+}
+
+/**
+ * Source addresses that represent every distinct case: the verdict only changes at the edges of
+ * the ranges named by rules and blocks, so the edges and their neighbours cover every cell.
+ */
+function samplePoints(states: FirewallState[], family: Family): bigint[] {
+  const max = (1n << BigInt(bitsOf(family))) - 1n;
+  const pts = new Set<bigint>([0n, max, 1n, max - 1n]);
+  const add = (text: string): void => {
+    const c = validateCidr(text);
+    if (!c.ok || familyOf(c.value.text) !== family) return;
+    const { first, last } = cidrBounds(c.value);
+    for (const v of [first, last, first - 1n, last + 1n]) if (v >= 0n && v <= max) pts.add(v);
+  };
+  for (const s of states) {
+    for (const r of s.rules) if (r.source !== null) add(r.source);
+    for (const b of s.blocks) add(b.address);
+  }
+  return [...pts];
+}
+
+/**
+ * Does going from `before` to `after` close one of `ports` (TCP) for some source that could reach
+ * it before? Returns a sentence naming the first such case, or null. Exact over every source.
+ */
+export function lostAccess(
+  before: FirewallState,
+  after: FirewallState,
+  ports: readonly number[],
+  now: number,
+): string | null {
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const points = samplePoints([before, after], family);
+    for (const port of ports) {
+      const b = prepare(before, family, port, now);
+      const a = prepare(after, family, port, now);
+      for (const pt of points) {
+        if (!isBlocked(verdictOf(b, pt)) && isBlocked(verdictOf(a, pt))) {
+          const who = bigIntToAddress(pt, family === 'ipv4' ? 4 : 6);
+          return `it closes TCP port ${port} for ${who} (and maybe others)`;
+        }
+      }
+    }
+  }
+  return null;
+}
