@@ -7,6 +7,8 @@ import type { HostRegistry } from './hosts/registry.ts';
 import type { PanelPki } from './hosts/pki-store.ts';
 import type { HostActions } from './http/host-actions.ts';
 import type { ApiTokens } from './auth/api-tokens.ts';
+import type { Enrollment } from './hosts/enrollment.ts';
+import type { Accounts } from './auth/accounts.ts';
 
 /**
  * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
@@ -22,6 +24,10 @@ export interface PanelContext {
   hosts: HostRegistry;
   actions: HostActions;
   apiTokens: ApiTokens;
+  /** Dashboard users and sessions. */
+  accounts: Accounts;
+  /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
+  enrollment?: Enrollment;
   /** The URL agents and browsers use to reach the panel. */
   publicUrl(): string;
 }

@@ -15,7 +15,9 @@ import { PanelPki } from './hosts/pki-store.ts';
 import { HostRegistry } from './hosts/registry.ts';
 import { HostActions } from './http/host-actions.ts';
 import { ApiTokens } from './auth/api-tokens.ts';
+import { Accounts } from './auth/accounts.ts';
 import { createApp } from './http/app.ts';
+import { attachRealtime } from './realtime/index.ts';
 
 export interface RunningPanel {
   ctx: PanelContext;
@@ -57,6 +59,7 @@ export async function startPanel(
     hosts,
     actions: new HostActions(hosts, audit, events),
     apiTokens: new ApiTokens(db),
+    accounts: new Accounts(db),
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
   };
@@ -66,6 +69,7 @@ export async function startPanel(
       : { cert: pki.serverTls().certPem, key: pki.serverTls().keyPem };
   const app = createApp(ctx);
   const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
+  const realtime = attachRealtime(ctx, server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -83,6 +87,7 @@ export async function startPanel(
     port,
     url,
     async close() {
+      await realtime.close();
       await manager.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -6,6 +6,8 @@ import type { PanelContext } from '../context.ts';
 import { apiRouter } from '../api/index.ts';
 import { dashboardRouter } from './dashboard.ts';
 import { PanelHttpError } from './errors.ts';
+import { renderPage } from './render.ts';
+import { scriptAssets } from './assets.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -40,16 +42,24 @@ export function createApp(ctx: PanelContext): Express {
   app.use('/static/bootstrap', express.static(path.join(ROOT, 'node_modules/bootstrap/dist'), staticOpts));
   app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));
   app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
+  app.use('/static', scriptAssets(path.join(ROOT, 'public')));
   app.use('/api/v1', apiRouter(ctx));
   app.use(dashboardRouter(ctx));
   app.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'Page not found.')));
-  const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
+  const onError: ErrorRequestHandler = (err: unknown, req, res, _next) => {
     const e = err instanceof PanelHttpError ? err : null;
-    if (!e) ctx.logger.error({ err }, 'request failed');
-    res
-      .status(e?.status ?? 500)
-      .type('text/plain')
-      .send(e?.message ?? 'Internal error; see the panel log.');
+    const parse = err as { type?: string; status?: number };
+    const status = e?.status ?? (parse.type === 'entity.too.large' ? 413 : parse.type ? 400 : 500);
+    if (!e && status === 500) ctx.logger.error({ err }, 'request failed');
+    const message =
+      e?.message ??
+      (status === 500 ? 'Internal error; see the panel log.' : 'The request could not be read.');
+    res.status(status);
+    if (req.accepts(['html', 'text']) === 'html') {
+      renderPage(req, res, 'error', { title: `Error ${status}`, status, message });
+      return;
+    }
+    res.type('text/plain').send(message);
   };
   app.use(onError);
   return app;

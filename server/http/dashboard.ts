@@ -1,9 +1,14 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import type { PanelContext } from '../context.ts';
+import { csrfProtection } from '../auth/csrf.ts';
+import { loginRoutes, requireLogin } from '../auth/login.ts';
+import { sessionMiddleware } from '../auth/sessions.ts';
 import { websitesPages } from './websites.ts';
 import { ftpPages } from './ftp.ts';
 import { mysqlPages } from './mysql.ts';
 import { firewallPages } from './firewall.ts';
+import { overviewPages } from './overview.ts';
+import { hostSystemPages } from './host-system.ts';
 
 /** Host-page tabs, each a router mounted at /hosts/:hostId/<tab>. */
 export const HOST_TABS = [
@@ -14,14 +19,19 @@ export const HOST_TABS = [
 ] as const;
 
 /**
- * The dashboard (server-rendered Pug pages). Skeleton: sessions, login, CSRF and the pages come
- * with the dashboard work (issue 8).
+ * The dashboard (server-rendered Pug pages): URL-encoded forms, SQLite sessions, CSRF on every
+ * state-changing request, public login/setup routes, then signed-in pages and host tabs.
  */
 export function dashboardRouter(ctx: PanelContext): Router {
   const r = Router();
+  const { accounts } = ctx;
+  r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 200 }));
+  r.use(sessionMiddleware(accounts.sessions));
+  r.use(csrfProtection());
+  r.use(loginRoutes(ctx, accounts));
+  r.use(requireLogin(accounts));
+  r.use(overviewPages(ctx));
+  r.use(hostSystemPages(ctx));
   for (const tab of HOST_TABS) r.use(`/hosts/:hostId/${tab.id}`, tab.make(ctx));
-  r.get('/', (_req, res) => {
-    res.render('placeholder', { title: 'PonIO' });
-  });
   return r;
 }

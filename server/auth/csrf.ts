@@ -1,0 +1,35 @@
+import type { RequestHandler } from 'express';
+import { PanelHttpError } from '../http/errors.ts';
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Synchronizer-token CSRF protection for the dashboard: every state-changing request must carry
+ * the session's random token, as the form field `_csrf` or the `X-CSRF-Token` header (fetch).
+ * The token lives server-side in the session (never in a cookie an attacker could plant), is
+ * compared in constant time and rotates on login/logout. SameSite=Lax on the session cookie is a
+ * second layer, not the protection. The REST API is not affected: it authenticates with bearer
+ * tokens, which a browser never sends on its own.
+ */
+export function csrfProtection(): RequestHandler {
+  return (req, _res, next) => {
+    if (SAFE.has(req.method)) {
+      next();
+      return;
+    }
+    const body = req.body as Record<string, unknown> | undefined;
+    const token: unknown = body?._csrf ?? req.get('x-csrf-token');
+    if (!req.session || !req.session.checkCsrf(token)) {
+      next(
+        new PanelHttpError(
+          403,
+          'csrf',
+          'The form was refused: its security token is missing or out of date (CSRF). Reload the page and try again.',
+        ),
+      );
+      return;
+    }
+    if (body && typeof body === 'object') delete body._csrf;
+    next();
+  };
+}

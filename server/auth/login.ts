@@ -1,0 +1,182 @@
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import type { PanelContext } from '../context.ts';
+import type { Accounts } from './accounts.ts';
+import { ensureSession, setSessionCookie, clearSessionCookie } from './sessions.ts';
+import { dummyHash, passwordProblem, verifyPassword } from './passwords.ts';
+import { renderPage } from '../http/render.ts';
+import { setFlash } from '../http/flash.ts';
+
+/** A local redirect target from ?next= (absolute paths on this panel only). */
+export function safeNext(v: unknown): string {
+  if (typeof v !== 'string' || !/^\/(?![/\\])[\x21-\x7e]*$/.test(v) || v.length > 500) return '/';
+  if (v.startsWith('/login') || v.startsWith('/logout') || v.startsWith('/setup')) return '/';
+  return v;
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** Login, logout and the one-time setup page (public routes of the dashboard). */
+export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
+  const r = Router();
+  const limiter = rateLimit({
+    windowMs: 15 * 60_000,
+    limit: 10,
+    skipSuccessfulRequests: true,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    handler: (req: Request, res: Response) => {
+      ensureSession(accounts.sessions, req, res);
+      res.status(429);
+      renderPage(req, res, 'login', {
+        title: 'Sign in',
+        next: safeNext((req.body as Record<string, unknown> | undefined)?.next),
+        username: '',
+        error: 'Too many failed sign-in attempts from your address. Wait 15 minutes and try again.',
+      });
+    },
+  });
+
+  const currentUser = (req: Request) => {
+    const id = req.session?.data.userId;
+    const u = id ? accounts.users.get(id) : null;
+    return u && u.disabled === 0 ? u : null;
+  };
+
+  r.get('/login', (req, res) => {
+    if (currentUser(req)) {
+      res.redirect(303, safeNext(req.query.next));
+      return;
+    }
+    ensureSession(accounts.sessions, req, res);
+    renderPage(req, res, 'login', {
+      title: 'Sign in',
+      next: safeNext(req.query.next),
+      username: '',
+      error: null,
+    });
+  });
+
+  r.post('/login', limiter, (async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const username = str(body.username).trim().toLowerCase();
+    const password = str(body.password);
+    const next = safeNext(body.next);
+    const user = username.length <= 64 ? accounts.users.getByName(username) : null;
+    // Always run scrypt once, so an unknown user takes as long as a wrong password.
+    const ok = await verifyPassword(password.slice(0, 1024), user?.password_hash ?? (await dummyHash()));
+    const session = ensureSession(accounts.sessions, req, res);
+    if (!user || !ok || user.disabled === 1) {
+      ctx.audit.write({
+        actor: { kind: 'user', name: username.slice(0, 64) || '(empty)', role: 'viewer' },
+        hostId: null,
+        action: 'login',
+        params: null,
+        ok: false,
+        errorCode: 'unauthenticated',
+        message: user?.disabled === 1 && ok ? 'account disabled' : 'wrong username or password',
+      });
+      res.status(401);
+      renderPage(req, res, 'login', {
+        title: 'Sign in',
+        next,
+        username: username.slice(0, 64),
+        error: user?.disabled === 1 && ok ? 'This account is disabled.' : 'Wrong username or password.',
+      });
+      return;
+    }
+    accounts.sessions.regenerate(session, user.id);
+    setSessionCookie(res, session);
+    accounts.clearSetupToken();
+    ctx.audit.write({
+      actor: { kind: 'user', name: user.username, role: user.role, userId: user.id },
+      hostId: null,
+      action: 'login',
+      params: null,
+      ok: true,
+    });
+    res.redirect(303, user.must_change_password === 1 ? '/account/password' : next);
+  }) as RequestHandler);
+
+  r.post('/logout', (req, res) => {
+    const s = req.session;
+    if (s) {
+      const oldKey = s.key;
+      accounts.sessions.regenerate(s, null);
+      accounts.events.emit('sessionsEnded', [oldKey]);
+      setSessionCookie(res, s);
+      setFlash(req, 'info', 'You are signed out.');
+    } else clearSessionCookie(res);
+    res.redirect(303, '/login');
+  });
+
+  r.get('/setup', (req, res) => {
+    const token = str(req.query.token);
+    ensureSession(accounts.sessions, req, res);
+    const valid = accounts.checkSetupToken(token);
+    res.status(valid ? 200 : 410);
+    renderPage(req, res, 'setup', { title: 'Set up PonIO', token: valid ? token : null, error: null });
+  });
+
+  r.post('/setup', limiter, (async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const token = str(body.token);
+    if (!accounts.checkSetupToken(token)) {
+      res.status(410);
+      renderPage(req, res, 'setup', { title: 'Set up PonIO', token: null, error: null });
+      return;
+    }
+    const pw = str(body.password);
+    const problem = passwordProblem(pw) ?? (pw !== str(body.confirm) ? 'The two passwords differ.' : null);
+    const admin = accounts.users.getByName('admin');
+    if (problem || !admin) {
+      res.status(400);
+      renderPage(req, res, 'setup', {
+        title: 'Set up PonIO',
+        token,
+        error: problem ?? 'The admin account no longer exists; use `ponio-panel user add`.',
+      });
+      return;
+    }
+    await accounts.users.setPassword(admin.id, pw);
+    accounts.clearSetupToken();
+    accounts.endUserSessions(admin.id);
+    const session = ensureSession(accounts.sessions, req, res);
+    accounts.sessions.regenerate(session, admin.id);
+    setSessionCookie(res, session);
+    ctx.audit.write({
+      actor: { kind: 'user', name: admin.username, role: 'admin', userId: admin.id },
+      hostId: null,
+      action: 'setup admin password',
+      params: null,
+      ok: true,
+    });
+    setFlash(req, 'success', 'Your password is set. Welcome to PonIO.');
+    res.redirect(303, '/');
+  }) as RequestHandler);
+
+  return r;
+}
+
+/** After the public routes: pages need a signed-in, enabled user (sets req.actor). */
+export function requireLogin(accounts: Accounts): RequestHandler {
+  return (req, res, next) => {
+    const id = req.session?.data.userId ?? null;
+    const user = id !== null ? accounts.users.get(id) : null;
+    if (!user || user.disabled === 1) {
+      if (req.session && id !== null) accounts.sessions.destroy(req.session);
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+        return;
+      }
+      res.status(401).type('text/plain').send('Your session has ended. Sign in again.');
+      return;
+    }
+    req.actor = { kind: 'user', name: user.username, role: user.role, userId: user.id };
+    if (user.must_change_password === 1 && !req.path.startsWith('/account/password')) {
+      res.redirect(303, '/account/password');
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,25 @@
+import type { Request, Response } from 'express';
+import { roleAtLeast } from '../auth/roles.ts';
+import { takeFlash } from './flash.ts';
+
+/** Locals every dashboard page gets: who is signed in, the CSRF token, queued messages. */
+export function pageLocals(req: Request): Record<string, unknown> {
+  const actor = req.actor ? { name: req.actor.name, role: req.actor.role } : null;
+  return {
+    actor,
+    canWrite: req.actor ? roleAtLeast(req.actor.role, 'operator') : false,
+    isAdmin: req.actor?.role === 'admin',
+    csrfToken: req.session?.data.csrf ?? '',
+    path: req.path,
+  };
+}
+
+/** Renders a dashboard page with the common locals (flash messages are taken here). */
+export function renderPage(
+  req: Request,
+  res: Response,
+  view: string,
+  locals: Record<string, unknown> = {},
+): void {
+  res.render(view, { ...pageLocals(req), flash: takeFlash(req), ...locals });
+}

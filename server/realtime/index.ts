@@ -1,0 +1,120 @@
+import type { Server as HttpsServer } from 'node:https';
+import { Server, type Socket } from 'socket.io';
+import type { PanelContext } from '../context.ts';
+import { readCookie, SESSION_COOKIE } from '../auth/sessions.ts';
+import type { Role } from '../auth/roles.ts';
+import type { HostChange } from '../events.ts';
+import type { HostStatus } from '../hosts/connection-manager.ts';
+import type { AgentEvent } from '../../shared/protocol/index.ts';
+
+interface SocketData {
+  userId: number;
+  name: string;
+  role: Role;
+  sessionKey: string;
+}
+
+/** What browsers receive for a host's connection state (no certificate or hello internals). */
+export const stateView = (s: HostStatus) => ({
+  id: s.id,
+  state: s.state,
+  lastError: s.lastError,
+  agentVersion: s.hello?.agentVersion ?? null,
+  modules: s.hello?.modules ?? [],
+});
+
+/** Same-origin check: the Origin header's host must be the Host the browser connected to. */
+function sameOrigin(headers: Record<string, string | string[] | undefined>): boolean {
+  const origin = headers.origin;
+  const host = headers.host;
+  if (typeof origin !== 'string' || typeof host !== 'string') return false;
+  try {
+    const u = new URL(origin);
+    return u.protocol === 'https:' && u.host === host;
+  } catch {
+    return false;
+  }
+}
+
+export interface Realtime {
+  io: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Browser Socket.IO on the panel's HTTPS server. A socket is accepted only with a live session
+ * cookie of an enabled user and a same-origin handshake (no cross-site WebSocket hijacking).
+ * Browsers only listen: they join `hosts` (state of every host), `overview` and one `host:<id>`
+ * room; PanelEvents hostState / hostChange / agentEvent are relayed to those rooms. Sockets of a
+ * session that ends (logout, password change, user disabled) are disconnected at once.
+ */
+export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime {
+  const { accounts } = ctx;
+  const io = new Server<Record<string, never>, Record<string, never>, Record<string, never>, SocketData>(
+    server,
+    {
+      serveClient: true,
+      cookie: false,
+      maxHttpBufferSize: 16 * 1024,
+      allowRequest: (req, cb) => cb(null, sameOrigin(req.headers)),
+    },
+  );
+  io.use((socket, next) => {
+    const sid = readCookie(socket.request.headers.cookie, SESSION_COOKIE);
+    const session = sid ? accounts.sessions.load(sid) : null;
+    const user = session?.data.userId ? accounts.users.get(session.data.userId) : null;
+    if (!session || !user || user.disabled === 1) {
+      next(new Error('unauthenticated'));
+      return;
+    }
+    socket.data = { userId: user.id, name: user.username, role: user.role, sessionKey: session.key };
+    next();
+  });
+  io.on('connection', (socket: Socket) => {
+    void socket.join('hosts');
+    socket.on('watch host', (hostId: unknown) => {
+      for (const room of socket.rooms) if (room.startsWith('host:')) void socket.leave(room);
+      if (typeof hostId === 'string' && hostId.length <= 200 && ctx.hosts.repo.get(hostId))
+        void socket.join(`host:${hostId}`);
+    });
+    socket.on('watch overview', () => {
+      void socket.join('overview');
+    });
+  });
+
+  const onState = (s: HostStatus): void => {
+    io.to('hosts').emit('hostState', stateView(s));
+  };
+  const onChange = (c: HostChange): void => {
+    io.to(`host:${c.hostId}`).to('overview').emit('hostChange', c);
+  };
+  const onAgentEvent = (hostId: string, e: AgentEvent): void => {
+    io.to(`host:${hostId}`).emit('agentEvent', { hostId, topic: e.topic, data: e.data });
+  };
+  const onHostsChanged = (): void => {
+    io.to('overview').emit('hostsChanged');
+  };
+  const onSessionsEnded = (keys: string[]): void => {
+    const ended = new Set(keys);
+    for (const s of io.sockets.sockets.values()) if (ended.has(s.data.sessionKey)) s.disconnect(true);
+  };
+  ctx.events.on('hostState', onState);
+  ctx.events.on('hostChange', onChange);
+  ctx.events.on('agentEvent', onAgentEvent);
+  ctx.events.on('hostsChanged', onHostsChanged);
+  accounts.events.on('sessionsEnded', onSessionsEnded);
+
+  return {
+    io,
+    async close() {
+      ctx.events.off('hostState', onState);
+      ctx.events.off('hostChange', onChange);
+      ctx.events.off('agentEvent', onAgentEvent);
+      ctx.events.off('hostsChanged', onHostsChanged);
+      accounts.events.off('sessionsEnded', onSessionsEnded);
+      io.disconnectSockets(true);
+      // io.close() would also close the HTTPS server; the panel closes that itself.
+      await Promise.resolve();
+    },
+  };
+}
