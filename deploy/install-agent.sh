@@ -53,6 +53,11 @@ while [ $# -gt 0 ]; do
 done
 
 # --- validate everything before touching the host -----------------------------------------
+for v in "$PANEL" "$TOKEN" "$CA_PIN" "$LISTEN" "$BUNDLE"; do
+  case "$v" in
+    *[![:print:]]*) die "arguments may not contain newlines or control characters" ;;
+  esac
+done
 case "$ROOT" in
   /*) ;;
   *) die "--root must be an absolute path" ;;
@@ -121,10 +126,11 @@ fi
 [ -n "$BUNDLE" ] || BUNDLE="$SCRIPT_DIR/ponio-agent.mjs"
 [ -f "$BUNDLE" ] || die "agent bundle not found: $BUNDLE (use --bundle FILE)"
 UNIT_SRC=""
-for d in "$SCRIPT_DIR" "$SCRIPT_DIR/systemd"; do
+# The unit comes from the same release as the bundle (next to it), else from next to this script.
+for d in "$(dirname "$BUNDLE")" "$SCRIPT_DIR" "$SCRIPT_DIR/systemd"; do
   [ -f "$d/ponio-agent.service" ] && UNIT_SRC=$d && break
 done
-[ -n "$UNIT_SRC" ] || die "ponio-agent.service not found next to this script"
+[ -n "$UNIT_SRC" ] || die "ponio-agent.service not found next to the bundle or this script"
 
 if [ "$SYSTEM" = 1 ]; then
   command -v node >/dev/null 2>&1 || die "Node.js >= 20 is needed: apt-get install nodejs"

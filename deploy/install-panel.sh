@@ -47,6 +47,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+for v in "$LISTEN" "$PUBLIC_URL" "$FROM"; do
+  case "$v" in
+    *[![:print:]]*) die "arguments may not contain newlines or control characters" ;;
+  esac
+done
 case "$ROOT" in
   /*) ;;
   *) die "--root must be an absolute path" ;;

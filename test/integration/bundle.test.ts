@@ -1,0 +1,132 @@
+// The single-file agent bundle (npm run build) runs with nothing but Node.js: copied alone into an
+// empty directory, it starts, serves the panel over mutual TLS and answers `ping`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { io as ioc } from 'socket.io-client';
+import { issueCertificate } from '../../shared/pki/index.ts';
+import { PONIO_VERSION } from '../../shared/protocol/index.ts';
+import { makeTestPki, type TestPki } from '../helpers/pki.ts';
+import { testManager } from '../helpers/panel-link.ts';
+import { requireProgram, requireRoot } from '../helpers/programs.ts';
+import {
+  buildAgentBundle,
+  parseReady,
+  run,
+  spawnUntil,
+  stopChild,
+  withoutServices,
+} from '../../bench/lib.ts';
+
+let pki: TestPki;
+let dir: string;
+let bundle: string;
+let agent: ChildProcess | null = null;
+let port = 0;
+let readyModules: Array<{ name: string; available: boolean }> = [];
+
+before(async () => {
+  requireRoot('the bundle test (it hides the service programs in a private mount namespace)');
+  requireProgram('unshare', 'util-linux');
+  pki = await makeTestPki();
+  const built = await buildAgentBundle();
+  // Alone in an empty directory far from the repository's node_modules.
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-bundle-'));
+  bundle = path.join(dir, 'ponio-agent.mjs');
+  copyFileSync(built, bundle);
+  rmSync(path.dirname(path.dirname(built)), { recursive: true, force: true });
+  const files = await pki.agent('bundled');
+  // Services hidden: this test is about the bundle, not about starting Apache or MariaDB.
+  const cmd = withoutServices(process.execPath, [
+    bundle,
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    '--cert',
+    files.certFile,
+    '--key',
+    files.keyFile,
+    '--ca',
+    files.caFile,
+    '--sandbox',
+    path.join(dir, 'sandbox'),
+  ]);
+  const started = await spawnUntil(cmd.file, cmd.args, (l) => parseReady(l) !== null, {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  agent = started.proc;
+  const ready = parseReady(started.line)!;
+  port = ready.port;
+  readyModules = ready.modules;
+});
+
+after(async () => {
+  if (agent) await stopChild(agent);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
+});
+
+test('the bundle is one self-contained file: no import or require of a package left outside it', () => {
+  const text = readFileSync(bundle, 'utf8');
+  assert.ok(text.startsWith('#!/usr/bin/env node\n'), 'starts with a node shebang');
+  // Only node: built-ins (and the optional ws accelerators, which ws loads in a try/catch).
+  const imports = [
+    ...text.matchAll(/\bimport\s*[\w$*{},\s]*?\s*from\s*"([^"]+)"|\bimport\("([^"]+)"\)/g),
+  ].map((m) => m[1] ?? m[2]);
+  assert.ok(imports.includes('node:tls'), 'the import scan sees the bundle’s imports');
+  const foreign = imports.filter((s) => s !== undefined && !s.startsWith('node:'));
+  assert.deepEqual(foreign, [], `imports outside the bundle: ${foreign.join(', ')}`);
+  assert.doesNotMatch(text, /\.node["']\)/, 'no native addon is loaded');
+});
+
+test('--version prints the package version', async () => {
+  const out = await run(process.execPath, [bundle, '--version']);
+  assert.equal(out.trim(), PONIO_VERSION);
+});
+
+test('the bundled agent answers ping over mutual TLS through the panel connection manager', async () => {
+  assert.equal(readyModules.find((m) => m.name === 'system')?.available, true);
+  const m = testManager(pki);
+  try {
+    m.add({ id: 'bundled', address: '127.0.0.1', port });
+    const st = await m.waitForState('bundled', 'online');
+    assert.equal(st.hello?.agentVersion, PONIO_VERSION);
+    const r = await m.call('bundled', 'ping', {});
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.data.pong, true);
+    assert.equal(r.data.agentVersion, PONIO_VERSION);
+  } finally {
+    await m.close();
+  }
+});
+
+test('the bundled agent refuses a client that is not the panel', async () => {
+  const imposter = await pki.agent('imposter'); // a host certificate, not urn:ponio:panel
+  const other = await issueCertificate({ ca: pki.ca, role: { kind: 'host', hostId: 'x' } });
+  for (const cert of [imposter, other]) {
+    const outcome = await new Promise<string>((resolve) => {
+      const s = ioc(`https://127.0.0.1:${port}`, {
+        transports: ['websocket'],
+        reconnection: false,
+        timeout: 3000,
+        cert: cert.certPem,
+        key: cert.keyPem,
+        ca: pki.ca.certPem,
+        checkServerIdentity: () => undefined,
+      } as Parameters<typeof ioc>[1]);
+      s.once('hello', () => {
+        s.close();
+        resolve('accepted');
+      });
+      s.once('connect_error', () => {
+        s.close();
+        resolve('refused');
+      });
+    });
+    assert.equal(outcome, 'refused');
+  }
+});
