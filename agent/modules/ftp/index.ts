@@ -1,11 +1,208 @@
-import { unavailable, type AgentModule, type HandlersOf, type ModuleContext } from '../types.ts';
+import { promises as fsp } from 'node:fs';
+import type { Logger } from 'pino';
+import { RpcError, type ReplyData } from '../../../shared/protocol/index.ts';
+import type { Exec } from '../../os/exec.ts';
+import { atomicWrite } from '../../os/files.ts';
+import type { AgentModule, ModuleContext } from '../types.ts';
+import { systemAccounts } from './accounts.ts';
+import { sha512Crypt } from './hash.ts';
+import { createHome, removeDirs, resolveHome } from './home.ts';
+import {
+  FTP_SHELL,
+  PONIO_GECOS,
+  findUser,
+  formatPasswd,
+  isEnabled,
+  lockHash,
+  parsePasswd,
+  unlockHash,
+  updateUser,
+  users,
+  type PasswdLine,
+  type PasswdUser,
+} from './passwd.ts';
+import { createSandboxAdapter, createSystemAdapter, type ProftpdAdapter } from './proftpd.ts';
+import { parseFtpSettings } from './settings.ts';
 
-// Placeholder until the ftp module lands: reports itself unavailable, so the router answers
-// `unsupported` with this reason and never calls a handler.
-export function createFtpModule(_ctx: ModuleContext): AgentModule<'ftp'> {
+type FtpUserReply = ReplyData<'create ftp user'>;
+
+const toReply = (u: PasswdUser): FtpUserReply => ({
+  username: u.username,
+  home: u.home,
+  uid: u.uid,
+  gid: u.gid,
+  enabled: isEnabled(u),
+});
+
+const notFound = (username: string): RpcError =>
+  new RpcError('not-found', `There is no FTP user "${username}" on this host.`);
+
+/**
+ * The user file store: read → change as data → atomic write (0600, daemon's user) → verify (read
+ * back + `proftpd -t`) → on failure put the exact previous bytes back. The router holds the module
+ * lock around every mutation, so read-modify-write cycles never interleave.
+ *
+ * No reload is needed after a user-file change: proftpd's mod_auth_file reads the AuthUserFile
+ * at every login (each session is a fresh process), so the next login sees the change.
+ */
+class UserFile {
+  constructor(
+    private readonly adapter: ProftpdAdapter,
+    private readonly logger: Logger,
+  ) {}
+
+  async read(): Promise<{ raw: Buffer | null; lines: PasswdLine[] }> {
+    const raw = await fsp.readFile(this.adapter.userFile).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    return { raw, lines: raw === null ? [] : parsePasswd(raw.toString('utf8')) };
+  }
+
+  async write(before: Buffer | null, lines: readonly PasswdLine[]): Promise<void> {
+    const text = formatPasswd(lines);
+    const owner = await this.adapter.userFileOwner();
+    const opts = { mode: 0o600, uid: owner.uid, gid: owner.gid };
+    await atomicWrite(this.adapter.userFile, text, opts);
+    try {
+      const back = await fsp.readFile(this.adapter.userFile, 'utf8');
+      if (formatPasswd(parsePasswd(back)) !== text)
+        throw new Error('the user file did not read back as written');
+      await this.adapter.check();
+    } catch (e) {
+      if (before === null) await fsp.rm(this.adapter.userFile, { force: true });
+      else await atomicWrite(this.adapter.userFile, before, opts);
+      this.logger.warn({ err: (e as Error).message }, 'ftp user file change rolled back');
+      if (e instanceof RpcError) throw e;
+      throw new RpcError(
+        'failed-precondition',
+        `The FTP user file was not changed: ${(e as Error).message}.`,
+      );
+    }
+  }
+}
+
+export interface FtpModuleOptions {
+  /** Overrides the adapter (tests of the module logic only). */
+  adapter?: ProftpdAdapter;
+  exec?: Exec;
+}
+
+export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {}): AgentModule<'ftp'> {
+  let settingsError: string | null = null;
+  let settings = {};
+  try {
+    settings = parseFtpSettings(ctx.moduleSettings?.ftp);
+  } catch (e) {
+    settingsError = (e as Error).message;
+  }
+  const exec = opts.exec ?? ctx.exec;
+  const adapterOpts = { exec, logger: ctx.logger, layout: ctx.layout, settings };
+  const adapter =
+    opts.adapter ??
+    (ctx.layout.mode === 'sandbox' ? createSandboxAdapter(adapterOpts) : createSystemAdapter(adapterOpts));
+  const store = new UserFile(adapter, ctx.logger);
+
+  const existing = async (
+    username: string,
+  ): Promise<{ raw: Buffer | null; lines: PasswdLine[]; user: PasswdUser }> => {
+    const { raw, lines } = await store.read();
+    const user = findUser(lines, username);
+    if (!user) throw notFound(username);
+    return { raw, lines, user };
+  };
+
+  const change = async (username: string, edit: (u: PasswdUser) => PasswdUser): Promise<FtpUserReply> => {
+    const { raw, lines, user } = await existing(username);
+    const next = edit(user);
+    if (JSON.stringify(next) !== JSON.stringify(user))
+      await store.write(
+        raw,
+        updateUser(lines, username, () => next),
+      );
+    return toReply(next);
+  };
+
   return {
     name: 'ftp',
-    availability: () => unavailable('The ftp module is not built yet.'),
-    handlers: {} as HandlersOf<'ftp'>,
+    availability: () =>
+      settingsError !== null ? { available: false, reason: settingsError } : adapter.availability(),
+    start: () => adapter.start(),
+    stop: () => adapter.stop(),
+    handlers: {
+      'list ftp users': async () => ({ users: users((await store.read()).lines).map(toReply) }),
+
+      'create ftp user': async (req, call) => {
+        const { raw, lines } = await store.read();
+        if (findUser(lines, req.username))
+          throw new RpcError('already-exists', `The FTP user "${req.username}" already exists.`);
+        if ((await systemAccounts()).has(req.username))
+          throw new RpcError(
+            'invalid-argument',
+            `"${req.username}" is a system account on this host; pick another name.`,
+          );
+        const home = await resolveHome(req.home, { wwwRoot: adapter.wwwRoot, ftpRoot: adapter.ftpRoot });
+        const hash = await sha512Crypt(exec, req.password);
+        const user: PasswdUser = {
+          username: req.username,
+          hash,
+          uid: home.uid,
+          gid: home.gid,
+          gecos: PONIO_GECOS,
+          home: home.path,
+          shell: FTP_SHELL,
+        };
+        const made = await createHome(home);
+        try {
+          await store.write(raw, [...lines, { kind: 'user', user }]);
+        } catch (e) {
+          await removeDirs(made);
+          throw e;
+        }
+        call.logger.info({ username: user.username, home: user.home, uid: user.uid }, 'ftp user created');
+        call.emit('ftp user created', toReply(user));
+        return toReply(user);
+      },
+
+      'set ftp password': async (req, call) => {
+        await existing(req.username); // not-found before spending time on the hash
+        const hash = await sha512Crypt(exec, req.password);
+        // A disabled user stays disabled: the new hash is stored locked.
+        const out = await change(req.username, (u) => ({ ...u, hash: isEnabled(u) ? hash : lockHash(hash) }));
+        call.logger.info({ username: req.username }, 'ftp password changed');
+        call.emit('ftp user changed', out);
+        return out;
+      },
+
+      'disable ftp user': async (req, call) => {
+        const out = await change(req.username, (u) => ({ ...u, hash: lockHash(u.hash) }));
+        call.emit('ftp user changed', out);
+        return out;
+      },
+
+      'enable ftp user': async (req, call) => {
+        const { user } = await existing(req.username);
+        // Never turn a lock into an empty or junk hash (that could mean "no password").
+        if (!/^\$[0-9a-z]+\$/.test(unlockHash(user.hash)))
+          throw new RpcError(
+            'failed-precondition',
+            `The FTP user "${req.username}" has no usable password; set a new password to enable it.`,
+          );
+        const out = await change(req.username, (u) => ({ ...u, hash: unlockHash(u.hash) }));
+        call.emit('ftp user changed', out);
+        return out;
+      },
+
+      'delete ftp user': async (req, call) => {
+        const { raw, lines } = await existing(req.username);
+        await store.write(
+          raw,
+          updateUser(lines, req.username, () => null),
+        );
+        call.logger.info({ username: req.username }, 'ftp user deleted (files kept)');
+        call.emit('ftp user deleted', { username: req.username });
+        return { username: req.username };
+      },
+    },
   };
 }

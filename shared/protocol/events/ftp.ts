@@ -1,12 +1,23 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import {
+  FTP_HOME_MAX,
+  FTP_PASSWORD_MAX,
+  FTP_USERNAME_MAX,
+  validateFtpHome,
+  validateFtpPassword,
+  validateFtpUsername,
+} from '../../validate/ftp.ts';
+import { fromValidator } from '../../validate/zod.ts';
 
-// First draft: the FTP module owns and tightens these (shared/validate/ftp.ts).
-export const ftpUsernameSchema = z.string().min(1).max(32);
-export const ftpPasswordSchema = z.string().min(8).max(128);
+// One source of truth: the rules live in shared/validate/ftp.ts (panel and agent use the same).
+export const ftpUsernameSchema = fromValidator(z.string().max(FTP_USERNAME_MAX * 4), validateFtpUsername);
+export const ftpPasswordSchema = fromValidator(z.string().max(FTP_PASSWORD_MAX * 4), validateFtpPassword);
+export const ftpHomeSchema = fromValidator(z.string().max(FTP_HOME_MAX * 4), validateFtpHome);
 
 export const ftpUserSchema = z.strictObject({
   username: z.string(),
+  /** Real absolute path of the home (the user is jailed there: `DefaultRoot ~`). */
   home: z.string(),
   uid: z.number().int(),
   gid: z.number().int(),
@@ -34,7 +45,7 @@ export const ftpEvents = {
     request: request({
       username: ftpUsernameSchema,
       password: ftpPasswordSchema,
-      home: z.string().min(1).max(4096),
+      home: ftpHomeSchema,
     }),
     reply: ftpUserSchema,
   }),
