@@ -1,11 +1,76 @@
-import { unavailable, type AgentModule, type HandlersOf, type ModuleContext } from '../types.ts';
+import { RpcError } from '../../../shared/protocol/index.ts';
+import { validateCharset } from '../../../shared/validate/mysql.ts';
+import { available, unavailable, type AgentModule, type ModuleContext } from '../types.ts';
+import { MysqlAdmin } from './admin.ts';
+import { toRpcError } from './errors.ts';
+import { sandboxServer, systemServer, type MysqlServer } from './server.ts';
+import { parseMysqlSettings } from './settings.ts';
 
-// Placeholder until the mysql module lands: reports itself unavailable, so the router answers
-// `unsupported` with this reason and never calls a handler.
-export function createMysqlModule(_ctx: ModuleContext): AgentModule<'mysql'> {
+/**
+ * MySQL/MariaDB databases and accounts (issue 6). System mode talks to the host's server through
+ * its local socket as the configured admin; sandbox mode starts a private MariaDB (server.ts).
+ * Names are validated by the protocol schemas and quoted by sql.ts; passwords reach the server
+ * only as hashes and are never logged or returned.
+ */
+export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
+  let server: MysqlServer | null = null;
+  let settingsError: string | null = null;
+  try {
+    const settings = parseMysqlSettings(ctx.moduleSettings?.mysql);
+    server =
+      ctx.layout.mode === 'sandbox'
+        ? sandboxServer(ctx.layout, settings, ctx.exec, ctx.logger)
+        : systemServer(settings);
+  } catch (e) {
+    settingsError = (e as Error).message;
+  }
+  const srv = (): MysqlServer => {
+    if (!server) throw new RpcError('unsupported', settingsError ?? 'mysql is not configured');
+    return server;
+  };
+  const admin = new MysqlAdmin(() => srv().pool(), server?.adminUser ?? 'root', ctx.logger);
+
+  /** Runs one operation and turns driver errors into replies an admin understands. */
+  const op = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      throw toRpcError(e, srv().socketPath, srv().adminUser);
+    }
+  };
+
   return {
     name: 'mysql',
-    availability: () => unavailable('The mysql module is not built yet.'),
-    handlers: {} as HandlersOf<'mysql'>,
+    availability() {
+      if (settingsError !== null) return unavailable(settingsError);
+      const reason = server?.unavailableReason() ?? null;
+      return reason === null ? available() : unavailable(reason);
+    },
+    start: () => srv().start(),
+    stop: () => srv().stop(),
+    handlers: {
+      'list databases': () => op(async () => ({ databases: await admin.listDatabases() })),
+      'create database': (req) =>
+        op(() => {
+          const cs = validateCharset(req.charset, req.collation);
+          if (!cs.ok) throw new RpcError('invalid-argument', cs.message);
+          return admin.createDatabase(req.name, cs.value.charset, cs.value.collation);
+        }),
+      'drop database': (req) =>
+        op(async () => {
+          await admin.dropDatabase(req.name);
+          return { name: req.name };
+        }),
+      'list database users': () => op(async () => ({ users: await admin.listUsers() })),
+      'create database user': (req) => op(() => admin.createUser(req.user, req.host, req.password)),
+      'set database password': (req) => op(() => admin.setPassword(req.user, req.host, req.password)),
+      'grant database': (req) => op(() => admin.grant(req.user, req.host, req.database, req.privileges)),
+      'revoke database': (req) => op(() => admin.revoke(req.user, req.host, req.database)),
+      'drop database user': (req) =>
+        op(async () => {
+          await admin.dropUser(req.user, req.host);
+          return { user: req.user, host: req.host };
+        }),
+    },
   };
 }

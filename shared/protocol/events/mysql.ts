@@ -1,27 +1,52 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import {
+  CHARSETS,
+  DB_NAME_MAX,
+  DB_PASSWORD_MAX,
+  DB_USER_MAX,
+  validateCharset,
+  validateDatabaseName,
+  validateDatabasePassword,
+  validateDatabaseUser,
+  validateHostPattern,
+  validatePrivileges,
+} from '../../validate/mysql.ts';
+import { fromValidator } from '../../validate/zod.ts';
 
-// First draft: the MySQL module owns and tightens these (shared/validate/mysql.ts).
-export const dbNameSchema = z.string().min(1).max(64);
-export const dbUserSchema = z.string().min(1).max(32);
-export const dbHostSchema = z.string().min(1).max(60);
-export const dbPasswordSchema = z.string().min(8).max(128);
-export const privilegeSetSchema = z.union([
-  z.literal('all'),
-  z.literal('read-only'),
-  z.array(z.string()).min(1).max(20),
-]);
+// One source of truth: the rules live in shared/validate/mysql.ts (panel and agent use the same).
+// The bases are loose on length only so that the validator, not zod, writes the message.
+export const dbNameSchema = fromValidator(z.string().max(DB_NAME_MAX * 4), validateDatabaseName);
+export const dbUserSchema = fromValidator(z.string().max(DB_USER_MAX * 4), validateDatabaseUser);
+export const dbHostSchema = fromValidator(z.string().max(240), validateHostPattern);
+export const dbPasswordSchema = fromValidator(z.string().max(DB_PASSWORD_MAX * 4), validateDatabasePassword);
+export const privilegeSetSchema = fromValidator(
+  z.union([z.literal('all'), z.literal('read-only'), z.array(z.string().max(160)).min(1).max(40)]),
+  validatePrivileges,
+);
+const charsetNames = Object.keys(CHARSETS) as [keyof typeof CHARSETS, ...(keyof typeof CHARSETS)[]];
 
 export const databaseSchema = z.strictObject({
   name: z.string(),
+  /** Data + index size as the server reports it (information_schema.TABLES). */
   sizeBytes: z.number(),
   tables: z.number().int(),
+  charset: z.string(),
+  collation: z.string(),
+});
+export type Database = z.infer<typeof databaseSchema>;
+
+export const databaseGrantSchema = z.strictObject({
+  database: z.string(),
+  /** Upper-case privilege names, e.g. ["SELECT", "SHOW VIEW"]. */
+  privileges: z.array(z.string()),
 });
 export const databaseUserSchema = z.strictObject({
   user: z.string(),
   host: z.string(),
-  grants: z.array(z.strictObject({ database: z.string(), privileges: z.array(z.string()) })),
+  grants: z.array(databaseGrantSchema),
 });
+export type DatabaseUser = z.infer<typeof databaseUserSchema>;
 
 const account = { user: dbUserSchema, host: dbHostSchema };
 
@@ -30,7 +55,7 @@ export const mysqlEvents = {
     module: 'mysql',
     mutation: false,
     timeoutMs: 15_000,
-    summary: 'Lists databases with their size.',
+    summary: 'Lists databases with their size (system schemas are not listed).',
     request: request({}),
     reply: z.strictObject({ databases: z.array(databaseSchema) }),
   }),
@@ -38,11 +63,14 @@ export const mysqlEvents = {
     module: 'mysql',
     mutation: true,
     timeoutMs: 30_000,
-    summary: 'Creates a database.',
+    summary: 'Creates a database (character set and collation from an allow-list; default utf8mb4).',
     request: request({
       name: dbNameSchema,
-      charset: z.string().max(32).optional(),
+      charset: z.enum(charsetNames).optional(),
       collation: z.string().max(64).optional(),
+    }).superRefine((r, ctx) => {
+      const v = validateCharset(r.charset, r.collation);
+      if (!v.ok) ctx.addIssue({ code: 'custom', path: ['collation'], message: v.message });
     }),
     reply: databaseSchema,
   }),
@@ -50,7 +78,7 @@ export const mysqlEvents = {
     module: 'mysql',
     mutation: true,
     timeoutMs: 60_000,
-    summary: 'Drops a database and everything in it.',
+    summary: 'Drops a database and everything in it, and removes the grants on it.',
     request: request({ name: dbNameSchema }),
     reply: z.strictObject({ name: z.string() }),
   }),
@@ -58,7 +86,7 @@ export const mysqlEvents = {
     module: 'mysql',
     mutation: false,
     timeoutMs: 15_000,
-    summary: 'Lists database accounts with their grants.',
+    summary: 'Lists database accounts with their grants (server and admin accounts are not listed).',
     request: request({}),
     reply: z.strictObject({ users: z.array(databaseUserSchema) }),
   }),
@@ -84,7 +112,8 @@ export const mysqlEvents = {
     module: 'mysql',
     mutation: true,
     timeoutMs: 30_000,
-    summary: 'Grants an account privileges on a database.',
+    summary:
+      'Sets the privileges of an account on one database (all, read-only or a list); replaces what it had there.',
     request: request({ ...account, database: dbNameSchema, privileges: privilegeSetSchema }),
     reply: databaseUserSchema,
   }),

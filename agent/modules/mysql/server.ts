@@ -1,0 +1,278 @@
+import { promises as fsp } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import mysql, { type Pool } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
+import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
+import type { HostLayout } from '../../os/layout.ts';
+import { DEFAULT_SOCKET, readAdminPassword, type MysqlSettings } from './settings.ts';
+
+/**
+ * The MariaDB host adapter. The module only asks it for the admin pool and the admin account;
+ * where the server lives (the host's own server, or a private sandbox instance) is decided here.
+ */
+export interface MysqlServer {
+  readonly kind: 'system' | 'sandbox';
+  /** The account the agent logs in as (never touched by the module). */
+  readonly adminUser: string;
+  /** Where clients reach the server: the local socket, and in sandbox mode the loopback port. */
+  readonly socketPath: string;
+  port(): number | undefined;
+  /** The admin pool (created lazily in system mode; after start() in sandbox mode). */
+  pool(): Pool;
+  /** Why the module cannot work on this host, or null. Cheap (no connection). */
+  unavailableReason(): string | null;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const poolFor = (socketPath: string, user: string, password: string | undefined): Pool =>
+  mysql.createPool({
+    socketPath,
+    user,
+    ...(password !== undefined ? { password } : {}),
+    connectionLimit: 4,
+    maxIdle: 2,
+    idleTimeout: 30_000,
+    connectTimeout: 5_000,
+    charset: 'utf8mb4_unicode_ci',
+    multipleStatements: false,
+    decimalNumbers: true,
+    supportBigNumbers: true,
+    enableKeepAlive: true,
+  });
+
+/** System mode: the host's MariaDB/MySQL through its local socket, as the configured admin. */
+export function systemServer(settings: MysqlSettings): MysqlServer {
+  const socketPath = settings.socket ?? DEFAULT_SOCKET;
+  const adminUser = settings.user ?? 'root';
+  let pool: Pool | null = null;
+  return {
+    kind: 'system',
+    adminUser,
+    socketPath,
+    port: () => undefined,
+    pool() {
+      pool ??= poolFor(socketPath, adminUser, readAdminPassword(settings));
+      return pool;
+    },
+    unavailableReason() {
+      if (settings.socket !== undefined) return null;
+      if (whichBinary('mariadbd') || whichBinary('mysqld')) return null;
+      return 'MariaDB is not installed on this host (apt-get install mariadb-server).';
+    },
+    start: () => Promise.resolve(),
+    async stop() {
+      const p = pool;
+      pool = null;
+      await p?.end();
+    },
+  };
+}
+
+const freeLoopbackPort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const tail = (text: string, lines = 12): string => text.trim().split('\n').slice(-lines).join('\n');
+
+/**
+ * Sandbox mode: a private MariaDB under the sandbox directory, with its own config, datadir,
+ * socket, pid file and a loopback port. start() initialises the datadir on first use
+ * (mariadb-install-db, root by unix_socket), starts mariadbd and waits until it accepts
+ * connections; stop() shuts it down cleanly (SIGTERM = normal shutdown) and waits for it.
+ */
+export function sandboxServer(
+  layout: HostLayout,
+  settings: MysqlSettings,
+  exec: Exec,
+  logger: Logger,
+): MysqlServer {
+  const base = resolveUnder(layout.root, 'var/lib/mysql-sandbox');
+  const datadir = path.join(base, 'data');
+  const cnf = path.join(base, 'my.cnf');
+  const socketPath = settings.socket ?? resolveUnder(layout.runDir, 'mysqld.sock');
+  const pidFile = resolveUnder(layout.runDir, 'mysqld.pid');
+  const errorLog = resolveUnder(layout.logDir, 'mariadb.log');
+  const isRoot = process.getuid?.() === 0;
+  // Run as root, mariadbd needs --user=root; otherwise it runs as the current user, and the
+  // unix_socket admin account is that user.
+  const adminUser = isRoot ? 'root' : os.userInfo().username;
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  let pool: Pool | null = null;
+  let port: number | undefined;
+
+  const writeConfig = async (p: number): Promise<void> => {
+    const lines = [
+      '# Written by the PonIO agent for its sandbox MariaDB; rewritten at every start.',
+      '[mysqld]',
+      `datadir=${datadir}`,
+      `socket=${socketPath}`,
+      `pid-file=${pidFile}`,
+      `port=${p}`,
+      'bind-address=127.0.0.1',
+      ...(isRoot ? ['user=root'] : []),
+      'skip-name-resolve',
+      'skip-log-bin',
+      'performance-schema=OFF',
+      'innodb-buffer-pool-size=16M',
+      'innodb-log-file-size=8M',
+      'max-connections=50',
+      `log-error=${errorLog}`,
+      '',
+    ];
+    for (const value of [datadir, socketPath, pidFile, errorLog])
+      if (/[\n\r\0]/.test(value)) throw new Error('sandbox path contains a line break');
+    await atomicWrite(cnf, lines.join('\n'), { mode: 0o600 });
+  };
+
+  const initialise = async (): Promise<void> => {
+    if ((await readIfExists(path.join(datadir, 'mysql_upgrade_info'))) !== null) return;
+    await fsp.rm(datadir, { recursive: true, force: true });
+    await fsp.mkdir(datadir, { recursive: true, mode: 0o700 });
+    const bin = whichBinary('mariadb-install-db') ? 'mariadb-install-db' : 'mysql_install_db';
+    const r = await exec(
+      bin,
+      [
+        `--defaults-file=${cnf}`,
+        '--auth-root-authentication-method=socket',
+        ...(isRoot ? [] : [`--auth-root-socket-user=${adminUser}`]),
+        '--skip-test-db',
+      ],
+      { timeoutMs: 120_000 },
+    );
+    if (r.code !== 0) {
+      await fsp.rm(datadir, { recursive: true, force: true });
+      throw new Error(`${bin} failed: ${tail(r.stderr || r.stdout)}`);
+    }
+  };
+
+  /** A leftover server of a killed agent still holds the datadir: stop it first. */
+  const stopLeftover = async (): Promise<void> => {
+    const pidText = await readIfExists(pidFile);
+    const pid = Number(pidText?.trim());
+    if (!Number.isInteger(pid) || pid <= 1) return;
+    const cmdline = await readIfExists(`/proc/${pid}/cmdline`);
+    if (cmdline === null || !cmdline.includes(`--defaults-file=${cnf}`)) return;
+    logger.warn({ pid }, 'stopping a leftover sandbox MariaDB');
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 300 && (await readIfExists(`/proc/${pid}/cmdline`)) !== null; i++) await sleep(100);
+  };
+
+  const waitReady = async (proc: ChildProcess, stderr: () => string): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        const log = (await readIfExists(errorLog)) ?? '';
+        throw new Error(`mariadbd exited during start-up: ${tail(stderr() || log)}`);
+      }
+      try {
+        const c = await mysql.createConnection({ socketPath, user: adminUser, connectTimeout: 2000 });
+        await c.end();
+        return;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > deadline) {
+        const log = (await readIfExists(errorLog)) ?? '';
+        throw new Error(`mariadbd did not accept connections within 60 s: ${tail(log)}`);
+      }
+      await sleep(150);
+    }
+  };
+
+  const launch = async (): Promise<void> => {
+    const proc = spawnService('mariadbd', [`--defaults-file=${cnf}`]);
+    let err = '';
+    proc.stderr?.on('data', (c: Buffer) => {
+      err = (err + c.toString()).slice(-4000);
+    });
+    exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+    proc.once('error', (e) => logger.error({ err: e.message }, 'sandbox mariadbd failed'));
+    child = proc;
+    try {
+      await waitReady(proc, () => err);
+    } catch (e) {
+      await stopChild();
+      throw e;
+    }
+  };
+
+  const stopChild = async (): Promise<void> => {
+    const proc = child;
+    child = null;
+    if (!proc) return;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), 60_000);
+    });
+    const killed = await Promise.race([exited.then(() => false), late]);
+    clearTimeout(timer);
+    if (killed) {
+      logger.error('sandbox MariaDB did not stop within 60 s; killing it');
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  return {
+    kind: 'sandbox',
+    adminUser,
+    socketPath,
+    port: () => port,
+    pool() {
+      if (!pool) throw new Error('the sandbox MariaDB is not running');
+      return pool;
+    },
+    unavailableReason() {
+      if (!whichBinary('mariadbd'))
+        return 'MariaDB is not installed on this host (apt-get install mariadb-server).';
+      if (!whichBinary('mariadb-install-db') && !whichBinary('mysql_install_db'))
+        return 'mariadb-install-db is missing (apt-get install mariadb-server).';
+      if (Buffer.byteLength(socketPath) > 100)
+        return `The sandbox path is too long for a MariaDB socket (${socketPath}).`;
+      return null;
+    },
+    async start() {
+      await fsp.mkdir(base, { recursive: true, mode: 0o700 });
+      await fsp.mkdir(layout.runDir, { recursive: true });
+      await fsp.mkdir(layout.logDir, { recursive: true });
+      await stopLeftover();
+      // A free port can be taken between the probe and mariadbd's bind: try a few times.
+      for (let attempt = 1; ; attempt++) {
+        port = settings.port ?? (await freeLoopbackPort());
+        await writeConfig(port);
+        await initialise();
+        try {
+          await launch();
+          break;
+        } catch (e) {
+          if (attempt >= 3 || settings.port !== undefined || !/in use|bind/i.test((e as Error).message))
+            throw e;
+        }
+      }
+      pool = poolFor(socketPath, adminUser, undefined);
+      logger.info({ port, socket: socketPath }, 'sandbox MariaDB ready');
+    },
+    async stop() {
+      const p = pool;
+      pool = null;
+      await p?.end().catch(() => undefined);
+      await stopChild();
+    },
+  };
+}
