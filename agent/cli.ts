@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { PONIO_VERSION } from '../shared/protocol/index.ts';
 import { ConfigError, loadAgentConfig } from './config.ts';
 import { startAgent } from './main.ts';
+import { EnrollError, enroll } from './enroll.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`ponio-agent: ${message}\n`);
@@ -73,6 +74,43 @@ export function buildAgentCli(): Command {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+    });
+
+  program
+    .command('enroll')
+    .description('enroll this host with a panel: key generated here, panel CA checked against the pin first')
+    .requiredOption('--panel <url>', 'the panel, e.g. https://panel.example:8443')
+    .requiredOption('--token <token>', 'the single-use join token shown by the panel')
+    .requiredOption('--ca-pin <sha256:HEX>', "the panel CA's fingerprint shown by the panel")
+    .option('--sandbox <dir>', 'sandbox mode: config under DIR/etc/ponio-agent instead of /etc/ponio-agent')
+    .option(
+      '--listen <host:port>',
+      'address the agent will listen on (default 0.0.0.0:<port the panel expects>)',
+    )
+    .option('--force', 'enroll again even if a valid certificate is installed (needs a new token)')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      try {
+        const r = await enroll({
+          panel: String(o.panel),
+          token: String(o.token),
+          caPin: String(o.caPin),
+          ...(typeof o.sandbox === 'string' ? { sandbox: o.sandbox } : {}),
+          ...(typeof o.listen === 'string' ? { listen: o.listen } : {}),
+          force: o.force === true,
+        });
+        const until = r.notAfter.toISOString();
+        process.stdout.write(
+          r.alreadyEnrolled
+            ? `Already enrolled as host ${r.hostId} (certificate valid until ${until}); nothing changed.\n` +
+                `To enroll again, ask the panel admin for a new token and add --force.\n`
+            : `Enrolled as host ${r.hostId}; certificate valid until ${until}.\n` +
+                `Files written to ${r.configDir} (agent.key, agent.crt, ca.crt, config.json).\n`,
+        );
+        process.stdout.write(`Next step: ${r.nextStep}\n`);
+      } catch (e) {
+        if (e instanceof EnrollError) fail(e.message, 1);
+        fail(`enrollment failed: ${(e as Error).message}`, 1);
+      }
     });
 
   return program;

@@ -7,6 +7,7 @@ import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { RevocationList } from './trust.ts';
+import { createTrustHandlers } from './trust-handlers.ts';
 import type { AnyAgentModule, ModuleContext } from './modules/types.ts';
 import { createSystemModule } from './modules/system/index.ts';
 import { createWebsitesModule } from './modules/websites/index.ts';
@@ -43,10 +44,23 @@ export async function startAgent(
     logger,
     broadcast: (topic, data) => server?.broadcast(topic, data),
     agentPort: cfg.port,
-    moduleSettings: cfg.modules,
+    moduleSettings: Object.fromEntries(Object.entries(cfg.modules).filter(([, v]) => v !== false)),
   };
+  // `"modules": { "mysql": false }` turns a domain off on this host (never 'system').
+  const disabled = new Set(
+    Object.entries(cfg.modules)
+      .filter(([name, v]) => v === false && name !== 'system')
+      .map(([name]) => name),
+  );
+  const trust = createTrustHandlers({
+    files: { certFile: cfg.certFile, keyFile: cfg.keyFile, caFile: cfg.caFile },
+    tls,
+    server: () => server,
+    revocations,
+    logger,
+  });
   const modules: AnyAgentModule[] = [
-    createSystemModule(ctx),
+    createSystemModule(ctx, trust),
     createWebsitesModule({ ...ctx, logger: logger.child({ module: 'websites' }) }),
     createFtpModule({ ...ctx, logger: logger.child({ module: 'ftp' }) }),
     createMysqlModule({ ...ctx, logger: logger.child({ module: 'mysql' }) }),
@@ -56,7 +70,12 @@ export async function startAgent(
   const statuses: ModuleStatus[] = [];
   const started: AnyAgentModule[] = [];
   for (const mod of modules) {
-    let a = mod.availability();
+    let a = disabled.has(mod.name)
+      ? {
+          available: false,
+          reason: `${mod.name} is turned off in the agent configuration (modules.${mod.name} = false)`,
+        }
+      : mod.availability();
     if (a.available && mod.start) {
       try {
         await mod.start();

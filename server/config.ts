@@ -25,6 +25,15 @@ export const panelConfigSchema = z.strictObject({
   /** Express "trust proxy": only set when the panel runs behind a reverse proxy you control. */
   trustProxy: z.union([z.boolean(), z.string(), z.number()]).default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Lifetime of host certificates (renewed at two thirds); 90 days. Short values are for tests. */
+  hostCertLifetimeSeconds: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(397 * 86_400)
+    .default(90 * 86_400),
+  /** How often the panel looks for certificates due for renewal. */
+  renewalCheckSeconds: z.coerce.number().min(0.2).max(86_400).default(3_600),
 });
 export type PanelConfigInput = z.input<typeof panelConfigSchema>;
 export type PanelConfig = z.output<typeof panelConfigSchema>;

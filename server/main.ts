@@ -17,6 +17,7 @@ import { HostActions } from './http/host-actions.ts';
 import { ApiTokens } from './auth/api-tokens.ts';
 import { Accounts } from './auth/accounts.ts';
 import { createApp } from './http/app.ts';
+import { createHostLifecycle } from './hosts/enrollment.ts';
 import { attachRealtime } from './realtime/index.ts';
 
 export interface RunningPanel {
@@ -63,6 +64,17 @@ export async function startPanel(
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
   };
+  const lifecycle = createHostLifecycle({
+    config,
+    db,
+    pki,
+    hosts,
+    audit,
+    events,
+    logger,
+    publicUrl: () => ctx.publicUrl(),
+  });
+  ctx.enrollment = lifecycle.enrollment;
   const tls =
     config.tlsCert && config.tlsKey
       ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
@@ -79,6 +91,7 @@ export async function startPanel(
   });
   port = (server.address() as AddressInfo).port;
   hosts.connectAll();
+  lifecycle.start();
   const url = ctx.publicUrl();
   logger.info({ url }, 'panel ready');
   return {
@@ -87,6 +100,7 @@ export async function startPanel(
     port,
     url,
     async close() {
+      lifecycle.stop();
       await realtime.close();
       await manager.close();
       await new Promise<void>((resolve) => {

@@ -5,6 +5,7 @@ import { sendReply } from './reply.ts';
 import { PanelHttpError } from '../http/errors.ts';
 import { param } from '../http/params.ts';
 import type { HostView } from '../hosts/registry.ts';
+import { EnrollmentError, type Enrollment, type NewHost } from '../hosts/enrollment.ts';
 
 export const hostJson = (h: HostView) => ({
   id: h.id,
@@ -28,9 +29,62 @@ export const hostJson = (h: HostView) => ({
     : null,
 });
 
-/** /api/v1/hosts: the host list and one host (enrollment adds POST and DELETE). */
+const newHostJson = (n: NewHost, ctx: PanelContext) => {
+  const h = ctx.hosts.get(n.host.id);
+  return {
+    host: h ? hostJson(h) : null,
+    token: n.token,
+    tokenExpiresAt: n.expiresAt,
+    caPin: n.caPin,
+    command: n.command,
+  };
+};
+
+/** Runs a lifecycle operation, turning its refusals into API errors. */
+async function lifecycle<T>(ctx: PanelContext, fn: (e: Enrollment) => T | Promise<T>): Promise<T> {
+  if (!ctx.enrollment)
+    throw new PanelHttpError(501, 'unsupported', 'Enrollment is not set up in this panel.');
+  try {
+    return await fn(ctx.enrollment);
+  } catch (e) {
+    if (e instanceof EnrollmentError) throw new PanelHttpError(e.status, e.code, e.message);
+    throw e;
+  }
+}
+
+/** /api/v1/hosts: list, add (with join token), one host, remove, re-issue token, renew; panel certificate rotation. */
 export function hostsApi(ctx: PanelContext): Router {
   const r = Router();
+  r.post('/hosts', requireRole('admin'), async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const n = await lifecycle(ctx, (e) =>
+      e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port }),
+    );
+    res.status(201).json({ data: newHostJson(n, ctx) });
+  });
+  r.delete('/hosts/:hostId', requireRole('admin'), async (req, res) => {
+    const h = await lifecycle(ctx, (e) => e.removeHost(actorOf(req), param(req, 'hostId')));
+    res.json({ data: { id: h.id, name: h.name, removed: true } });
+  });
+  r.post('/hosts/:hostId/token', requireRole('admin'), async (req, res) => {
+    const n = await lifecycle(ctx, (e) => e.issueToken(actorOf(req), param(req, 'hostId')));
+    res.status(201).json({ data: newHostJson(n, ctx) });
+  });
+  r.delete('/hosts/:hostId/token', requireRole('admin'), async (req, res) => {
+    const revoked = await lifecycle(ctx, (e) => e.revokeTokens(actorOf(req), param(req, 'hostId')));
+    res.json({ data: { revoked } });
+  });
+  r.post('/hosts/:hostId/certificate/renew', requireRole('admin'), async (req, res) => {
+    const id = param(req, 'hostId');
+    if (!ctx.hosts.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
+    const out = await lifecycle(ctx, (e) => e.renewHost(actorOf(req), id));
+    if (!out.ok) throw new PanelHttpError(409, 'failed-precondition', out.message);
+    res.json({ data: { serial: out.serial, notAfter: out.notAfter } });
+  });
+  r.post('/panel/certificate/rotate', requireRole('admin'), async (req, res) => {
+    const out = await lifecycle(ctx, (e) => e.rotatePanelCertificate(actorOf(req)));
+    res.json({ data: out });
+  });
   r.get('/hosts', requireRole('viewer'), (_req, res) => {
     res.json({ data: ctx.hosts.list().map(hostJson) });
   });

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { PanelContext } from '../context.ts';
 import { apiRouter } from '../api/index.ts';
 import { dashboardRouter } from './dashboard.ts';
+import { enrollmentRouter } from '../hosts/enrollment-http.ts';
 import { PanelHttpError } from './errors.ts';
 import { renderPage } from './render.ts';
 import { scriptAssets } from './assets.ts';
@@ -43,6 +44,7 @@ export function createApp(ctx: PanelContext): Express {
   app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));
   app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
   app.use('/static', scriptAssets(path.join(ROOT, 'public')));
+  app.use(enrollmentRouter(ctx)); // /enroll, /enroll/ca: before the dashboard (own JSON parser, no CSRF)
   app.use('/api/v1', apiRouter(ctx));
   app.use(dashboardRouter(ctx));
   app.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'Page not found.')));

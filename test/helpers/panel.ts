@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { startPanel, type RunningPanel } from '../../server/main.ts';
-import { loadPanelConfig } from '../../server/config.ts';
+import { loadPanelConfig, type PanelConfigInput } from '../../server/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { issueCertificate } from '../../shared/pki/index.ts';
@@ -40,10 +40,13 @@ export interface TestPanel {
   close(): Promise<void>;
 }
 
-/** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir). */
-export async function startTestPanel(): Promise<TestPanel> {
+/** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir); `overrides` change its config. */
+export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}): Promise<TestPanel> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ponio-panel-'));
-  const config = loadPanelConfig({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent' }, {});
+  const config = loadPanelConfig(
+    { host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', ...overrides },
+    {},
+  );
   const panel = await startPanel(config, quiet);
   const ca = panel.ctx.pki.ca.certPem;
   const tokens = new Map<string, string>();

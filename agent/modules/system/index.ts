@@ -1,14 +1,17 @@
 import { PONIO_VERSION } from '../../../shared/protocol/index.ts';
 import { available, type AgentModule, type ModuleContext } from '../types.ts';
 import { systemInfo } from './info.ts';
+import type { TrustHandlers } from '../../trust-handlers.ts';
 
-export function createSystemModule(ctx: ModuleContext): AgentModule<'system'> {
+/** `trust`: the renewal/revocation handlers (agent/trust-handlers.ts), which need the server's TLS state. */
+export function createSystemModule(ctx: ModuleContext, trust: TrustHandlers): AgentModule<'system'> {
   return {
     name: 'system',
     availability: available,
     handlers: {
       ping: () => Promise.resolve({ pong: true, time: Date.now(), agentVersion: PONIO_VERSION }),
       'system info': () => systemInfo(ctx.exec),
+      ...trust,
     },
   };
 }

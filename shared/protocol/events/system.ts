@@ -40,4 +40,40 @@ export const systemEvents = {
       ),
     }),
   }),
+  // --- trust (issue 3): renewal and revocation push over the existing mutual-TLS link. Handled
+  // by agent/trust-handlers.ts (they need the agent's TLS state), registered under 'system'.
+  'renew certificate': defineEvent({
+    module: 'system',
+    mutation: true,
+    timeoutMs: 15_000,
+    summary:
+      'Generates a fresh key on the agent (kept pending, never sent) and returns a CSR for it; the panel signs it and sends it back with "install certificate".',
+    request: request({}),
+    reply: z.strictObject({ csrPem: z.string().max(10_000) }),
+  }),
+  'install certificate': defineEvent({
+    module: 'system',
+    mutation: true,
+    timeoutMs: 15_000,
+    summary:
+      "Installs a renewed certificate for the pending key (checked against the pinned CA and this host's identity) and serves it without dropping connections.",
+    request: request({
+      certPem: z.string().min(1).max(20_000),
+      caPem: z.string().min(1).max(20_000),
+    }),
+    reply: z.strictObject({ serial: z.string(), notAfter: z.number() }),
+  }),
+  'set revocations': defineEvent({
+    module: 'system',
+    mutation: true,
+    timeoutMs: 10_000,
+    summary:
+      'Replaces the list of revoked panel-certificate serials; connections made with a revoked certificate are dropped.',
+    request: request({
+      serials: z
+        .array(z.string().regex(/^[0-9A-Fa-f]{1,64}$/, 'must be a certificate serial in hex'))
+        .max(10_000),
+    }),
+    reply: z.strictObject({ count: z.number().int() }),
+  }),
 } as const;

@@ -1,0 +1,129 @@
+import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
+import path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import type { Logger } from 'pino';
+import { RpcError } from '../shared/protocol/index.ts';
+import { HOST_URI_PREFIX } from '../shared/pki/identity.ts';
+import { sanUris } from '../shared/pki/verify.ts';
+import { normaliseSerial } from '../shared/pki/serial.ts';
+import { atomicWrite } from './os/files.ts';
+import type { Handler } from './modules/types.ts';
+import type { AgentServer, TlsMaterial } from './server.ts';
+import type { RevocationList } from './trust.ts';
+
+export type TrustEvent = 'renew certificate' | 'install certificate' | 'set revocations';
+export type TrustHandlers = { [E in TrustEvent]: Handler<E> };
+
+export interface TrustDeps {
+  files: { certFile: string; keyFile: string; caFile: string };
+  /** The TLS material the agent serves at start (the handlers keep track of changes). */
+  tls: TlsMaterial;
+  /** The running server (null while starting). */
+  server: () => AgentServer | null;
+  revocations: RevocationList;
+  logger: Logger;
+  /** Delay before dropping connections after a revocation push, so the ack goes out first. */
+  enforceDelayMs?: number;
+}
+
+/** The SAN URI urn:ponio:host:<id> of a certificate, or null. */
+function hostIdentity(certPem: string): string | null {
+  return sanUris(new X509Certificate(certPem)).find((u) => u.startsWith(HOST_URI_PREFIX)) ?? null;
+}
+
+const fingerprint = (pem: string): string =>
+  createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+
+const fingerprintOr = (pem: string): string | null => {
+  try {
+    return fingerprint(pem);
+  } catch {
+    return null;
+  }
+};
+
+const spki = (pem: string): string =>
+  createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
+
+/**
+ * The agent's side of certificate renewal and revocation push (design §3). They need the
+ * server's TLS state, so agent/main.ts wires them into the router under the 'system' module.
+ *
+ * - `renew certificate`: a new key is generated here and kept pending in memory; only its CSR
+ *   leaves the host.
+ * - `install certificate`: the certificate must be for the pending key, chain to the pinned CA
+ *   (the CA cannot be swapped this way) and carry this host's identity; key and certificate are
+ *   written atomically and served at once (`setTls`), open connections stay up.
+ * - `set revocations`: stores the revoked panel serials and drops connections that use one.
+ */
+export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
+  let pending: { keyPem: string; createdAt: number } | null = null;
+  let current = deps.tls;
+  const log = deps.logger.child({ part: 'trust' });
+
+  return {
+    'renew certificate': async () => {
+      // Loaded on demand: the certificate library is not needed for the agent to start.
+      const { createCsr } = await import('../shared/pki/csr.ts');
+      const { csrPem, keyPem } = await createCsr('PonIO agent');
+      pending = { keyPem, createdAt: Date.now() };
+      log.info('generated a new key for certificate renewal');
+      return { csrPem };
+    },
+
+    'install certificate': async (req) => {
+      if (!pending)
+        throw new RpcError(
+          'failed-precondition',
+          'No renewal is pending on this agent; ask for "renew certificate" first.',
+        );
+      const now = current;
+      if (fingerprintOr(req.caPem) !== fingerprint(now.caPem))
+        throw new RpcError(
+          'failed-precondition',
+          'The CA sent with the certificate is not the CA this agent trusts; a CA change needs a new enrollment.',
+        );
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(req.certPem);
+      } catch {
+        throw new RpcError('invalid-argument', 'The certificate is not a PEM X.509 certificate.');
+      }
+      const ca = new X509Certificate(now.caPem);
+      if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
+        throw new RpcError('failed-precondition', 'The certificate is not signed by the pinned CA.');
+      const t = Date.now();
+      if (t < new Date(cert.validFrom).getTime() || t > new Date(cert.validTo).getTime())
+        throw new RpcError('failed-precondition', 'The certificate is not valid now.');
+      if (cert.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') !== spki(pending.keyPem))
+        throw new RpcError('failed-precondition', 'The certificate is not for the key this agent generated.');
+      const want = hostIdentity(now.certPem);
+      const got = hostIdentity(req.certPem);
+      if (!want || want !== got)
+        throw new RpcError(
+          'failed-precondition',
+          `The certificate identifies ${got ?? 'no host'}, but this agent is ${want ?? 'unknown'}.`,
+        );
+      const keyPem = pending.keyPem;
+      // Key first, then certificate; each replace is atomic. The TLS context switches afterwards.
+      await fsp.mkdir(path.dirname(deps.files.keyFile), { recursive: true, mode: 0o700 });
+      await atomicWrite(deps.files.keyFile, keyPem, { mode: 0o600 });
+      await atomicWrite(deps.files.certFile, req.certPem, { mode: 0o644 });
+      pending = null;
+      current = { certPem: req.certPem, keyPem, caPem: now.caPem };
+      deps.server()?.setTls(current);
+      const serial = normaliseSerial(cert.serialNumber);
+      log.info({ serial, notAfter: cert.validTo }, 'installed a renewed certificate');
+      return { serial, notAfter: new Date(cert.validTo).getTime() };
+    },
+
+    'set revocations': async (req) => {
+      await deps.revocations.replace(req.serials);
+      const count = deps.revocations.get().size;
+      log.info({ count }, 'revoked panel serials updated');
+      // After the ack has gone out: drop any connection whose certificate is now revoked.
+      setTimeout(() => deps.server()?.enforceRevocations(), deps.enforceDelayMs ?? 200).unref();
+      return { count };
+    },
+  };
+}

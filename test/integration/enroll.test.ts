@@ -1,0 +1,377 @@
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { X509Certificate, createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { io as ioc } from 'socket.io-client';
+import { certFingerprint, createCsr, verifyPeerCertificate } from '../../shared/pki/index.ts';
+import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
+import type { AgentProcess } from '../helpers/agent-process.ts';
+import { enrollWith, freePort, lightSandbox, parseEnrollCommand, serveAgent } from '../helpers/enroll.ts';
+
+let t: TestPanel;
+const agents: AgentProcess[] = [];
+const dirs: string[] = [];
+let enrollPosts = 0;
+let caGets = 0;
+
+interface NewHostReply {
+  host: { id: string; name: string; status: string };
+  token: string;
+  caPin: string;
+  command: string;
+}
+
+async function addHost(name: string, port: number): Promise<NewHostReply> {
+  const r = await t.request<{ data: NewHostReply }>('POST', '/api/v1/hosts', {
+    body: { name, address: `127.0.0.1:${port}` },
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body.data;
+}
+
+function sandbox(prefix: string): ReturnType<typeof lightSandbox> {
+  const s = lightSandbox(prefix);
+  dirs.push(s.dir);
+  return s;
+}
+
+const certOf = (configDir: string): X509Certificate =>
+  new X509Certificate(readFileSync(path.join(configDir, 'agent.crt')));
+
+const tokenRow = (hostId: string) =>
+  t.panel.ctx.db
+    .prepare('SELECT * FROM join_tokens WHERE host_id = ? ORDER BY id DESC LIMIT 1')
+    .get(hostId) as { token_hash: string; used_at: number | null; expires_at: number } | undefined;
+
+const auditActions = (hostId: string): { action: string; ok: number }[] =>
+  t.panel.ctx.db.prepare('SELECT action, ok FROM audit_log WHERE host_id = ? ORDER BY id').all(hostId) as {
+    action: string;
+    ok: number;
+  }[];
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const count = (out: string, msg: string): number =>
+  out.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length;
+
+before(async () => {
+  t = await startTestPanel();
+  t.panel.server.on('request', (req: IncomingMessage) => {
+    if (req.method === 'POST' && req.url === '/enroll') enrollPosts++;
+    if (req.method === 'GET' && req.url === '/enroll/ca') caGets++;
+  });
+});
+
+after(async () => {
+  for (const a of agents) await a.stop();
+  await t.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('enrollment', () => {
+  let web1: { port: number; agent: AgentProcess; configDir: string; command: string };
+
+  test('happy path: host add → enroll → serve → first ping; token stored only as a hash; audited', async () => {
+    const port = await freePort();
+    const added = await addHost('web1', port);
+    assert.equal(added.host.id, 'web1');
+    assert.equal(added.host.status, 'pending');
+    const parts = parseEnrollCommand(added.command);
+    assert.equal(parts.panel, t.url);
+    assert.equal(parts.caPin, certFingerprint(t.panel.ctx.pki.ca.certPem));
+    assert.equal(parts.token, added.token);
+    // Only the SHA-256 of the token is in the database.
+    const row = tokenRow('web1');
+    assert.ok(row);
+    assert.equal(row.token_hash, createHash('sha256').update(added.token).digest('hex'));
+    const dump = JSON.stringify(t.panel.ctx.db.prepare('SELECT * FROM join_tokens').all());
+    assert.ok(!dump.includes(added.token), 'the token itself is not stored');
+    assert.ok(row.expires_at - Date.now() > 59 * 60_000 && row.expires_at - Date.now() <= 60 * 60_000);
+
+    const sbx = sandbox('web1');
+    const r = await enrollWith(added.command, sbx.dir, port);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Enrolled as host web1/);
+    assert.match(r.stdout, /Next step: ponio-agent serve --config /);
+    const keyFile = path.join(sbx.configDir, 'agent.key');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600, 'key is 0600');
+    assert.equal(statSync(sbx.configDir).mode & 0o777, 0o700, 'config dir is 0700');
+    assert.equal(
+      readFileSync(path.join(sbx.configDir, 'ca.crt'), 'utf8'),
+      t.panel.ctx.pki.ca.certPem,
+      'CA written',
+    );
+    const cert = certOf(sbx.configDir);
+    assert.ok(
+      verifyPeerCertificate(cert, {
+        caPem: t.panel.ctx.pki.ca.certPem,
+        expect: { kind: 'host', hostId: 'web1' },
+      }).ok,
+    );
+    const cfg = JSON.parse(readFileSync(sbx.configFile, 'utf8')) as Record<string, unknown>;
+    assert.equal(cfg.listen, `127.0.0.1:${port}`);
+    assert.equal(cfg.sandbox, sbx.dir);
+    assert.deepEqual(cfg.modules, { websites: false, ftp: false, mysql: false, firewall: false }, 'kept');
+    assert.ok(tokenRow('web1')?.used_at, 'token marked used');
+
+    const agent = await serveAgent(sbx.configFile);
+    agents.push(agent);
+    await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);
+    const ping = await t.request<{ data: { pong: boolean } }>('POST', '/api/v1/hosts/web1/ping');
+    assert.equal(ping.status, 200, ping.text);
+    assert.equal(ping.body.data.pong, true);
+    const host = await t.request<{ data: { status: string; certificate: { serial: string } } }>(
+      'GET',
+      '/api/v1/hosts/web1',
+    );
+    assert.equal(host.body.data.status, 'enrolled');
+    assert.equal(host.body.data.certificate.serial, cert.serialNumber.replace(/^0+/, ''));
+    const actions = auditActions('web1');
+    assert.ok(actions.some((a) => a.action === 'host add' && a.ok === 1));
+    assert.ok(actions.some((a) => a.action === 'host enroll' && a.ok === 1));
+    web1 = { port, agent, configDir: sbx.configDir, command: added.command };
+
+    // Re-running the same command is safe: nothing changes, the spent token is not even sent.
+    const keyBefore = readFileSync(keyFile, 'utf8');
+    const posts = enrollPosts;
+    const again = await enrollWith(added.command, sbx.dir, port);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /Already enrolled as host web1/);
+    assert.equal(readFileSync(keyFile, 'utf8'), keyBefore);
+    assert.equal(enrollPosts, posts);
+  });
+
+  test('a reused token is refused with a clear message and nothing is written', async () => {
+    const sbx = sandbox('reuse');
+    const posts = enrollPosts;
+    const r = await enrollWith(web1.command, sbx.dir, await freePort());
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /already been used/);
+    assert.equal(enrollPosts, posts + 1, 'the request reached the panel');
+    assert.ok(!existsSync(path.join(sbx.configDir, 'agent.key')), 'no key written');
+    assert.ok(!existsSync(path.join(sbx.configDir, 'agent.crt')), 'no certificate written');
+    const refused = auditActions('web1').filter((a) => a.action === 'host enroll' && a.ok === 0);
+    assert.equal(refused.length, 1);
+  });
+
+  test('an expired token is refused and no certificate is issued', async () => {
+    const port = await freePort();
+    const added = await addHost('web-expired', port);
+    // One hour is too long to wait: move the expiry into the past.
+    t.panel.ctx.db
+      .prepare('UPDATE join_tokens SET expires_at = ? WHERE host_id = ?')
+      .run(Date.now() - 1000, 'web-expired');
+    const sbx = sandbox('expired');
+    const r = await enrollWith(added.command, sbx.dir, port);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /expired/);
+    const certs = t.panel.ctx.db
+      .prepare("SELECT COUNT(*) AS n FROM certificates WHERE host_id = 'web-expired'")
+      .get() as { n: number };
+    assert.equal(certs.n, 0);
+    assert.equal(t.panel.ctx.hosts.repo.get('web-expired')?.status, 'pending');
+    assert.ok(!existsSync(path.join(sbx.configDir, 'agent.key')));
+  });
+
+  test('an unknown token is refused', async () => {
+    const port = await freePort();
+    const added = await addHost('web-unknown', port);
+    const forged = added.command.replace(/--token \S+/, `--token pjt_${'A'.repeat(43)}`);
+    const r = await enrollWith(forged, sandbox('unknown').dir, port);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /unknown/);
+    assert.equal(tokenRow('web-unknown')?.used_at, null, 'the real token is untouched');
+  });
+
+  test('a wrong pin: the agent refuses and sends nothing (no CSR, token untouched)', async () => {
+    const port = await freePort();
+    const added = await addHost('web-pin', port);
+    const wrong = added.command.replace(/sha256:[0-9a-f]{64}/, `sha256:${'ab'.repeat(32)}`);
+    const sbx = sandbox('pin');
+    const posts = enrollPosts;
+    const gets = caGets;
+    const r = await enrollWith(wrong, sbx.dir, port);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /does not match --ca-pin/);
+    assert.match(r.stderr, /nothing was sent/);
+    assert.equal(caGets, gets + 1, 'the agent fetched the CA');
+    assert.equal(enrollPosts, posts, 'no enrollment request (no CSR, no token) reached the panel');
+    assert.equal(tokenRow('web-pin')?.used_at, null, 'token still unused');
+    assert.ok(!existsSync(path.join(sbx.configDir, 'agent.key')), 'no key written');
+    // The same token still works with the right pin.
+    const ok = await enrollWith(added.command, sbx.dir, port);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test("a token for host A used on host B yields A's identity only", async () => {
+    const portA = await freePort();
+    const portB = await freePort();
+    const a = await addHost('alpha', portA);
+    await addHost('bravo', portB);
+    // A CSR that claims to be bravo: the subject is ignored.
+    const { csrPem } = await createCsr('urn:ponio:host:bravo bravo');
+    const raw = await t.request<{ data: { hostId: string; certificate: string } }>('POST', '/enroll', {
+      token: null,
+      body: { token: a.token, csr: csrPem },
+    });
+    assert.equal(raw.status, 201, raw.text);
+    assert.equal(raw.body.data.hostId, 'alpha');
+    const cert = new X509Certificate(raw.body.data.certificate);
+    const ca = t.panel.ctx.pki.ca.certPem;
+    assert.ok(verifyPeerCertificate(cert, { caPem: ca, expect: { kind: 'host', hostId: 'alpha' } }).ok);
+    const asB = verifyPeerCertificate(cert, { caPem: ca, expect: { kind: 'host', hostId: 'bravo' } });
+    assert.equal(asB.ok, false);
+    assert.ok(!(cert.subjectAltName ?? '').includes('bravo'), cert.subjectAltName);
+    assert.equal(t.panel.ctx.hosts.repo.get('bravo')?.status, 'pending', 'bravo got nothing');
+    assert.equal(t.panel.ctx.hosts.repo.get('bravo')?.cert_serial, null);
+
+    // A second enrollment of alpha (which now holds a live certificate) needs a re-issued token.
+    const reissued = await t.request<{ data: { command: string } }>('POST', '/api/v1/hosts/alpha/token');
+    assert.equal(reissued.status, 201, reissued.text);
+    const sbx = sandbox('alpha');
+    const r = await enrollWith(reissued.body.data.command, sbx.dir, portA);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Enrolled as host alpha/);
+    const oldSerial = cert.serialNumber.replace(/^0+/, '');
+    assert.ok(t.panel.ctx.pki.isRevoked(oldSerial), 'the superseded certificate is revoked');
+  });
+
+  test('panel certificate rotation: agents accept the new one and refuse the revoked old one', async () => {
+    const manager = t.panel.ctx.hosts.manager;
+    const old = t.panel.ctx.pki.clientTls();
+    const out = web1.agent.output();
+    const r = await t.request<{ data: { oldSerial: string; newSerial: string } }>(
+      'POST',
+      '/api/v1/panel/certificate/rotate',
+    );
+    assert.equal(r.status, 200, r.text);
+    assert.notEqual(r.body.data.oldSerial, r.body.data.newSerial);
+    await waitFor('the agent to store the revocation', () => {
+      try {
+        const list = JSON.parse(
+          readFileSync(path.join(web1.configDir, '../../var/lib/ponio-agent/revoked.json'), 'utf8'),
+        ) as string[];
+        return list.includes(r.body.data.oldSerial);
+      } catch {
+        return false;
+      }
+    });
+    await manager.waitForState('web1', 'online', 20_000);
+    const ping = await t.request('POST', '/api/v1/hosts/web1/ping');
+    assert.equal(ping.status, 200, ping.text);
+    assert.ok(count(web1.agent.output(), 'panel connected') > count(out, 'panel connected'));
+
+    // The old certificate is still within its validity and from the right CA, but revoked.
+    const refusalsBefore = count(web1.agent.output(), 'refused a client');
+    const refused = await new Promise<string>((resolve) => {
+      const s = ioc(`https://127.0.0.1:${web1.port}`, {
+        transports: ['websocket'],
+        reconnection: false,
+        timeout: 5000,
+        cert: old.certPem,
+        key: old.keyPem,
+        ca: old.caPem,
+        checkServerIdentity: () => undefined,
+      } as Parameters<typeof ioc>[1]);
+      s.once('hello', () => {
+        s.close();
+        resolve('accepted');
+      });
+      s.once('connect_error', (e) => {
+        s.close();
+        resolve(`refused: ${e.message}`);
+      });
+    });
+    assert.match(refused, /^refused/);
+    await waitFor(
+      'the agent to log the refusal',
+      () => count(web1.agent.output(), 'refused a client') > refusalsBefore,
+    );
+    assert.match(web1.agent.output(), /"reason":"certificate [0-9A-F]+ is revoked"/);
+    const audit = t.panel.ctx.db
+      .prepare("SELECT ok FROM audit_log WHERE action = 'panel certificate rotate'")
+      .all() as { ok: number }[];
+    assert.deepEqual(audit, [{ ok: 1 }]);
+  });
+
+  test('deleting a host cuts its live connection at once and the panel never reconnects', async () => {
+    const manager = t.panel.ctx.hosts.manager;
+    await manager.waitForState('web1', 'online', 20_000);
+    const serial = t.panel.ctx.hosts.repo.get('web1')?.cert_serial;
+    assert.ok(serial);
+    const disconnectsBefore = count(web1.agent.output(), 'panel disconnected');
+    const r = await t.request('DELETE', '/api/v1/hosts/web1');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(manager.status('web1'), null, 'connection gone from the panel at once');
+    await waitFor(
+      'the agent to see the panel go',
+      () => count(web1.agent.output(), 'panel disconnected') > disconnectsBefore,
+    );
+    const connects = count(web1.agent.output(), 'panel connected');
+    // Longer than the reconnect backoff's first steps and two reconcile rounds.
+    await new Promise((res) => setTimeout(res, 4_500));
+    assert.equal(count(web1.agent.output(), 'panel connected'), connects, 'no reconnection');
+    assert.ok(t.panel.ctx.pki.isRevoked(serial), 'certificate revoked');
+    const gone = await t.request('GET', '/api/v1/hosts/web1');
+    assert.equal(gone.status, 404);
+    const ping = await t.request('POST', '/api/v1/hosts/web1/ping');
+    assert.equal(ping.status, 404);
+    const audit = t.panel.ctx.db
+      .prepare("SELECT ok FROM audit_log WHERE action = 'host remove' AND host_id = 'web1'")
+      .all();
+    assert.equal(audit.length, 1);
+    // A new host with the same name gets a new id: the revoked certificate never names it.
+    const again = await addHost('web1', web1.port);
+    assert.notEqual(again.host.id, 'web1');
+    assert.match(again.host.id, /^web1-[0-9a-f]{6}$/);
+  });
+
+  test('bad input to host add and the enrollment endpoint gets clear errors', async () => {
+    const bad: [unknown, unknown, RegExp][] = [
+      ['web;rm -rf /', '127.0.0.1', /letters, digits and dashes/],
+      ['../etc', '127.0.0.1', /letters, digits and dashes/],
+      ['ok-name', '127.0.0.1:99999', /port/],
+      ['ok-name', 'a b', /white space/],
+      ['ok-name', "x';DROP/**/TABLE/**/hosts;--", /not an IP address or a DNS name/],
+      ['ok-name', 'exa\u0000mple.com', /control characters/],
+      ['wеb', '127.0.0.1', /letters, digits and dashes/], // Cyrillic "е"
+      ['x'.repeat(64), '127.0.0.1', /too long/],
+    ];
+    const before = t.panel.ctx.hosts.repo.list().length;
+    for (const [name, address, msg] of bad) {
+      const r = await t.request<{ error: { code: string; message: string } }>('POST', '/api/v1/hosts', {
+        body: { name, address },
+      });
+      assert.equal(r.status, 400, `${String(name)} ${String(address)}: ${r.text}`);
+      assert.equal(r.body.error.code, 'invalid-argument');
+      assert.match(r.body.error.message, msg);
+    }
+    assert.equal(t.panel.ctx.hosts.repo.list().length, before, 'nothing created');
+    const dup = await t.request('POST', '/api/v1/hosts', { body: { name: 'alpha', address: '127.0.0.1' } });
+    assert.equal(dup.status, 409);
+    const viewer = await t.request('POST', '/api/v1/hosts', {
+      body: { name: 'v1', address: '127.0.0.1' },
+      token: t.token('operator'),
+    });
+    assert.equal(viewer.status, 403);
+    const notJson = await t.request<{ error: { code: string } }>('POST', '/enroll', {
+      token: null,
+      rawBody: '{not json',
+    });
+    assert.equal(notJson.status, 400);
+    assert.equal(notJson.body.error.code, 'invalid-argument');
+    const badCsr = await t.request<{ error: { message: string } }>('POST', '/enroll', {
+      token: null,
+      body: { token: 'pjt_x', csr: 'hello' },
+    });
+    assert.equal(badCsr.status, 403, badCsr.text);
+  });
+});
