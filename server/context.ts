@@ -8,7 +8,6 @@ import type { PanelPki } from './hosts/pki-store.ts';
 import type { HostActions } from './http/host-actions.ts';
 import type { ApiTokens } from './auth/api-tokens.ts';
 import type { Enrollment } from './hosts/enrollment.ts';
-import type { Enrollment } from './hosts/enrollment.ts';
 import type { Accounts } from './auth/accounts.ts';
 
 /**
@@ -27,8 +26,6 @@ export interface PanelContext {
   apiTokens: ApiTokens;
   /** Dashboard users and sessions. */
   accounts: Accounts;
-  /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
-  enrollment?: Enrollment;
   /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
   enrollment?: Enrollment;
   /** The URL agents and browsers use to reach the panel. */
