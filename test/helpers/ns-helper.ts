@@ -29,7 +29,7 @@ function probe(host: string, port: number, localAddress: string | undefined, tim
       s.destroy();
       resolve('open');
     });
-    s.once('error', (e: NodeJS.ErrnoException) => {
+    s.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       resolve(e.code === 'ECONNREFUSED' ? 'refused' : (e.code ?? e.message));
     });
@@ -39,7 +39,10 @@ function probe(host: string, port: number, localAddress: string | undefined, tim
 async function handle(r: Req): Promise<unknown> {
   switch (r.op) {
     case 'listen': {
-      const srv = net.createServer((c) => c.end('hi'));
+      const srv = net.createServer((c) => {
+        c.on('error', () => undefined); // the prober resets the connection at once
+        c.end('hi');
+      });
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ port: r.port as number, host: r.host as string, ipv6Only: r.host === '::' }, () =>

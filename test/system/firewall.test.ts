@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
+import { ROOT } from '../helpers/agent-process.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import {
   createNetnsPair,
@@ -22,7 +23,7 @@ import type { EventName, Reply, ReplyData, RequestIn } from '../../shared/protoc
 
 const HOST_ID = 'fw1';
 const AGENT_PORT = 7443;
-const CONFIRM_SECONDS = 3;
+const CONFIRM_SECONDS = 5;
 const PROBE_MS = 800;
 
 let pki: TestPki;
@@ -65,12 +66,19 @@ async function ok<E extends EventName>(event: E, params: RequestIn<E>): Promise<
   return r.data;
 }
 
-function probe(port: number, opts: { from?: string; v6?: boolean } = {}): Promise<string> {
+/**
+ * A real TCP connection from the panel namespace: `open`, `refused` or `timeout` (dropped).
+ * Expecting a drop waits PROBE_MS; otherwise a slow (loaded) machine gets more time.
+ */
+function probe(
+  port: number,
+  opts: { from?: string; v6?: boolean; expectDrop?: boolean } = {},
+): Promise<string> {
   return panel.request<string>('probe', {
     host: opts.v6 ? net.hostIp6 : net.hostIp,
     port,
     localAddress: opts.from,
-    timeoutMs: PROBE_MS,
+    timeoutMs: opts.expectDrop ? PROBE_MS : 5000,
   });
 }
 
@@ -190,8 +198,12 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     });
     assert.equal(deny.pending, null);
     assert.match(deny.rule.id, /^r[0-9a-f]{8}$/);
-    assert.equal(await probe(8080), 'timeout');
-    assert.equal(await probe(8080, { v6: true }), 'timeout', 'a rule without source covers IPv6 too');
+    assert.equal(await probe(8080, { expectDrop: true }), 'timeout');
+    assert.equal(
+      await probe(8080, { v6: true, expectDrop: true }),
+      'timeout',
+      'a rule without source covers IPv6 too',
+    );
     assert.equal(await probe(9090), 'open', 'other ports are untouched');
     const reject = await ok('add firewall rule', { action: 'reject', protocol: 'tcp', port: '9000-9100' });
     assert.equal(await probe(9090), 'refused');
@@ -215,7 +227,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     });
     assert.equal(r.rule.family, 'ipv6');
     assert.equal(r.rule.source, net.panelIp6);
-    assert.equal(await probe(8080, { v6: true }), 'timeout');
+    assert.equal(await probe(8080, { v6: true, expectDrop: true }), 'timeout');
     assert.equal(await probe(8080), 'open');
     await ok('delete firewall rule', { id: r.rule.id });
     assert.equal(await probe(8080, { v6: true }), 'open');
@@ -224,7 +236,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
   test('block ip blocks only that source, unblock and expiry lift it', async () => {
     const b = await ok('block ip', { address: net.panelIp2, comment: 'abuse' });
     assert.equal(b.block.address, net.panelIp2);
-    assert.equal(await probe(8080, { from: net.panelIp2 }), 'timeout');
+    assert.equal(await probe(8080, { from: net.panelIp2, expectDrop: true }), 'timeout');
     assert.equal(await probe(8080, { from: net.panelIp }), 'open');
     const again = await call('block ip', { address: net.panelIp2 });
     assert.equal(!again.ok && again.error.code, 'already-exists');
@@ -233,7 +245,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
 
     const t = await ok('block ip', { address: net.panelIp2, expiresInSeconds: 1 });
     assert.ok(t.block.expiresAt !== null && t.block.expiresAt > Date.now());
-    assert.equal(await probe(8080, { from: net.panelIp2 }), 'timeout');
+    assert.equal(await probe(8080, { from: net.panelIp2, expectDrop: true }), 'timeout');
     await waitUntil(
       'the block expires',
       async () => (await probe(8080, { from: net.panelIp2 })) === 'open',
@@ -267,7 +279,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.ok(r.pending, 'confirmation is due');
     assert.ok(r.pending.dueAt <= Date.now() + CONFIRM_SECONDS * 1000);
     assert.match(r.pending.reason, /port 22/);
-    assert.equal(await probe(22), 'timeout', 'the change is in force while pending');
+    assert.equal(await probe(22, { expectDrop: true }), 'timeout', 'the change is in force while pending');
     const blocked = await call('block ip', { address: '203.0.113.9' });
     assert.equal(!blocked.ok && blocked.error.code, 'failed-precondition', 'one pending change at a time');
     await waitUntil(
@@ -381,7 +393,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     const r = await ok('add firewall rule', { action: 'deny', protocol: 'tcp', port: 8080 });
     const b = await ok('block ip', { address: net.panelIp2 });
     assert.ok(b.block);
-    assert.equal(await probe(8080), 'timeout');
+    assert.equal(await probe(8080, { expectDrop: true }), 'timeout');
     await agent?.stop();
     agent = null;
     // As after a reboot: PonIO's chains are gone (the other tool's rules stay).
@@ -392,8 +404,8 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     }
     assert.equal(await probe(8080), 'open');
     await startAgent();
-    assert.equal(await probe(8080), 'timeout', 'restored before the agent serves');
-    assert.equal(await probe(9090, { from: net.panelIp2 }), 'timeout');
+    assert.equal(await probe(8080, { expectDrop: true }), 'timeout', 'restored before the agent serves');
+    assert.equal(await probe(9090, { from: net.panelIp2, expectDrop: true }), 'timeout');
     assert.equal(await probe(9090, { from: net.panelIp }), 'open');
     await waitUntil('the panel reconnects', async () => (await call('list firewall rules', {})).ok, 15_000);
     const l = await ok('list firewall rules', {});
@@ -401,24 +413,49 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.equal(foreignRules(), foreignBefore);
   });
 
-  test('the boot-time restore files rebuild the same chains (the systemd unit’s commands)', () => {
+  test('the systemd restore unit’s own commands rebuild the same chains', () => {
     const stateDir = path.join(sandbox, 'host/var/lib/ponio-agent');
+    const unit = readFileSync(path.join(ROOT, 'deploy/systemd/ponio-firewall-restore.service'), 'utf8');
+    const commands = unit
+      .split('\n')
+      .filter((l) => /^ExecStart(Pre)?=/.test(l))
+      .map((l) =>
+        l
+          .replace(/^ExecStart(Pre)?=-?/, '')
+          .replaceAll('/var/lib/ponio-agent', stateDir)
+          .split(' '),
+      );
+    assert.equal(commands.length, 4);
     const live = nsRun(net.hostNs, 'iptables-save', [])
       .split('\n')
       .filter((l) => l.startsWith('-A PONIO'));
-    for (const [cmd, restore, file] of [
-      ['iptables', 'iptables-restore', 'firewall.rules.v4'],
-      ['ip6tables', 'ip6tables-restore', 'firewall.rules.v6'],
-    ] as const) {
+    assert.ok(live.length >= 3, 'there are rules to restore');
+    // As after a reboot: PonIO's chains are empty and not jumped to.
+    for (const cmd of ['iptables', 'ip6tables']) {
       nsRun(net.hostNs, cmd, ['-D', 'INPUT', '-j', 'PONIO-INPUT']);
-      nsRun(net.hostNs, restore, ['--noflush', path.join(stateDir, file)]);
+      for (const c of ['PONIO-INPUT', 'PONIO-BLOCK']) nsRun(net.hostNs, cmd, ['-F', c]);
     }
-    const save = nsRun(net.hostNs, 'iptables-save', []);
+    for (let round = 0; round < 2; round++) {
+      for (const [program, ...args] of commands) {
+        assert.ok(program?.startsWith('/usr/sbin/'));
+        try {
+          nsRun(net.hostNs, program, args);
+        } catch (e) {
+          // ExecStartPre's "-": deleting a jump that is not there may fail.
+          if (!args.includes('-D')) throw e;
+        }
+      }
+    }
+    const save = nsRun(net.hostNs, 'iptables-save', []).split('\n');
     assert.deepEqual(
-      save.split('\n').filter((l) => l.startsWith('-A PONIO')),
+      save.filter((l) => l.startsWith('-A PONIO')),
       live,
     );
-    assert.equal(save.split('\n').filter((l) => l === '-A INPUT -j PONIO-INPUT').length, 1);
+    assert.equal(
+      save.filter((l) => l === '-A INPUT -j PONIO-INPUT').length,
+      1,
+      'one jump, even when run twice',
+    );
     assert.equal(foreignRules(), foreignBefore);
   });
 });
