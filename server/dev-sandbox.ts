@@ -1,0 +1,158 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PanelContext } from './context.ts';
+import { createCsr, publicKeyFromCsr } from '../shared/pki/index.ts';
+import { needsRenewal } from './hosts/pki-store.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const SANDBOX_HOST_ID = 'sandbox';
+
+export interface DevSandbox {
+  hostId: string;
+  dir: string;
+  logFile: string;
+  child: ChildProcess;
+  /** Resolves when the sandbox host is online (rejects after the timeout). */
+  online: Promise<void>;
+  stop(): Promise<void>;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** True when the stored certificate was issued by this CA for this host and is not due for renewal. */
+function certStillGood(ctx: PanelContext, certFile: string, caFile: string): boolean {
+  try {
+    const pem = readFileSync(certFile, 'utf8');
+    const ca = readFileSync(caFile, 'utf8');
+    if (ca.trim() !== ctx.pki.ca.certPem.trim() || needsRenewal(pem)) return false;
+    const c = new X509Certificate(pem);
+    return c.checkIssued(new X509Certificate(ctx.pki.ca.certPem)) && !ctx.pki.isRevoked(c.serialNumber);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `npm start`'s local sandbox host: a real agent child process (`ponio-agent serve` in sandbox
+ * mode under <dataDir>/sandbox, private Apache/proftpd/MariaDB on loopback) holding a host
+ * certificate issued by this panel's CA (key generated for it, CSR-style, never reused across
+ * CAs), registered as an enrolled host. A second run reuses the directory, the host record and
+ * the certificate (renewed when due), and picks a new port only when the old one is taken.
+ */
+export async function startDevSandbox(
+  ctx: PanelContext,
+  opts: { onlineTimeoutMs?: number } = {},
+): Promise<DevSandbox> {
+  const dir = path.join(ctx.config.dataDir, 'sandbox');
+  const etc = path.join(dir, 'etc/ponio-agent');
+  mkdirSync(etc, { recursive: true });
+  // Apache's workers (www-data) must traverse the data dir to reach the sandbox docroots: make it
+  // traverse-only (0711, no listing) and keep the panel's own files private (pki/ is 0700).
+  chmodSync(ctx.config.dataDir, 0o711);
+  for (const f of ['panel.db', 'panel.db-wal', 'panel.db-shm'])
+    if (existsSync(path.join(ctx.config.dataDir, f))) chmodSync(path.join(ctx.config.dataDir, f), 0o600);
+  chmodSync(dir, 0o755);
+  const cfgFile = path.join(etc, 'config.json');
+  const certFile = path.join(etc, 'agent.crt');
+  const keyFile = path.join(etc, 'agent.key');
+  const caFile = path.join(etc, 'ca.crt');
+  const repo = ctx.hosts.repo;
+  const row = repo.get(SANDBOX_HOST_ID);
+  let port = row?.port ?? 0;
+  if (!port || !(await portIsFree(port))) port = await freePort();
+  if (!row) {
+    const name = repo.getByName('sandbox') ? `sandbox-${Date.now()}` : 'sandbox';
+    repo.insert({ id: SANDBOX_HOST_ID, name, address: '127.0.0.1', port });
+  } else if (row.port !== port || row.address !== '127.0.0.1') {
+    repo.update(SANDBOX_HOST_ID, { port, address: '127.0.0.1' });
+  }
+  if (!certStillGood(ctx, certFile, caFile) || !existsSync(keyFile)) {
+    const { csrPem, keyPem } = await createCsr('PonIO sandbox agent');
+    const issued = await ctx.pki.issueHostCertificate(SANDBOX_HOST_ID, await publicKeyFromCsr(csrPem), {
+      dns: ['localhost'],
+      ips: ['127.0.0.1'],
+    });
+    writeFileSync(keyFile, keyPem, { mode: 0o600 });
+    chmodSync(keyFile, 0o600);
+    writeFileSync(certFile, issued.certPem);
+    writeFileSync(caFile, ctx.pki.ca.certPem);
+    repo.markEnrolled(SANDBOX_HOST_ID, issued.serial, issued.notAfter.getTime());
+  }
+  let existing: Record<string, unknown> = {};
+  try {
+    existing = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  } catch {
+    /* first run */
+  }
+  // The sandbox firewall runs in a network namespace of its own (never the machine's): used when
+  // `ip netns add ponio-sandbox` was run once (docs/dashboard.md).
+  const modules = { ...((existing.modules as Record<string, unknown> | undefined) ?? {}) };
+  if (modules.firewall === undefined && existsSync('/run/netns/ponio-sandbox'))
+    modules.firewall = { netns: 'ponio-sandbox' };
+  writeFileSync(
+    cfgFile,
+    `${JSON.stringify({ ...existing, listen: `127.0.0.1:${port}`, sandbox: dir, logLevel: 'info', modules }, null, 2)}\n`,
+  );
+  const logFile = path.join(dir, 'agent.log');
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'bin/ponio-agent.js'), 'serve', '--config', cfgFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+    },
+  );
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const fresh = repo.get(SANDBOX_HOST_ID);
+  if (fresh) ctx.hosts.connect(fresh);
+  const online = Promise.race([
+    ctx.hosts.manager
+      .waitForState(SANDBOX_HOST_ID, 'online', opts.onlineTimeoutMs ?? 90_000)
+      .then(() => undefined),
+    exited.then((code) => {
+      throw new Error(`the sandbox agent exited (code ${code}); see ${logFile}`);
+    }),
+  ]);
+  online.catch(() => undefined);
+  return {
+    hostId: SANDBOX_HOST_ID,
+    dir,
+    logFile,
+    child,
+    online,
+    async stop() {
+      ctx.hosts.disconnect(SANDBOX_HOST_ID);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      log.end();
+    },
+  };
+}
