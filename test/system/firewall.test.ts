@@ -437,7 +437,8 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     }
     for (let round = 0; round < 2; round++) {
       for (const [program, ...args] of commands) {
-        assert.ok(program?.startsWith('/usr/sbin/'));
+        if (program === undefined || !program.startsWith('/usr/sbin/'))
+          throw new Error(`odd command ${program}`);
         try {
           nsRun(net.hostNs, program, args);
         } catch (e) {
