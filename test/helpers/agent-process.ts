@@ -27,16 +27,25 @@ export function spawnAgent(
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: stop()/kill() signal the whole group, so wrappers such as npx or
+    // `ip netns exec` cannot leave the real agent running.
+    detached: true,
   });
   let out = '';
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
+      try {
+        process.kill(-proc.pid, signal);
+      } catch {
+        proc.kill(signal);
+      }
+    }
     await exited;
   };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
+      void stopWith('SIGKILL');
       reject(new Error(`agent not ready within ${opts.timeoutMs ?? 30_000} ms:\n${out}`));
     }, opts.timeoutMs ?? 30_000);
     const onData = (chunk: Buffer): void => {
