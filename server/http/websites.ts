@@ -1,10 +1,97 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { PanelContext } from '../context.ts';
+import { actorOf, requireRole } from '../auth/actor.ts';
+import { domainForDisplay } from '../../shared/validate/domain.ts';
+import { hostIdParam, param } from './params.ts';
+import { renderTab } from './host-page.ts';
+import { setFlash } from './flash.ts';
+
+const field = (req: Request, name: string): string => {
+  const v: unknown = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : '';
+};
+
+/** Aliases typed in one field, separated by spaces, commas or line breaks. */
+export const splitAliases = (s: string): string[] => s.split(/[\s,]+/).filter((a) => a !== '');
 
 /**
- * Dashboard tab of the websites domain, mounted at /hosts/:hostId/websites (mergeParams).
- * Placeholder: the websites module fills it in (see docs/panel-extension.md).
+ * Dashboard tab of the websites domain, mounted at /hosts/:hostId/websites (mergeParams). Every
+ * form works without JavaScript (POST → 303 back with a flash); delete asks for confirmation
+ * with a required checkbox.
  */
-export function websitesPages(_ctx: PanelContext): Router {
-  return Router({ mergeParams: true });
+export function websitesPages(ctx: PanelContext): Router {
+  const r = Router({ mergeParams: true });
+  const tabUrl = (hostId: string): string => `/hosts/${encodeURIComponent(hostId)}/websites`;
+  const back = (req: Request, res: Response, ok: boolean, message: string): void => {
+    setFlash(req, ok ? 'success' : 'danger', message);
+    res.redirect(303, tabUrl(hostIdParam(req)));
+  };
+
+  r.get('/', requireRole('viewer'), async (req, res) => {
+    const list = await ctx.actions.call(actorOf(req), hostIdParam(req), 'list websites', {});
+    const websites = list.ok
+      ? list.data.websites
+          .map((w) => ({ ...w, display: domainForDisplay(w.domain) }))
+          .sort((a, b) => a.display.localeCompare(b.display))
+      : [];
+    await renderTab(ctx, req, res, 'websites', {
+      websites,
+      servedAt: list.ok ? (list.data.url ?? null) : null,
+      listError: list.ok ? null : list.error.message,
+    });
+  });
+
+  r.post('/create', requireRole('operator'), async (req, res) => {
+    const aliases = splitAliases(field(req, 'aliases'));
+    const adminEmail = field(req, 'adminEmail').trim();
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'create website', {
+      domain: field(req, 'domain').trim(),
+      ...(aliases.length > 0 ? { aliases } : {}),
+      ...(adminEmail !== '' ? { adminEmail } : {}),
+    });
+    back(
+      req,
+      res,
+      reply.ok,
+      reply.ok
+        ? `Website ${domainForDisplay(reply.data.domain)} created and enabled (files in ${reply.data.docroot ?? '?'}).`
+        : reply.error.message,
+    );
+  });
+
+  for (const action of ['enable', 'disable'] as const) {
+    r.post(`/:domain/${action}`, requireRole('operator'), async (req, res) => {
+      const domain = param(req, 'domain');
+      const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), `${action} website`, { domain });
+      back(
+        req,
+        res,
+        reply.ok,
+        reply.ok ? `Website ${domainForDisplay(reply.data.domain)} ${action}d.` : reply.error.message,
+      );
+    });
+  }
+
+  r.post('/:domain/delete', requireRole('operator'), async (req, res) => {
+    const domain = param(req, 'domain');
+    if (field(req, 'confirm') !== 'yes') {
+      back(req, res, false, `Tick “yes, delete ${domain}” to delete the website.`);
+      return;
+    }
+    const removeFiles = field(req, 'removeFiles') === 'yes';
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'delete website', {
+      domain,
+      removeFiles,
+    });
+    back(
+      req,
+      res,
+      reply.ok,
+      reply.ok
+        ? `Website ${domainForDisplay(reply.data.domain)} deleted; ${reply.data.filesRemoved ? 'its files were removed' : 'its files were kept'}.`
+        : reply.error.message,
+    );
+  });
+
+  return r;
 }
