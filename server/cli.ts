@@ -11,6 +11,7 @@ import { UserInputError, userView } from './auth/users.ts';
 import { isRole, ROLES } from './auth/roles.ts';
 import { randomPassword } from './auth/passwords.ts';
 import { startDevSandbox, type DevSandbox } from './dev-sandbox.ts';
+import { registerHostCommands } from './cli-hosts.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`ponio-panel: ${message}\n`);
@@ -294,6 +295,7 @@ export function buildPanelCli(): Command {
       }
     },
   );
+  registerHostCommands(program);
   return program;
 }
 

@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadPanelConfig, PanelConfigError, type PanelConfig } from './config.ts';
+import { openDatabase, type Db } from './db/database.ts';
+import { AuditLog, type Actor } from './db/audit.ts';
+import { HostAdmission, EnrollmentError, type NewHost } from './hosts/enrollment.ts';
+import { removeHostRecord } from './hosts/revocation.ts';
+
+type Flags = Record<string, string | boolean | undefined>;
+
+class CliError extends Error {}
+
+const out = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
+
+function configOf(o: Flags): PanelConfig {
+  const s = (k: string): string | undefined => (typeof o[k] === 'string' ? o[k] : undefined);
+  try {
+    return loadPanelConfig({ config: s('config'), dataDir: s('dataDir'), publicUrl: s('publicUrl') });
+  } catch (e) {
+    if (e instanceof PanelConfigError) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+function open(o: Flags): { db: Db; audit: AuditLog; admission: HostAdmission } {
+  const cfg = configOf(o);
+  let caPem: string;
+  try {
+    caPem = readFileSync(path.join(cfg.dataDir, 'pki', 'ca.crt'), 'utf8');
+  } catch {
+    throw new CliError(
+      `no panel CA in ${cfg.dataDir}/pki; start the panel once (ponio-panel serve) so it creates its CA, or pass --data-dir.`,
+    );
+  }
+  const db = openDatabase(path.join(cfg.dataDir, 'panel.db'));
+  const audit = new AuditLog(db);
+  const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? os.hostname() : cfg.host;
+  const publicUrl = cfg.publicUrl ?? `https://${host.includes(':') ? `[${host}]` : host}:${cfg.port}`;
+  return {
+    db,
+    audit,
+    admission: new HostAdmission({ db, audit, caPem: () => caPem, publicUrl: () => publicUrl }),
+  };
+}
+
+const cliActor = (): Actor => ({ kind: 'cli', name: `cli:${os.userInfo().username}`, role: 'admin' });
+
+const dataOptions = (c: Command): Command =>
+  c
+    .option('--config <file>', 'panel JSON config file')
+    .option('--data-dir <dir>', 'panel data directory (default ./data, or PONIO_PANEL_DATA_DIR)');
+
+function run(fn: (o: Flags, arg: string) => void): (...args: unknown[]) => void {
+  return (...args: unknown[]) => {
+    // commander passes (…positional, options, command)
+    const o = (args[args.length - 2] ?? {}) as Flags;
+    const arg = typeof args[0] === 'string' ? args[0] : '';
+    try {
+      fn(o, arg);
+    } catch (e) {
+      const msg = e instanceof CliError || e instanceof EnrollmentError ? e.message : String(e);
+      process.stderr.write(`ponio-panel: ${msg}\n`);
+      process.exitCode = e instanceof CliError || e instanceof EnrollmentError ? 1 : 2;
+    }
+  };
+}
+
+function printNewHost(n: NewHost, json: boolean): void {
+  if (json) {
+    out(
+      JSON.stringify({
+        host: n.host,
+        token: n.token,
+        tokenExpiresAt: n.expiresAt,
+        caPin: n.caPin,
+        command: n.command,
+      }),
+    );
+    return;
+  }
+  out(`Host ${n.host.name} (id ${n.host.id}) at ${n.host.address}:${n.host.port}.`);
+  out(`Join token valid until ${new Date(n.expiresAt).toISOString()} (single use). Run this on the host:`);
+  out('');
+  out(`  ${n.command}`);
+  out('');
+}
+
+/**
+ * `ponio-panel host add|list|token|remove` (issue 3). They work on the panel's database and CA
+ * directly, so they also work while the panel runs: a host removed here is revoked at once and
+ * the running panel drops its connection within seconds (reconcile loop).
+ */
+export function registerHostCommands(program: Command): void {
+  const host = program.command('host').description('add, list and remove managed hosts');
+
+  dataOptions(
+    host
+      .command('add <name>')
+      .description('add a host and print the one-time enrollment command to run on it')
+      .requiredOption(
+        '--address <host[:port]>',
+        'DNS name or IP the panel reaches the agent at (port default 7443)',
+      )
+      .option('--public-url <url>', 'the panel URL agents use (default from the config)')
+      .option('--json', 'JSON output'),
+  ).action(
+    run((o, name) => {
+      const { db, admission } = open(o);
+      try {
+        printNewHost(admission.addHost(cliActor(), { name, address: o.address }), o.json === true);
+      } finally {
+        db.close();
+      }
+    }),
+  );
+
+  dataOptions(
+    host
+      .command('token <host>')
+      .description('issue a new join token for a host (revokes its unused ones; allows enrolling it again)')
+      .option('--public-url <url>', 'the panel URL agents use (default from the config)')
+      .option('--json', 'JSON output'),
+  ).action(
+    run((o, id) => {
+      const { db, admission } = open(o);
+      try {
+        printNewHost(admission.issueToken(cliActor(), id), o.json === true);
+      } finally {
+        db.close();
+      }
+    }),
+  );
+
+  dataOptions(host.command('list').description('list hosts').option('--json', 'JSON output')).action(
+    run((o) => {
+      const { db, admission } = open(o);
+      try {
+        const rows = admission.repo.list().map((h) => ({
+          id: h.id,
+          name: h.name,
+          address: `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`,
+          status: h.status,
+          certificate: h.cert_serial,
+          notAfter: h.cert_not_after ? new Date(h.cert_not_after).toISOString() : null,
+          pendingToken: admission.tokens.pending(h.id) !== null,
+        }));
+        if (o.json === true) {
+          out(JSON.stringify(rows));
+          return;
+        }
+        if (rows.length === 0) {
+          out('No hosts. Add one with: ponio-panel host add NAME --address HOST[:PORT]');
+          return;
+        }
+        for (const r of rows)
+          out(
+            `${r.id.padEnd(24)} ${r.name.padEnd(24)} ${r.address.padEnd(28)} ${r.status.padEnd(9)} ${r.notAfter ? `certificate until ${r.notAfter}` : r.pendingToken ? 'token issued' : 'no token'}`,
+          );
+      } finally {
+        db.close();
+      }
+    }),
+  );
+
+  dataOptions(
+    host
+      .command('remove <host>')
+      .description('remove a host: revoke its certificate, drop its connection, never reconnect'),
+  ).action(
+    run((o, id) => {
+      const { db, audit } = open(o);
+      try {
+        const { host: h, revoked } = removeHostRecord(db, audit, cliActor(), id);
+        out(
+          `Removed host ${h.name} (id ${h.id}); revoked certificate${revoked.length === 1 ? '' : 's'}: ${revoked.join(', ') || 'none'}.`,
+        );
+      } finally {
+        db.close();
+      }
+    }),
+  );
+}
