@@ -244,8 +244,8 @@ export function humanTable(results: readonly BenchResult[]): string {
 const SYSTEM_BINARIES = new Set(['systemctl', 'df', 'ip', 'nsenter']);
 
 /** The installed service programs (apache2, proftpd, mariadbd, iptables …) the agent may run. */
-export function installedServiceBinaries(): string[] {
-  return ALLOWED_BINARIES.filter((b) => !SYSTEM_BINARIES.has(b))
+export function installedServiceBinaries(keep: readonly string[] = []): string[] {
+  return ALLOWED_BINARIES.filter((b) => !SYSTEM_BINARIES.has(b) && !keep.includes(b))
     .map((b) => whichBinary(b))
     .filter((p): p is string => p !== null);
 }
@@ -253,10 +253,14 @@ export function installedServiceBinaries(): string[] {
 /**
  * Command line that runs PROGRAM ARGS in a private mount namespace where every service program
  * is hidden (bind-mounted over by /dev/null, so it is not executable): the agent sees a host
- * with none of its services installed. Needs root and unshare (util-linux). The host itself is
- * not changed; the namespace disappears with the process.
+ * with none of its services installed (except the binaries named in `keep`). Needs root and
+ * unshare (util-linux). The host itself is not changed; the namespace disappears with the process.
  */
-export function withoutServices(program: string, args: readonly string[]): { file: string; args: string[] } {
+export function withoutServices(
+  program: string,
+  args: readonly string[],
+  keep: readonly string[] = [],
+): { file: string; args: string[] } {
   const script =
     'while [ "$1" != -- ]; do mount --bind /dev/null "$1" || exit 1; shift; done; shift; exec "$@"';
   return {
@@ -270,7 +274,7 @@ export function withoutServices(program: string, args: readonly string[]): { fil
       '-c',
       script,
       'sh',
-      ...installedServiceBinaries(),
+      ...installedServiceBinaries(keep),
       '--',
       program,
       ...args,

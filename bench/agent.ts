@@ -1,0 +1,114 @@
+// A real, bundled agent process in sandbox mode and the panel's connection manager talking to it
+// over mutual TLS: the set-up shared by rpc-latency, rpc-throughput and vs-ssh.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { pino } from 'pino';
+import { ConnectionManager } from '../server/hosts/connection-manager.ts';
+import {
+  buildAgentBundle,
+  makePki,
+  parseReady,
+  spawnUntil,
+  stopChild,
+  tempDir,
+  withoutServices,
+  type BenchPki,
+} from './lib.ts';
+
+export interface BenchAgent {
+  hostId: string;
+  port: number;
+  pid: number;
+  sandbox: string;
+  pki: BenchPki;
+  agentFiles: { certFile: string; keyFile: string; certPem: string; keyPem: string };
+  manager: ConnectionManager;
+  modules: Array<{ name: string; available: boolean; reason?: string }>;
+  stop(): Promise<void>;
+}
+
+let bundlePromise: Promise<string> | null = null;
+/** The agent bundle, built once per bench run. */
+export function agentBundle(): Promise<string> {
+  bundlePromise ??= buildAgentBundle();
+  return bundlePromise;
+}
+
+/**
+ * Starts the bundled agent (sandbox mode) with only the websites service visible when
+ * `websites` is true (its private Apache), or with no service at all.
+ */
+export async function startBenchAgent(opts: { websites: boolean }): Promise<BenchAgent> {
+  const bundle = await agentBundle();
+  const pki = await makePki();
+  const hostId = 'bench1';
+  const agentFiles = await pki.agent(hostId);
+  const sandbox = tempDir('sandbox');
+  const cmd = withoutServices(
+    process.execPath,
+    [
+      bundle,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--cert',
+      agentFiles.certFile,
+      '--key',
+      agentFiles.keyFile,
+      '--ca',
+      pki.caFile,
+      '--sandbox',
+      sandbox,
+    ],
+    opts.websites ? ['apache2', 'apache2ctl'] : [],
+  );
+  let proc: ChildProcess | null = null;
+  try {
+    const started = await spawnUntil(cmd.file, cmd.args, (l) => l.includes('"agent ready"'), {
+      timeoutMs: 60_000,
+    });
+    proc = started.proc;
+    const ready = parseReady(started.line)!;
+    const manager = new ConnectionManager({
+      tls: () => ({ certPem: pki.panel.certPem, keyPem: pki.panel.keyPem, caPem: pki.ca.certPem }),
+      logger: pino({ level: 'silent' }),
+      backoff: { minMs: 100, maxMs: 500 },
+    });
+    manager.add({ id: hostId, address: '127.0.0.1', port: ready.port });
+    await manager.waitForState(hostId, 'online', 15_000);
+    const p = proc;
+    return {
+      hostId,
+      port: ready.port,
+      pid: p.pid!,
+      sandbox,
+      pki,
+      agentFiles,
+      manager,
+      modules: ready.modules,
+      async stop() {
+        await manager.close();
+        await stopChild(p, 10_000);
+        rmSync(sandbox, { recursive: true, force: true });
+        pki.cleanup();
+      },
+    };
+  } catch (e) {
+    if (proc) await stopChild(proc);
+    rmSync(sandbox, { recursive: true, force: true });
+    pki.cleanup();
+    throw e;
+  }
+}
+
+/** Creates `n` websites (bench-N.example) through the panel's connection manager. */
+export async function createSites(a: BenchAgent, n: number): Promise<void> {
+  for (let i = 1; i <= n; i++) {
+    const r = await a.manager.call(a.hostId, 'create website', { domain: `bench-${i}.example` });
+    if (!r.ok) throw new Error(`create website bench-${i}.example: ${r.error.code}: ${r.error.message}`);
+  }
+}
+
+/** The directory holding the sandbox's vhost files (what `ls` over SSH lists). */
+export const sitesDir = (a: BenchAgent): string => path.join(a.sandbox, 'etc/apache2/sites-available');

@@ -1,0 +1,100 @@
+// rpc-latency: one call at a time from the panel's connection manager to a real bundled agent
+// process over mutual TLS (`ping`, and `list websites` with 20 sites), against a raw TLS echo
+// between two processes with the same certificates. p50/p99 in µs.
+import { readFileSync } from 'node:fs';
+import { connectEcho, startEchoServer } from './echo-client.ts';
+import { createSites, startBenchAgent } from './agent.ts';
+import { count, latencyStats, round, stopChild, type Bench, type BenchResult } from './lib.ts';
+
+const SITES = 20;
+
+export const bench: Bench = {
+  name: 'rpc-latency',
+  async run() {
+    const calls = count(5000, 200);
+    const block = Math.min(500, calls);
+    const a = await startBenchAgent({ websites: true });
+    const echo = await startEchoServer(a.agentFiles.certFile, a.agentFiles.keyFile, a.pki.caFile);
+    const results: BenchResult[] = [];
+    try {
+      const client = await connectEcho(echo.port, {
+        cert: a.pki.panel.certPem,
+        key: a.pki.panel.keyPem,
+        ca: readFileSync(a.pki.caFile, 'utf8'),
+      });
+      const msg = Buffer.alloc(64, 'x');
+      const ping = async (): Promise<void> => {
+        const r = await a.manager.call(a.hostId, 'ping', {});
+        if (!r.ok) throw new Error(`ping failed: ${r.error.message}`);
+      };
+      // Warm-up (JIT, TLS session), then alternate blocks so both see the same machine noise.
+      for (let i = 0; i < 200; i++) {
+        await ping();
+        await client.roundTrip(msg);
+      }
+      const pingNs: bigint[] = [];
+      const echoNs: bigint[] = [];
+      for (let done = 0; done < calls; done += block) {
+        for (let i = 0; i < block; i++) {
+          const t = process.hrtime.bigint();
+          await client.roundTrip(msg);
+          echoNs.push(process.hrtime.bigint() - t);
+        }
+        for (let i = 0; i < block; i++) {
+          const t = process.hrtime.bigint();
+          await ping();
+          pingNs.push(process.hrtime.bigint() - t);
+        }
+      }
+      client.close();
+      const ref = latencyStats(echoNs);
+      const p = latencyStats(pingNs);
+      results.push({ bench: 'rpc-latency', subject: 'raw TLS echo (reference)', ...ref });
+      const ratio = round(p.p50_us / ref.p50_us, 2);
+      results.push({
+        bench: 'rpc-latency',
+        subject: 'ping',
+        ...p,
+        p50_vs_tls: ratio,
+        target: 'p50 <= 2.5x raw TLS, p99 <= 2000 us',
+        meets_target: ratio <= 2.5 && p.p99_us <= 2000,
+      });
+
+      const websites = a.modules.find((m) => m.name === 'websites');
+      if (!websites?.available) {
+        results.push({
+          bench: 'rpc-latency',
+          subject: `list websites (${SITES} sites)`,
+          available: false,
+          reason: websites?.reason ?? 'the agent did not announce a websites module',
+        });
+      } else {
+        await createSites(a, SITES);
+        const check = await a.manager.call(a.hostId, 'list websites', {});
+        if (!check.ok) throw new Error(`list websites failed: ${check.error.message}`);
+        const listed = check.data.websites.filter((w) => w.domain.startsWith('bench-')).length;
+        if (listed !== SITES)
+          throw new Error(`list websites returned ${listed} bench sites, expected ${SITES}`);
+        for (let i = 0; i < 100; i++) await a.manager.call(a.hostId, 'list websites', {});
+        const ns: bigint[] = [];
+        for (let i = 0; i < calls; i++) {
+          const t = process.hrtime.bigint();
+          const r = await a.manager.call(a.hostId, 'list websites', {});
+          ns.push(process.hrtime.bigint() - t);
+          if (!r.ok) throw new Error(`list websites failed: ${r.error.message}`);
+        }
+        const l = latencyStats(ns);
+        results.push({
+          bench: 'rpc-latency',
+          subject: `list websites (${SITES} sites)`,
+          ...l,
+          p50_vs_tls: round(l.p50_us / ref.p50_us, 2),
+        });
+      }
+      return results;
+    } finally {
+      await stopChild(echo.proc);
+      await a.stop();
+    }
+  },
+};
