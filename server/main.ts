@@ -18,6 +18,7 @@ import { ApiTokens } from './auth/api-tokens.ts';
 import { Accounts } from './auth/accounts.ts';
 import { createApp } from './http/app.ts';
 import { createHostLifecycle } from './hosts/enrollment.ts';
+import { revokedHostSerials } from './hosts/revocation.ts';
 import { attachRealtime } from './realtime/index.ts';
 
 export interface RunningPanel {
@@ -45,6 +46,7 @@ export async function startPanel(
   const events = new PanelEvents();
   const manager = new ConnectionManager({
     tls: () => pki.clientTls(),
+    revoked: () => revokedHostSerials(db),
     logger: logger.child({ part: 'hosts' }),
   });
   const hosts = new HostRegistry(new HostsRepo(db), manager, events);

@@ -55,6 +55,8 @@ export interface ConnectionManagerOptions {
   backoff?: { minMs: number; maxMs: number };
   connectTimeoutMs?: number;
   defaultCallTimeoutMs?: number;
+  /** Revoked agent-certificate serials (normalised): such a certificate is refused at the handshake. */
+  revoked?: () => ReadonlySet<string>;
 }
 
 interface ManagerEvents {
@@ -261,6 +263,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
         const r = verifyPeerCertificate(new X509Certificate(cert.raw), {
           caPem: tls.caPem,
           expect: { kind: 'host', hostId: expectedId },
+          ...(this.opts.revoked ? { revoked: this.opts.revoked() } : {}),
         });
         if (r.ok) return undefined;
         const err = new Error(`agent certificate refused: ${r.reason}`) as Error & { code: string };

@@ -21,6 +21,17 @@ export function revokeHostCertificates(db: Db, hostId: string, reason: string, n
   return serials;
 }
 
+/** Revoked host-certificate serials: the panel refuses an agent presenting one of them. */
+export function revokedHostSerials(db: Db): ReadonlySet<string> {
+  return new Set(
+    (
+      db.prepare("SELECT serial FROM certificates WHERE kind = 'host' AND revoked_at IS NOT NULL").all() as {
+        serial: string;
+      }[]
+    ).map((r) => r.serial),
+  );
+}
+
 /** A host by id or (case-insensitive) name. */
 export function findHost(repo: HostsRepo, idOrName: string): HostRow | null {
   return repo.get(idOrName) ?? repo.getByName(idOrName);

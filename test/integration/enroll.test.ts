@@ -1,6 +1,6 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { X509Certificate, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
@@ -217,7 +217,7 @@ describe('enrollment', () => {
     const a = await addHost('alpha', portA);
     await addHost('bravo', portB);
     // A CSR that claims to be bravo: the subject is ignored.
-    const { csrPem } = await createCsr('urn:ponio:host:bravo bravo');
+    const { csrPem, keyPem: oldKey } = await createCsr('urn:ponio:host:bravo bravo');
     const raw = await t.request<{ data: { hostId: string; certificate: string } }>('POST', '/enroll', {
       token: null,
       body: { token: a.token, csr: csrPem },
@@ -242,6 +242,25 @@ describe('enrollment', () => {
     assert.match(r.stdout, /Enrolled as host alpha/);
     const oldSerial = cert.serialNumber.replace(/^0+/, '');
     assert.ok(t.panel.ctx.pki.isRevoked(oldSerial), 'the superseded certificate is revoked');
+
+    // Whoever still holds the superseded key and certificate cannot pass for alpha any more.
+    const stale = sandbox('stale');
+    writeFileSync(path.join(stale.configDir, 'agent.crt'), raw.body.data.certificate);
+    writeFileSync(path.join(stale.configDir, 'agent.key'), oldKey, { mode: 0o600 });
+    writeFileSync(path.join(stale.configDir, 'ca.crt'), ca);
+    const cfg = JSON.parse(readFileSync(stale.configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(
+      stale.configFile,
+      JSON.stringify({ ...cfg, listen: `127.0.0.1:${portA}`, sandbox: stale.dir }),
+    );
+    const impostor = await serveAgent(stale.configFile);
+    try {
+      const st = await t.panel.ctx.hosts.manager.waitForState('alpha', 'refused', 20_000);
+      assert.match(st.lastError ?? '', /revoked/);
+      assert.equal(count(impostor.output(), 'panel connected'), 0, 'no session with the stale certificate');
+    } finally {
+      await impostor.stop();
+    }
   });
 
   test('panel certificate rotation: agents accept the new one and refuse the revoked old one', async () => {
