@@ -27,6 +27,7 @@ export const ALLOWED_BINARIES = [
   'mysql_install_db',
   'mariadb-admin',
   'mysqladmin',
+  'setpriv', // sandbox mariadbd gets --pdeathsig TERM: it shuts down if the agent is killed
   // firewall
   'iptables',
   'ip6tables',
