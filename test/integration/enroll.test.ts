@@ -5,7 +5,13 @@ import { X509Certificate, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { io as ioc } from 'socket.io-client';
-import { certFingerprint, createCsr, verifyPeerCertificate } from '../../shared/pki/index.ts';
+import {
+  certFingerprint,
+  createCa,
+  createCsr,
+  publicKeyFromCsr,
+  verifyPeerCertificate,
+} from '../../shared/pki/index.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import type { AgentProcess } from '../helpers/agent-process.ts';
 import { enrollWith, freePort, lightSandbox, parseEnrollCommand, serveAgent } from '../helpers/enroll.ts';
@@ -261,6 +267,51 @@ describe('enrollment', () => {
     } finally {
       await impostor.stop();
     }
+  });
+
+  test('the agent refuses bad trust requests and leaves its files unchanged', async () => {
+    const m = t.panel.ctx.hosts.manager;
+    const ca = t.panel.ctx.pki.ca.certPem;
+    const files = ['agent.crt', 'agent.key', 'ca.crt'].map((f) => path.join(web1.configDir, f));
+    const before = files.map((f) => readFileSync(f, 'utf8'));
+    const other = await createCsr('x');
+    const foreign = await t.panel.ctx.pki.issueHostCertificate('web1', await publicKeyFromCsr(other.csrPem), {
+      dns: [],
+      ips: ['127.0.0.1'],
+    });
+    const noPending = await m.call('web1', 'install certificate', { certPem: foreign.certPem, caPem: ca });
+    assert.ok(!noPending.ok && noPending.error.code === 'failed-precondition', JSON.stringify(noPending));
+    assert.match(noPending.error.message, /No renewal is pending/);
+    const csr = await m.call('web1', 'renew certificate', {});
+    assert.ok(csr.ok, JSON.stringify(csr));
+    const pendingKey = await publicKeyFromCsr(csr.data.csrPem);
+    const wrongKey = await m.call('web1', 'install certificate', { certPem: foreign.certPem, caPem: ca });
+    assert.ok(!wrongKey.ok);
+    assert.match(wrongKey.error.message, /not for the key this agent generated/);
+    const wrongHost = await t.panel.ctx.pki.issueHostCertificate('web2', pendingKey, { dns: [], ips: [] });
+    const asOther = await m.call('web1', 'install certificate', { certPem: wrongHost.certPem, caPem: ca });
+    assert.ok(!asOther.ok);
+    assert.match(asOther.error.message, /identifies urn:ponio:host:web2/);
+    const otherCa = await createCa();
+    const foreignCa = await m.call('web1', 'install certificate', {
+      certPem: foreign.certPem,
+      caPem: otherCa.certPem,
+    });
+    assert.ok(!foreignCa.ok);
+    assert.match(foreignCa.error.message, /not the CA this agent trusts/);
+    const garbage = await m.call('web1', 'install certificate', { certPem: 'x'.repeat(100), caPem: ca });
+    assert.ok(!garbage.ok);
+    for (const serials of [['../etc/passwd'], ['AB\nCD'], ["1'; DROP"], ['A'.repeat(65)]]) {
+      const r = await m.call('web1', 'set revocations', { serials });
+      assert.ok(!r.ok && r.error.code === 'invalid-argument', JSON.stringify(r));
+    }
+    assert.deepEqual(
+      files.map((f) => readFileSync(f, 'utf8')),
+      before,
+      'nothing changed on the host',
+    );
+    const ping = await m.call('web1', 'ping', {});
+    assert.ok(ping.ok, 'the agent still serves');
   });
 
   test('panel certificate rotation: agents accept the new one and refuse the revoked old one', async () => {
