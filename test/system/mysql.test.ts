@@ -10,6 +10,11 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import mysql, { type Connection } from 'mysql2/promise';
 import { loadAgentConfig } from '../../agent/config.ts';
+import { exec } from '../../agent/os/exec.ts';
+import { systemLayout } from '../../agent/os/layout.ts';
+import { createMysqlModule } from '../../agent/modules/mysql/index.ts';
+import type { CallContext, ModuleContext } from '../../agent/modules/types.ts';
+import { RpcError } from '../../shared/protocol/index.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import type { ConnectionManager } from '../../server/hosts/connection-manager.ts';
 import type { EventName, RequestIn } from '../../shared/protocol/index.ts';
@@ -456,6 +461,43 @@ describe('mysql module against a real MariaDB', () => {
       assert.ok(!agentLog.includes(s), `the agent log contains the password ${s}`);
     }
     assert.ok(agentLog.includes('sandbox MariaDB ready'), 'the log was captured');
+  });
+
+  test('system mode: the host adapter logs in as root by unix_socket; a missing server is unavailable', async () => {
+    const ctx = (settings: Record<string, unknown>): ModuleContext => ({
+      layout: systemLayout(),
+      exec,
+      logger: pino({ level: 'silent' }),
+      broadcast: () => undefined,
+      agentPort: 7443,
+      moduleSettings: { mysql: settings },
+    });
+    const meta = { signal: new AbortController().signal } as unknown as CallContext;
+    // Pointed at the running server's socket, as a host's /run/mysqld/mysqld.sock would be.
+    const live = createMysqlModule(ctx({ socket: socketPath }));
+    assert.deepEqual(live.availability(), { available: true });
+    try {
+      await live.handlers['create database']({ name: 'via_system' }, meta);
+      const list = await live.handlers['list databases']({}, meta);
+      assert.ok(list.databases.some((d) => d.name === 'via_system'));
+      await live.handlers['drop database']({ name: 'via_system' }, meta);
+    } finally {
+      await live.stop?.();
+    }
+    const down = createMysqlModule(ctx({ socket: path.join(sandbox, 'run/no-such.sock') }));
+    try {
+      await assert.rejects(live.handlers['list databases']({}, meta), /shutting down/);
+      await assert.rejects(down.handlers['list databases']({}, meta), (e: unknown) => {
+        assert.ok(e instanceof RpcError);
+        assert.equal(e.code, 'unavailable');
+        assert.match(e.message, /not reachable through .*no-such\.sock/);
+        return true;
+      });
+    } finally {
+      await down.stop?.();
+    }
+    const misconfigured = createMysqlModule(ctx({ sockett: '/x' }));
+    assert.match(misconfigured.availability().reason ?? '', /unknown setting.*sockett/);
   });
 
   test('server down → unavailable, with a clear message', async () => {

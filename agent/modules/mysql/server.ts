@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import mysql, { type Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import { RpcError } from '../../../shared/protocol/index.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
 import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
 import type { HostLayout } from '../../os/layout.ts';
@@ -50,12 +51,14 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
   const socketPath = settings.socket ?? DEFAULT_SOCKET;
   const adminUser = settings.user ?? 'root';
   let pool: Pool | null = null;
+  let stopped = false;
   return {
     kind: 'system',
     adminUser,
     socketPath,
     port: () => undefined,
     pool() {
+      if (stopped) throw new RpcError('unavailable', 'The agent is shutting down.');
       pool ??= poolFor(socketPath, adminUser, readAdminPassword(settings));
       return pool;
     },
@@ -66,6 +69,7 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
     },
     start: () => Promise.resolve(),
     async stop() {
+      stopped = true;
       const p = pool;
       pool = null;
       await p?.end();
@@ -195,7 +199,13 @@ export function sandboxServer(
   };
 
   const launch = async (): Promise<void> => {
-    const proc = spawnService('mariadbd', [`--defaults-file=${cnf}`]);
+    // Through `setpriv --pdeathsig TERM` (util-linux) when available: the kernel then shuts the
+    // private server down cleanly if the agent dies, even by SIGKILL (no orphaned mariadbd).
+    const mariadbd = whichBinary('mariadbd');
+    const proc =
+      mariadbd !== null && whichBinary('setpriv') !== null
+        ? spawnService('setpriv', ['--pdeathsig', 'TERM', '--', mariadbd, `--defaults-file=${cnf}`])
+        : spawnService('mariadbd', [`--defaults-file=${cnf}`]);
     let err = '';
     proc.stderr?.on('data', (c: Buffer) => {
       err = (err + c.toString()).slice(-4000);
@@ -235,7 +245,7 @@ export function sandboxServer(
     socketPath,
     port: () => port,
     pool() {
-      if (!pool) throw new Error('the sandbox MariaDB is not running');
+      if (!pool) throw new RpcError('unavailable', 'The sandbox MariaDB is not running.');
       return pool;
     },
     unavailableReason() {
