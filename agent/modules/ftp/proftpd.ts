@@ -61,7 +61,9 @@ async function runCheck(configFile: string): Promise<void> {
       resolve(c);
     });
   });
-  if (code !== 0) {
+  // proftpd 1.3.8 exits 0 when a file pulled in by `Include <dir>/` has a fatal error, so the
+  // diagnostics count too.
+  if (code !== 0 || /(^|\s)(fatal|error): /m.test(err)) {
     const out = err.trim().split('\n').slice(-8).join('\n') || `exit status ${String(code)}`;
     throw new RpcError('failed-precondition', `proftpd configuration test failed: ${out}`);
   }
@@ -77,10 +79,27 @@ function proftpdMissing(): ModuleAvailability | null {
 
 // --- system mode ------------------------------------------------------------------------------
 
-export const SYSTEM_CONF = '/etc/proftpd/proftpd.conf';
-export const SYSTEM_SNIPPET = '/etc/proftpd/conf.d/ponio.conf';
-export const SYSTEM_USER_FILE = '/etc/proftpd/ftpd.passwd';
-export const SYSTEM_PID_FILE = '/run/proftpd.pid';
+/** Where Debian's proftpd keeps things (overridable for tests of the system adapter). */
+export interface SystemPaths {
+  /** The main config, which must `Include` the conf.d directory. */
+  conf: string;
+  confD: string;
+  /** PonIO's snippet inside conf.d. */
+  snippet: string;
+  userFile: string;
+  pidFile: string;
+  /** Exists when systemd runs (then reloads go through systemctl). */
+  systemdMarker: string;
+}
+
+export const SYSTEM_PATHS: SystemPaths = {
+  conf: '/etc/proftpd/proftpd.conf',
+  confD: '/etc/proftpd/conf.d',
+  snippet: '/etc/proftpd/conf.d/ponio.conf',
+  userFile: '/etc/proftpd/ftpd.passwd',
+  pidFile: '/run/proftpd.pid',
+  systemdMarker: '/run/systemd/system',
+};
 
 /** The conf.d snippet PonIO owns in system mode (pure, for tests and docs). */
 export function systemSnippet(userFile: string): string {
@@ -98,25 +117,30 @@ export function systemSnippet(userFile: string): string {
   ].join('\n');
 }
 
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 export function createSystemAdapter(opts: {
   exec: Exec;
   logger: Logger;
   layout: HostLayout;
   settings: FtpSettings;
+  paths?: SystemPaths;
 }): ProftpdAdapter {
   const { exec, logger, layout, settings } = opts;
-  const userFile = SYSTEM_USER_FILE;
+  const p = opts.paths ?? SYSTEM_PATHS;
+  const userFile = p.userFile;
   const owner = async (): Promise<Account> =>
     (await firstAccount(['proftpd'])) ?? { name: 'root', uid: 0, gid: 0 };
 
   const reload = async (): Promise<void> => {
-    if (existsSync('/run/systemd/system')) {
+    if (existsSync(p.systemdMarker)) {
       const r = await exec('systemctl', ['try-reload-or-restart', 'proftpd.service'], { timeoutMs: 30_000 });
       if (r.code !== 0)
         throw new RpcError('failed-precondition', `systemctl reload proftpd failed: ${r.stderr.trim()}`);
       return;
     }
-    const pid = Number((await readIfExists(SYSTEM_PID_FILE))?.trim());
+    // No systemd (containers): the daemon's own way, SIGHUP to the pid in its pid file.
+    const pid = Number((await readIfExists(p.pidFile))?.trim());
     if (!Number.isInteger(pid) || pid <= 1 || !(await isProftpd(pid))) {
       logger.info('proftpd is not running; nothing to reload');
       return;
@@ -132,36 +156,40 @@ export function createSystemAdapter(opts: {
     availability() {
       const missing = proftpdMissing();
       if (missing) return missing;
-      if (!existsSync(SYSTEM_CONF)) return unavailable(`${SYSTEM_CONF} is missing (reinstall proftpd-core).`);
+      if (!existsSync(p.conf)) return unavailable(`${p.conf} is missing (reinstall proftpd-core).`);
       return available();
     },
     async start() {
-      const conf = (await readIfExists(SYSTEM_CONF)) ?? '';
-      if (!/^\s*Include\s+\/etc\/proftpd\/conf\.d\/?\s*$/m.test(conf))
-        throw new Error(
-          `${SYSTEM_CONF} does not Include /etc/proftpd/conf.d/, so PonIO's snippet would be ignored`,
-        );
+      const conf = (await readIfExists(p.conf)) ?? '';
+      const include = new RegExp(`^\\s*Include\\s+"?${escapeRegExp(p.confD)}/?"?\\s*$`, 'm');
+      if (!include.test(conf))
+        throw new Error(`${p.conf} does not Include ${p.confD}/, so PonIO's snippet would be ignored`);
       const want = systemSnippet(userFile);
-      const oldSnippet = await readIfExists(SYSTEM_SNIPPET);
+      const oldSnippet = await readIfExists(p.snippet);
       const oldUsers = await fsp.readFile(userFile).catch(() => null);
       const o = await owner();
+      if (oldUsers !== null) {
+        // Hashes are secrets: keep the file 0600 and owned by the daemon's user, whoever made it.
+        await fsp.chmod(userFile, 0o600);
+        await fsp.chown(userFile, o.uid, o.gid);
+      }
       if (oldSnippet === want && oldUsers !== null) return;
       try {
         if (oldUsers === null) await atomicWrite(userFile, '', { mode: 0o600, uid: o.uid, gid: o.gid });
-        await atomicWrite(SYSTEM_SNIPPET, want, { mode: 0o644 });
-        await runCheck(SYSTEM_CONF);
+        await atomicWrite(p.snippet, want, { mode: 0o644 });
+        await runCheck(p.conf);
         await reload();
       } catch (e) {
-        if (oldSnippet === null) await fsp.rm(SYSTEM_SNIPPET, { force: true });
-        else await atomicWrite(SYSTEM_SNIPPET, oldSnippet, { mode: 0o644 });
+        if (oldSnippet === null) await fsp.rm(p.snippet, { force: true });
+        else await atomicWrite(p.snippet, oldSnippet, { mode: 0o644 });
         if (oldUsers === null) await fsp.rm(userFile, { force: true });
         await reload().catch(() => undefined);
         throw e;
       }
-      logger.info({ snippet: SYSTEM_SNIPPET, userFile }, 'proftpd configured for PonIO virtual users');
+      logger.info({ snippet: p.snippet, userFile }, 'proftpd configured for PonIO virtual users');
     },
     stop: () => Promise.resolve(),
-    check: () => runCheck(SYSTEM_CONF),
+    check: () => runCheck(p.conf),
     userFileOwner: owner,
     endpoint: () => null,
   };
