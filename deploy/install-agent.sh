@@ -11,7 +11,8 @@ Usage: install-agent.sh [options]
   --panel URL         the panel, e.g. https://panel.example.com:8443   } enroll this host
   --token TOKEN       the single-use join token from the panel          } after installing
   --ca-pin PIN        sha256:HEX fingerprint of the panel's CA          } (all three or none)
-  --listen HOST:PORT  address the agent listens on, for a new config (default 0.0.0.0:7443)
+  --listen HOST:PORT  address the agent listens on (default: the port the panel expects at
+                      enrollment, else 0.0.0.0:7443)
   --no-start          do not enable/start the service
   --root DIR          install under DIR instead of / (packaging, tests); systemd is not touched
   --uninstall         remove everything this installer added (program, unit, config, state)
@@ -30,7 +31,7 @@ BUNDLE=""
 PANEL=""
 TOKEN=""
 CA_PIN=""
-LISTEN="0.0.0.0:7443"
+LISTEN=""
 NO_START=0
 ROOT="/"
 UNINSTALL=0
@@ -79,8 +80,10 @@ if [ -n "$PANEL$TOKEN$CA_PIN" ]; then
   [ "$SYSTEM" = 1 ] || die "enrollment writes to /etc/ponio-agent: not available with --root"
   ENROLL=1
 fi
-printf '%s' "$LISTEN" | grep -Eq '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$' ||
-  die "--listen must be HOST:PORT, e.g. 0.0.0.0:7443"
+if [ -n "$LISTEN" ]; then
+  printf '%s' "$LISTEN" | grep -Eq '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$' ||
+    die "--listen must be HOST:PORT, e.g. 0.0.0.0:7443"
+fi
 
 [ "$(id -u)" = 0 ] || [ "$SYSTEM" = 0 ] || die "run as root (sudo)"
 
@@ -157,14 +160,24 @@ ln -sfn /opt/ponio-agent/ponio-agent.mjs "$LINK"
 
 mkdir -p "$ETC" "$STATE"
 chmod 0700 "$ETC" "$STATE"
-if [ ! -e "$ETC/agent.json" ]; then
-  (umask 077 && printf '{\n  "listen": "%s"\n}\n' "$LISTEN" >"$ETC/agent.json.new" && mv -f "$ETC/agent.json.new" "$ETC/agent.json")
+# config.json is shared with `ponio-agent enroll`, which merges its settings into it; an
+# existing one (the admin's) is never overwritten.
+if [ ! -e "$ETC/config.json" ]; then
+  (
+    umask 077
+    if [ -n "$LISTEN" ]; then printf '{\n  "listen": "%s"\n}\n' "$LISTEN"; else printf '{}\n'; fi >"$ETC/config.json.new"
+    mv -f "$ETC/config.json.new" "$ETC/config.json"
+  )
 fi
-chmod 0600 "$ETC/agent.json"
+chmod 0600 "$ETC/config.json"
 
 if [ "$ENROLL" = 1 ]; then
   echo "Enrolling with $PANEL …"
-  /usr/bin/node "$OPT/ponio-agent.mjs" enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN"
+  if [ -n "$LISTEN" ]; then
+    /usr/bin/node "$OPT/ponio-agent.mjs" enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN" --listen "$LISTEN"
+  else
+    /usr/bin/node "$OPT/ponio-agent.mjs" enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN"
+  fi
 fi
 
 if have_systemd; then

@@ -134,7 +134,7 @@ async function main() {
     'deploy/systemd/ponio-firewall-restore.service',
     path.join(o.out, 'agent', 'ponio-firewall-restore.service'),
   );
-  copyIfExists('deploy/examples/agent.json', path.join(o.out, 'agent', 'agent.example.json'));
+  copyIfExists('deploy/examples/config.json', path.join(o.out, 'agent', 'config.example.json'));
   info.agent = { file: 'agent/ponio-agent.mjs', bytes: statSync(agentFile).size };
 
   // --- panel -------------------------------------------------------------------------------

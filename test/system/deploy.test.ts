@@ -77,7 +77,7 @@ after(() => {
 const AGENT_LAYOUT = [
   'etc 0755',
   'etc/ponio-agent 0700',
-  'etc/ponio-agent/agent.json 0600',
+  'etc/ponio-agent/config.json 0600',
   'etc/systemd 0755',
   'etc/systemd/system 0755',
   'etc/systemd/system/ponio-agent.service 0644',
@@ -109,8 +109,9 @@ describe('install-agent.sh into a temporary root', () => {
       const r = await sh(path.join(dist, 'agent/install-agent.sh'), ['--root', root]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(listing(root).sort(), expectedAgentLayout());
-      const cfg = JSON.parse(readFileSync(path.join(root, 'etc/ponio-agent/agent.json'), 'utf8'));
-      assert.deepEqual(cfg, { listen: '0.0.0.0:7443' });
+      // Empty: `ponio-agent enroll` fills in the port the panel expects; serve defaults to 0.0.0.0:7443.
+      const cfg = JSON.parse(readFileSync(path.join(root, 'etc/ponio-agent/config.json'), 'utf8'));
+      assert.deepEqual(cfg, {});
       const installed = readFileSync(path.join(root, 'opt/ponio-agent/ponio-agent.mjs'));
       assert.ok(installed.equals(readFileSync(path.join(dist, 'agent/ponio-agent.mjs'))));
       const v = await new Promise<string>((resolve, reject) =>
@@ -130,7 +131,7 @@ describe('install-agent.sh into a temporary root', () => {
     const root = tempRoot();
     try {
       assert.equal((await sh(path.join(dist, 'agent/install-agent.sh'), ['--root', root])).code, 0);
-      const cfgFile = path.join(root, 'etc/ponio-agent/agent.json');
+      const cfgFile = path.join(root, 'etc/ponio-agent/config.json');
       writeFileSync(cfgFile, '{ "listen": "10.0.0.5:7443" }\n', { mode: 0o600 });
       // Run the copy installed in /opt, as an admin upgrading would.
       const again = await sh(path.join(root, 'opt/ponio-agent/install-agent.sh'), [
