@@ -404,6 +404,36 @@ describe('enrollment', () => {
     assert.match(again.host.id, /^web1-[0-9a-f]{6}$/);
   });
 
+  test('a revoked token is refused; of two concurrent uses of one token exactly one succeeds', async () => {
+    const { csrPem } = await createCsr('x');
+    const rev = await addHost('web-revoked', await freePort());
+    const del = await t.request<{ data: { revoked: number } }>('DELETE', '/api/v1/hosts/web-revoked/token');
+    assert.equal(del.status, 200, del.text);
+    assert.equal(del.body.data.revoked, 1);
+    const r = await t.request<{ error: { message: string } }>('POST', '/enroll', {
+      token: null,
+      body: { token: rev.token, csr: csrPem },
+    });
+    assert.equal(r.status, 403);
+    assert.match(r.body.error.message, /revoked/);
+
+    const race = await addHost('web-race', await freePort());
+    const replies = await Promise.all(
+      [1, 2, 3].map(() =>
+        t.request('POST', '/enroll', { token: null, body: { token: race.token, csr: csrPem } }),
+      ),
+    );
+    assert.deepEqual(
+      replies.map((x) => x.status).sort(),
+      [201, 403, 403],
+      replies.map((x) => x.text).join('\n'),
+    );
+    const certs = t.panel.ctx.db
+      .prepare("SELECT COUNT(*) AS n FROM certificates WHERE host_id = 'web-race'")
+      .get() as { n: number };
+    assert.equal(certs.n, 1);
+  });
+
   test('bad input to host add and the enrollment endpoint gets clear errors', async () => {
     const bad: [unknown, unknown, RegExp][] = [
       ['web;rm -rf /', '127.0.0.1', /letters, digits and dashes/],
