@@ -104,8 +104,16 @@ export function ftpPages(ctx: PanelContext): Router {
   for (const action of ['disable', 'enable'] as const) {
     r.post(`/:username/${action}`, requireRole('operator'), async (req, res) => {
       const username = param(req, 'username');
-      const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), `${action} ftp user`, { username });
-      await done(req, res, reply.ok, reply.ok ? `FTP user ${username} ${action}d.` : reply.error.message, null);
+      const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), `${action} ftp user`, {
+        username,
+      });
+      await done(
+        req,
+        res,
+        reply.ok,
+        reply.ok ? `FTP user ${username} ${action}d.` : reply.error.message,
+        null,
+      );
     });
   }
 
