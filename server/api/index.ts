@@ -7,6 +7,7 @@ import { websitesApi } from './websites.ts';
 import { ftpApi } from './ftp.ts';
 import { mysqlApi } from './mysql.ts';
 import { firewallApi } from './firewall.ts';
+import { accountsApi } from './accounts.ts';
 
 /** Domain routers, each relative to /api/v1/hosts/:hostId. */
 const DOMAIN_APIS = [websitesApi, ftpApi, mysqlApi, firewallApi];
@@ -16,6 +17,7 @@ export function apiRouter(ctx: PanelContext): Router {
   const api = Router();
   api.use(express.json({ limit: '256kb' }));
   api.use(bearerAuth(ctx));
+  api.use(accountsApi(ctx));
   api.use(hostsApi(ctx));
   for (const make of DOMAIN_APIS) api.use('/hosts/:hostId', make(ctx));
   api.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'No such API endpoint.')));

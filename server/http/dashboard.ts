@@ -9,6 +9,9 @@ import { mysqlPages } from './mysql.ts';
 import { firewallPages } from './firewall.ts';
 import { overviewPages } from './overview.ts';
 import { hostSystemPages } from './host-system.ts';
+import { accountPages } from './accounts.ts';
+import { auditPages } from './audit-page.ts';
+import { settingsPages } from './settings-page.ts';
 
 /** Host-page tabs, each a router mounted at /hosts/:hostId/<tab>. */
 export const HOST_TABS = [
@@ -32,6 +35,9 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(requireLogin(accounts));
   r.use(overviewPages(ctx));
   r.use(hostSystemPages(ctx));
+  r.use(accountPages(ctx));
+  r.use(auditPages(ctx));
+  r.use(settingsPages(ctx));
   for (const tab of HOST_TABS) r.use(`/hosts/:hostId/${tab.id}`, tab.make(ctx));
   return r;
 }

@@ -1,0 +1,318 @@
+import { z } from 'zod';
+import type { EventName } from '../../shared/protocol/index.ts';
+import type { Role } from '../auth/roles.ts';
+
+/**
+ * The REST routes the OpenAPI document (/api/v1/openapi.json) describes. A route bound to an RPC
+ * `event` gets its request body and reply from that event's zod schemas (the single source of
+ * truth); path parameters named like a request field are taken out of the body. Domains add
+ * their routes here (docs/panel-extension.md); test/integration/openapi.test.ts calls every
+ * listed route and fails when one is not served.
+ */
+export interface ApiRouteDoc {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** OpenAPI style, relative to /api/v1: `/hosts/{hostId}/websites/{domain}`. */
+  path: string;
+  summary: string;
+  tag: string;
+  role: Role;
+  event?: EventName;
+  /** Body fields that come from the query string instead (e.g. removeFiles). */
+  query?: { name: string; description: string; schema: z.ZodType }[];
+  body?: z.ZodType;
+  /** Schema of `data` in the success reply. */
+  data?: z.ZodType;
+  status?: number;
+}
+
+const role = z.enum(['admin', 'operator', 'viewer']);
+export const userSchema = z.object({
+  id: z.number().int(),
+  username: z.string(),
+  role,
+  disabled: z.boolean(),
+  mustChangePassword: z.boolean(),
+  createdAt: z.number(),
+  passwordChangedAt: z.number().nullable(),
+});
+export const tokenSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  prefix: z.string(),
+  role,
+  createdBy: z.number().int().nullable(),
+  createdAt: z.number(),
+  expiresAt: z.number().nullable(),
+  revokedAt: z.number().nullable(),
+  lastUsedAt: z.number().nullable(),
+  state: z.enum(['live', 'revoked', 'expired']),
+});
+export const auditEntrySchema = z.object({
+  id: z.number().int(),
+  at: z.number(),
+  actor: z.string(),
+  actorKind: z.enum(['user', 'token', 'cli', 'system']),
+  hostId: z.string().nullable(),
+  action: z.string(),
+  params: z.unknown(),
+  ok: z.boolean(),
+  errorCode: z.string().nullable(),
+  message: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+const hostSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  address: z.string(),
+  port: z.number().int(),
+  status: z.enum(['pending', 'enrolled']),
+  certificate: z.object({ serial: z.string(), notAfter: z.number().nullable() }).nullable(),
+  createdAt: z.number(),
+  enrolledAt: z.number().nullable(),
+  connection: z
+    .object({
+      state: z.enum(['online', 'offline', 'connecting', 'refused']),
+      lastSeen: z.number().nullable(),
+      lastError: z.string().nullable(),
+      agentVersion: z.string().nullable(),
+      hostname: z.string().nullable(),
+      mode: z.enum(['system', 'sandbox']).nullable(),
+      modules: z.array(z.object({ name: z.string(), available: z.boolean(), reason: z.string().optional() })),
+    })
+    .nullable(),
+});
+
+const bool = z.enum(['true', 'false', '1', '0']);
+
+export const OPENAPI_ROUTES: ApiRouteDoc[] = [
+  // --- panel: accounts, tokens, audit -------------------------------------------------------
+  {
+    method: 'get',
+    path: '/me',
+    summary: 'Who this token is',
+    tag: 'panel',
+    role: 'viewer',
+    data: z.object({ name: z.string(), kind: z.string(), role }),
+  },
+  {
+    method: 'get',
+    path: '/users',
+    summary: 'List dashboard users',
+    tag: 'users',
+    role: 'admin',
+    data: z.array(userSchema),
+  },
+  {
+    method: 'post',
+    path: '/users',
+    summary: 'Create a user (the password is temporary unless mustChangePassword is false)',
+    tag: 'users',
+    role: 'admin',
+    status: 201,
+    body: z.object({
+      username: z.string(),
+      password: z.string().min(10).max(256),
+      role,
+      mustChangePassword: z.boolean().optional(),
+    }),
+    data: userSchema,
+  },
+  { method: 'get', path: '/users/{id}', summary: 'One user', tag: 'users', role: 'admin', data: userSchema },
+  {
+    method: 'patch',
+    path: '/users/{id}',
+    summary: 'Change role or disable/enable (disabling signs the user out)',
+    tag: 'users',
+    role: 'admin',
+    body: z.object({ role: role.optional(), disabled: z.boolean().optional() }),
+    data: userSchema,
+  },
+  {
+    method: 'put',
+    path: '/users/{id}/password',
+    summary: "Set a user's password (signs them out everywhere)",
+    tag: 'users',
+    role: 'admin',
+    body: z.object({ password: z.string().min(10).max(256) }),
+    data: z.object({ changed: z.literal(true) }),
+  },
+  {
+    method: 'delete',
+    path: '/users/{id}',
+    summary: 'Delete a user',
+    tag: 'users',
+    role: 'admin',
+    data: z.object({ deleted: z.literal(true) }),
+  },
+  {
+    method: 'get',
+    path: '/tokens',
+    summary: 'List API tokens (never the secrets)',
+    tag: 'tokens',
+    role: 'admin',
+    data: z.array(tokenSchema),
+  },
+  {
+    method: 'post',
+    path: '/tokens',
+    summary: 'Create an API token; the secret is in this reply only',
+    tag: 'tokens',
+    role: 'admin',
+    status: 201,
+    body: z.object({
+      name: z.string().max(64),
+      role,
+      expiresInDays: z.number().int().min(1).max(3650).optional(),
+    }),
+    data: tokenSchema.extend({ token: z.string() }),
+  },
+  {
+    method: 'delete',
+    path: '/tokens/{id}',
+    summary: 'Revoke an API token',
+    tag: 'tokens',
+    role: 'admin',
+    data: tokenSchema,
+  },
+  {
+    method: 'get',
+    path: '/audit',
+    summary: 'The audit log, newest first',
+    tag: 'audit',
+    role: 'viewer',
+    query: [
+      { name: 'host', description: 'host id', schema: z.string() },
+      { name: 'actor', description: 'user or token:<name>', schema: z.string() },
+      { name: 'action', description: "e.g. 'create website'", schema: z.string() },
+      { name: 'limit', description: '1–500 (default 50)', schema: z.string() },
+      { name: 'offset', description: 'entries to skip', schema: z.string() },
+    ],
+    data: z.object({ entries: z.array(auditEntrySchema), total: z.number().int() }),
+  },
+  // --- hosts ------------------------------------------------------------------------------------
+  {
+    method: 'get',
+    path: '/hosts',
+    summary: 'Hosts with their live connection state',
+    tag: 'hosts',
+    role: 'viewer',
+    data: z.array(hostSchema),
+  },
+  {
+    method: 'get',
+    path: '/hosts/{hostId}',
+    summary: 'One host',
+    tag: 'hosts',
+    role: 'viewer',
+    data: hostSchema,
+  },
+  {
+    method: 'get',
+    path: '/hosts/{hostId}/system',
+    summary: 'System facts of the host',
+    tag: 'hosts',
+    role: 'viewer',
+    event: 'system info',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/ping',
+    summary: 'Ping the agent',
+    tag: 'hosts',
+    role: 'viewer',
+    event: 'ping',
+  },
+  // --- websites ---------------------------------------------------------------------------------
+  {
+    method: 'get',
+    path: '/hosts/{hostId}/websites',
+    summary: 'List websites',
+    tag: 'websites',
+    role: 'viewer',
+    event: 'list websites',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/websites',
+    summary: 'Create a website',
+    tag: 'websites',
+    role: 'operator',
+    event: 'create website',
+    status: 201,
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/websites/{domain}/enable',
+    summary: 'Enable a website',
+    tag: 'websites',
+    role: 'operator',
+    event: 'enable website',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/websites/{domain}/disable',
+    summary: 'Disable a website',
+    tag: 'websites',
+    role: 'operator',
+    event: 'disable website',
+  },
+  {
+    method: 'delete',
+    path: '/hosts/{hostId}/websites/{domain}',
+    summary: 'Delete a website (files only with removeFiles=true)',
+    tag: 'websites',
+    role: 'operator',
+    event: 'delete website',
+    query: [{ name: 'removeFiles', description: 'also delete the site files', schema: bool }],
+  },
+  // --- ftp ----------------------------------------------------------------------------------------
+  {
+    method: 'get',
+    path: '/hosts/{hostId}/ftp-users',
+    summary: 'List FTP users',
+    tag: 'ftp',
+    role: 'viewer',
+    event: 'list ftp users',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/ftp-users',
+    summary: 'Create an FTP user',
+    tag: 'ftp',
+    role: 'operator',
+    event: 'create ftp user',
+    status: 201,
+  },
+  {
+    method: 'put',
+    path: '/hosts/{hostId}/ftp-users/{username}/password',
+    summary: 'Set an FTP password',
+    tag: 'ftp',
+    role: 'operator',
+    event: 'set ftp password',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/ftp-users/{username}/disable',
+    summary: 'Disable an FTP user',
+    tag: 'ftp',
+    role: 'operator',
+    event: 'disable ftp user',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/ftp-users/{username}/enable',
+    summary: 'Enable an FTP user',
+    tag: 'ftp',
+    role: 'operator',
+    event: 'enable ftp user',
+  },
+  {
+    method: 'delete',
+    path: '/hosts/{hostId}/ftp-users/{username}',
+    summary: 'Delete an FTP user (files kept)',
+    tag: 'ftp',
+    role: 'operator',
+    event: 'delete ftp user',
+  },
+];
