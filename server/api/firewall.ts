@@ -14,7 +14,7 @@ const bodyOf = (req: Request): Record<string, unknown> =>
  *
  *   GET    /firewall                      rules, blocks, baseline, pending confirmation, other tools' rules
  *   POST   /firewall/rules                add { action, protocol, family?, port?, source?, comment?, position? } → 201
- *   DELETE /firewall/rules/:ruleId        delete a rule
+ *   DELETE /firewall/rules/:id            delete a rule
  *   POST   /firewall/blocks               block { address, expiresInSeconds?, comment? } → 201
  *   DELETE /firewall/blocks/:address      unblock (a CIDR's "/" URL-encoded as %2F)
  *   POST   /firewall/baseline             apply the recommended baseline (confirm mode)
@@ -41,11 +41,11 @@ export function firewallApi(ctx: PanelContext): Router {
     );
     sendReply(res, reply, 201);
   });
-  r.delete('/firewall/rules/:ruleId', requireRole('operator'), async (req, res) => {
+  r.delete('/firewall/rules/:id', requireRole('operator'), async (req, res) => {
     sendReply(
       res,
       await ctx.actions.call(actorOf(req), hostIdParam(req), 'delete firewall rule', {
-        id: param(req, 'ruleId'),
+        id: param(req, 'id'),
       }),
     );
   });

@@ -16,6 +16,8 @@ interface Req {
 
 const servers: net.Server[] = [];
 let manager: ConnectionManager | null = null;
+/** Agent → panel notifications (`event` {topic, data}) received so far. */
+const events: unknown[] = [];
 
 function probe(host: string, port: number, localAddress: string | undefined, timeoutMs: number) {
   return new Promise<string>((resolve) => {
@@ -67,10 +69,13 @@ async function handle(r: Req): Promise<unknown> {
         backoff: { minMs: 100, maxMs: 500 },
         connectTimeoutMs: 3000,
       });
+      manager.on('agentEvent', (_hostId, e) => events.push(e));
       manager.add({ id: r.hostId as string, address: r.address as string, port: r.port as number });
       const st = await manager.waitForState(r.hostId as string, 'online', 15_000);
       return st.state;
     }
+    case 'events':
+      return events.splice(0);
     case 'call': {
       if (!manager) throw new Error('no panel connection');
       return manager.call(r.hostId as string, r.event as EventName, r.params as never);

@@ -290,6 +290,11 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     const l = await ok('list firewall rules', {});
     assert.equal(l.pending, null);
     assert.deepEqual(l.rules, []);
+    const events = await panel.request<{ topic: string; data: { message?: string } }[]>('events');
+    assert.ok(
+      events.some((e) => e.topic === 'firewall reverted' && /reverted/.test(e.data.message ?? '')),
+      `the panel is told: ${JSON.stringify(events)}`,
+    );
     assert.equal(foreignRules(), foreignBefore);
   });
 

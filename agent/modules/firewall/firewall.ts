@@ -159,7 +159,7 @@ export class Firewall {
         this.pending = { previous: before, dueAt, reason, timer };
         this.state = after;
         this.d.logger.warn({ dueAt, risk }, 'firewall change pending confirmation');
-        this.d.broadcast('firewall pending', { dueAt, reason });
+        this.d.broadcast('firewall pending', { dueAt, reason, message: `Firewall: ${reason}` });
       } else {
         try {
           await this.persist(after);
@@ -173,7 +173,6 @@ export class Firewall {
           );
         }
         this.state = after;
-        this.d.broadcast('firewall changed', { at: now });
       }
       this.scheduleExpiry();
       return { pending: this.pendingView() };
@@ -189,7 +188,7 @@ export class Firewall {
       await this.persist(this.state);
       this.pending = null;
       this.d.logger.info('firewall change confirmed');
-      this.d.broadcast('firewall confirmed', { at: this.now() });
+      this.d.broadcast('firewall confirmed', { message: 'Firewall change confirmed; it stays.' });
       this.scheduleExpiry();
       return true;
     });
@@ -216,7 +215,9 @@ export class Firewall {
     this.state = previous;
     await this.persist(previous);
     this.d.logger.warn({ why }, 'firewall change reverted');
-    this.d.broadcast('firewall reverted', { reason: `The pending firewall change was reverted: ${why}.` });
+    this.d.broadcast('firewall reverted', {
+      message: `The pending firewall change was reverted: ${why}; the previous rules are back.`,
+    });
     if (!this.stopped) this.scheduleExpiry();
   }
 
@@ -243,10 +244,13 @@ export class Firewall {
         if (this.pending || this.stopped) return;
         const pruned = this.pruneExpired(this.state);
         if (pruned.blocks.length === this.state.blocks.length) return;
+        const lifted = this.state.blocks.length - pruned.blocks.length;
         await this.apply(pruned);
         await this.persist(pruned);
         this.state = pruned;
-        this.d.broadcast('firewall changed', { at: this.now(), reason: 'a block expired' });
+        this.d.broadcast('firewall block expired', {
+          message: `Firewall: ${lifted} block(s) expired and were lifted.`,
+        });
       });
     } catch (e) {
       this.d.logger.error({ err: (e as Error).message }, 'removing expired blocks failed');
