@@ -14,7 +14,8 @@ Usage: install-agent.sh [options]
   --listen HOST:PORT  address the agent listens on (default: the port the panel expects at
                       enrollment, else 0.0.0.0:7443)
   --no-start          do not enable/start the service
-  --root DIR          install under DIR instead of / (packaging, tests); systemd is not touched
+  --root DIR          install under DIR instead of / (packaging, tests); systemd is not touched;
+                      enrolling under --root makes DIR the agent's sandbox (sandbox mode)
   --uninstall         remove everything this installer added (program, unit, config, state)
   --keep-data         with --uninstall: keep /etc/ponio-agent and /var/lib/ponio-agent
   -h, --help          this help
@@ -77,7 +78,6 @@ if [ -n "$PANEL$TOKEN$CA_PIN" ]; then
     die "--panel must look like https://HOST:PORT"
   printf '%s' "$TOKEN" | grep -Eq '^[A-Za-z0-9_.~-]{8,512}$' || die "--token has unexpected characters"
   printf '%s' "$CA_PIN" | grep -Eq '^sha256:[0-9A-Fa-f:]{64,95}$' || die "--ca-pin must be sha256:HEX"
-  [ "$SYSTEM" = 1 ] || die "enrollment writes to /etc/ponio-agent: not available with --root"
   ENROLL=1
 fi
 if [ -n "$LISTEN" ]; then
@@ -173,11 +173,11 @@ chmod 0600 "$ETC/config.json"
 
 if [ "$ENROLL" = 1 ]; then
   echo "Enrolling with $PANEL …"
-  if [ -n "$LISTEN" ]; then
-    /usr/bin/node "$OPT/ponio-agent.mjs" enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN" --listen "$LISTEN"
-  else
-    /usr/bin/node "$OPT/ponio-agent.mjs" enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN"
-  fi
+  set -- enroll --panel "$PANEL" --token "$TOKEN" --ca-pin "$CA_PIN"
+  [ -n "$LISTEN" ] && set -- "$@" --listen "$LISTEN"
+  # Under --root the agent's files live in DIR/etc/ponio-agent: that is its sandbox layout.
+  [ "$SYSTEM" = 1 ] || set -- "$@" --sandbox "$ROOT"
+  node "$OPT/ponio-agent.mjs" "$@"
 fi
 
 if have_systemd; then
