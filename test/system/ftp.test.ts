@@ -10,7 +10,6 @@ import { pino } from 'pino';
 import { Client, FTPError } from 'basic-ftp';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
-import { systemAccounts } from '../../agent/modules/ftp/accounts.ts';
 import type { ConnectionManager } from '../../server/hosts/connection-manager.ts';
 import type { EventName, RequestIn } from '../../shared/protocol/index.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
@@ -27,8 +26,7 @@ let manager: ConnectionManager;
 let sandbox: string;
 let ftpPort: number;
 let docroot: string;
-let websitesAvailable = false;
-let apachePort: number | null = null;
+let apachePort: number;
 let agentLog = '';
 
 const userFile = (): string => path.join(sandbox, 'etc/proftpd/ftpd.passwd');
@@ -87,25 +85,20 @@ before(async () => {
   const mods = st.hello?.modules ?? [];
   const ftp = mods.find((m) => m.name === 'ftp');
   assert.ok(ftp?.available, `ftp module unavailable: ${ftp?.reason ?? '?'}\n${agentLog.slice(-2000)}`);
-  websitesAvailable = mods.find((m) => m.name === 'websites')?.available === true;
+  const websites = mods.find((m) => m.name === 'websites');
+  assert.ok(
+    websites?.available,
+    `websites module unavailable: ${websites?.reason ?? '?'} (apt-get install apache2)`,
+  );
   const info = JSON.parse(readFileSync(path.join(sandbox, 'run/proftpd.json'), 'utf8')) as { port: number };
   ftpPort = info.port;
 
-  if (websitesAvailable) {
-    // The real websites module creates the site (and its sandbox Apache serves it).
-    const site = await call('create website', { domain: DOMAIN });
-    assert.ok(site.ok, JSON.stringify(site));
-    assert.ok(site.data.docroot);
-    docroot = site.data.docroot;
-    apachePort = portOf(site.data.url);
-  } else {
-    // Until the websites module lands: the site tree as it lays it out (public_html owned by www-data).
-    docroot = path.join(sandbox, 'var/www', DOMAIN, 'public_html');
-    await fsp.mkdir(docroot, { recursive: true });
-    const www = (await systemAccounts()).get('www-data');
-    assert.ok(www, 'www-data account missing (apt-get install apache2)');
-    await fsp.chown(docroot, www.uid, www.gid);
-  }
+  // The real websites module creates the site; its sandbox Apache serves what FTP uploads.
+  const site = await call('create website', { domain: DOMAIN });
+  assert.ok(site.ok, JSON.stringify(site));
+  assert.ok(site.data.docroot);
+  docroot = site.data.docroot;
+  apachePort = portOf(site.data.url);
 });
 
 after(async () => {
@@ -118,7 +111,7 @@ after(async () => {
 describe('FTP accounts on a real proftpd', () => {
   const PW = 'correct horse 1';
 
-  test('create → real login → upload lands in the site docroot (and Apache serves it)', async () => {
+  test('create → real login → upload lands in the site docroot and Apache serves it', async () => {
     const r = await call('create ftp user', { username: 'alice', password: PW, home: docroot });
     assert.ok(r.ok, JSON.stringify(r));
     const www = statSync(docroot);
@@ -136,11 +129,9 @@ describe('FTP accounts on a real proftpd', () => {
     const uploaded = path.join(docroot, 'hello.txt');
     assert.equal(readFileSync(uploaded, 'utf8'), 'hello from ftp\n');
     assert.equal(statSync(uploaded).uid, www.uid, 'file owned by the site user');
-    if (apachePort !== null) {
-      const res = await fetchSite(apachePort, DOMAIN, '/hello.txt');
-      assert.equal(res.status, 200);
-      assert.equal(res.body, 'hello from ftp\n');
-    }
+    const res = await fetchSite(apachePort, DOMAIN, '/hello.txt');
+    assert.equal(res.status, 200, 'Apache serves the uploaded file');
+    assert.equal(res.body, 'hello from ftp\n');
 
     // The password never lands anywhere in clear: not in the user file, not in the agent log.
     const file = readFileSync(userFile(), 'utf8');
