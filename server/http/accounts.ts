@@ -55,7 +55,7 @@ export function accountPages(ctx: PanelContext): Router {
     const b = form(req);
     await act(req, res, '/users', async () => {
       const u = await addUser(ctx, actorOf(req), {
-        username: str(b.username).trim().toLowerCase(),
+        username: b.username,
         password: b.password,
         role: b.role,
         mustChangePassword: true,
