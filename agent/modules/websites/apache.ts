@@ -60,18 +60,6 @@ export function createApacheHost(layout: HostLayout, exec: Exec, logger: Logger)
 
 // --- system mode: Debian's apache2 --------------------------------------------------------
 
-/** Debian's /etc/apache2/envvars defaults (that file is a shell script: PonIO never sources it). */
-const DEBIAN_ENV: NodeJS.ProcessEnv = {
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-  LANG: 'C',
-  APACHE_RUN_USER: 'www-data',
-  APACHE_RUN_GROUP: 'www-data',
-  APACHE_PID_FILE: '/var/run/apache2/apache2.pid',
-  APACHE_RUN_DIR: '/var/run/apache2',
-  APACHE_LOCK_DIR: '/var/lock/apache2',
-  APACHE_LOG_DIR: '/var/log/apache2',
-};
-
 class SystemApache implements ApacheHost {
   readonly mode = 'system' as const;
   readonly confDir = '/etc/apache2';
@@ -88,7 +76,7 @@ class SystemApache implements ApacheHost {
   }
 
   availability(): ModuleAvailability {
-    if (!whichBinary('apache2'))
+    if (!whichBinary('apache2') || !whichBinary('apache2ctl'))
       return unavailable('Apache is not installed on this host (apt-get install apache2).');
     if (!existsSync(this.sitesAvailable) || !existsSync(path.join(this.confDir, 'apache2.conf')))
       return unavailable(
@@ -114,15 +102,11 @@ class SystemApache implements ApacheHost {
   }
 
   async configTest(candidate?: string): Promise<CheckResult> {
-    if (candidate === undefined) {
-      const r = await this.exec('apache2ctl', ['configtest'], { timeoutMs: 30_000 });
-      return { ok: r.code === 0, output: outputOf(r) };
-    }
-    const r = await this.exec(
-      'apache2',
-      ['-t', '-d', this.confDir, '-f', 'apache2.conf', '-c', `Include "${checkPath(candidate, 'vhost')}"`],
-      { timeoutMs: 30_000, env: DEBIAN_ENV },
-    );
+    // Debian's own ctl (it reads /etc/apache2/envvars and creates the runtime dirs); with a
+    // candidate, `-t -c 'Include FILE'` is passed through to apache2 as "$@".
+    const args =
+      candidate === undefined ? ['configtest'] : ['-t', '-c', `Include "${checkPath(candidate, 'vhost')}"`];
+    const r = await this.exec('apache2ctl', args, { timeoutMs: 30_000 });
     return { ok: r.code === 0, output: outputOf(r) };
   }
 
