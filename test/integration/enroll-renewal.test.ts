@@ -123,4 +123,17 @@ test('renewal at two thirds of life replaces the certificate while calls keep su
   const out = agent.output();
   assert.match(out, /installed a renewed certificate/);
   assert.equal(out.split('\n').filter((l) => l.includes('"msg":"panel disconnected"')).length, 0, out);
+
+  // What was written is complete: a restarted agent serves the renewed certificate and key.
+  await agent.stop();
+  agent = await serveAgent(sbx.configFile);
+  await t.panel.ctx.hosts.manager.waitForState('renew1', 'online', 20_000);
+  const after = await t.request('POST', '/api/v1/hosts/renew1/ping');
+  assert.equal(after.status, 200, after.text);
+  // (A further renewal may land meanwhile: the served certificate is the panel's current one.)
+  const before2 = t.panel.ctx.hosts.repo.get('renew1')?.cert_serial ?? '';
+  const served2 = await servedSerial(port);
+  const after2 = t.panel.ctx.hosts.repo.get('renew1')?.cert_serial ?? '';
+  assert.ok(served2 === before2 || served2 === after2, `${served2} is not ${before2} / ${after2}`);
+  assert.notEqual(served2, firstSerial);
 });
