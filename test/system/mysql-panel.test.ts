@@ -1,0 +1,200 @@
+// MySQL/MariaDB through the panel: REST API and the "Databases" tab (no JavaScript, plain forms)
+// against a real panel and a real sandbox agent whose private MariaDB accepts the logins.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
+import { WebClient } from '../helpers/web-client.ts';
+import { requireProgram, requireRoot } from '../helpers/programs.ts';
+
+/** A refused login: wrong password (1045) or, for a dropped account, possibly 1698. */
+const DENIED = /^ER_ACCESS_DENIED(_NO_PASSWORD)?_ERROR$/;
+const HOST = 'db-panel';
+let t: TestPanel;
+let port: number;
+
+async function dbLogin(user: string, password: string, database?: string): Promise<true | string> {
+  try {
+    const c = await mysql.createConnection({
+      host: '127.0.0.1',
+      port,
+      user,
+      password,
+      connectTimeout: 5000,
+      ...(database ? { database } : {}),
+    });
+    await c.end();
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  }
+}
+
+const unescapeHtml = (s: string): string =>
+  s
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+
+before(async () => {
+  requireRoot('the MySQL panel test');
+  requireProgram('mariadbd', 'mariadb-server');
+  t = await startTestPanel();
+  const { sandboxDir } = await t.addSandboxHost(HOST);
+  const cnf = readFileSync(path.join(sandboxDir, 'var/lib/mysql-sandbox/my.cnf'), 'utf8');
+  port = Number(/^port=(\d+)$/m.exec(cnf)?.[1]);
+  assert.ok(port > 0, 'sandbox MariaDB running');
+});
+
+after(async () => {
+  await t?.close();
+});
+
+describe('databases through the panel', () => {
+  const dbs = `/api/v1/hosts/${HOST}/databases`;
+  const users = `/api/v1/hosts/${HOST}/database-users`;
+
+  test('REST: database, account, grant, password, revoke, drop — real logins, redacted audit', async () => {
+    const PW = 'api-Password-1';
+    const NEW = 'api-Password-2';
+    const db = await t.request('POST', dbs, { body: { name: 'apidb', collation: 'utf8mb4_bin' } });
+    assert.equal(db.status, 201, db.text);
+    assert.equal((db.body as { data: { charset: string } }).data.charset, 'utf8mb4');
+    const u = await t.request('POST', users, { body: { user: 'apiuser', host: '%', password: PW } });
+    assert.equal(u.status, 201, u.text);
+    assert.ok(!u.text.includes(PW), 'the reply does not carry the password');
+    const acct = `${users}/apiuser/${encodeURIComponent('%')}`;
+    const g = await t.request('PUT', `${acct}/grants/apidb`, { body: { privileges: 'read-only' } });
+    assert.equal(g.status, 200, g.text);
+    assert.equal(await dbLogin('apiuser', PW, 'apidb'), true);
+
+    const list = await t.request<{ data: { users: { user: string; grants: { database: string }[] }[] } }>(
+      'GET',
+      users,
+      { token: t.token('viewer') },
+    );
+    assert.equal(list.status, 200);
+    assert.deepEqual(
+      list.body.data.users.find((x) => x.user === 'apiuser')?.grants.map((x) => x.database),
+      ['apidb'],
+    );
+    const dbList = await t.request<{ data: { databases: { name: string; collation: string }[] } }>(
+      'GET',
+      dbs,
+    );
+    assert.equal(dbList.body.data.databases.find((d) => d.name === 'apidb')?.collation, 'utf8mb4_bin');
+
+    const pw = await t.request('PUT', `${acct}/password`, { body: { password: NEW } });
+    assert.equal(pw.status, 200, pw.text);
+    assert.equal(await dbLogin('apiuser', PW), 'ER_ACCESS_DENIED_ERROR');
+    assert.equal(await dbLogin('apiuser', NEW), true);
+
+    const rv = await t.request('DELETE', `${acct}/grants/apidb`);
+    assert.equal(rv.status, 200, rv.text);
+    assert.equal(await dbLogin('apiuser', NEW, 'apidb'), 'ER_DBACCESS_DENIED_ERROR');
+    assert.equal((await t.request('DELETE', `${acct}/grants/apidb`)).status, 404);
+
+    assert.equal((await t.request('DELETE', acct)).status, 200);
+    assert.match(String(await dbLogin('apiuser', NEW)), DENIED);
+    assert.equal((await t.request('DELETE', acct)).status, 404);
+    assert.equal((await t.request('DELETE', `${dbs}/apidb`)).status, 200);
+    assert.equal((await t.request('DELETE', `${dbs}/apidb`)).status, 404);
+
+    const audit = t.panel.ctx.audit.query({ hostId: HOST, limit: 100 });
+    const rows = audit.rows.filter((r) => r.action.includes('database'));
+    assert.ok(rows.some((r) => r.action === 'create database user' && r.ok));
+    assert.ok(rows.some((r) => r.action === 'set database password' && r.ok));
+    for (const r of rows) assert.ok(!(r.params ?? '').includes(PW) && !(r.params ?? '').includes(NEW));
+    assert.match(
+      rows.find((r) => r.action === 'create database user')?.params ?? '',
+      /"password":"\[redacted\]"/,
+    );
+  });
+
+  test('REST: bad input is a 400 with the reason; system schemas are refused; a viewer cannot change anything', async () => {
+    const bad = await t.request<{ error: { code: string; message: string } }>('POST', dbs, {
+      body: { name: 'x; DROP DATABASE mysql' },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'invalid-argument');
+    assert.match(bad.body.error.message, /only letters/);
+    const sys = await t.request<{ error: { message: string } }>('DELETE', `${dbs}/mysql`);
+    assert.equal(sys.status, 400);
+    assert.match(sys.body.error.message, /system schema/);
+    const root = await t.request('PUT', `${users}/root/localhost/password`, {
+      body: { password: 'taken-over-1' },
+    });
+    assert.equal(root.status, 400);
+    const extra = await t.request('POST', users, {
+      body: { user: 'x1', host: '%', password: 'long-enough-1', grant: 'ALL' },
+    });
+    assert.equal(extra.status, 400);
+    const viewer = await t.request('POST', dbs, { token: t.token('viewer'), body: { name: 'viewerdb' } });
+    assert.equal(viewer.status, 403);
+    const list = await t.request<{ data: { databases: { name: string }[] } }>('GET', dbs);
+    assert.ok(!list.body.data.databases.some((d) => d.name === 'viewerdb'));
+  });
+
+  test('dashboard: create database and user (generated password shown once), grant, drop with confirmation', async () => {
+    await t.panel.ctx.accounts.users.create({
+      username: 'dbop',
+      password: 'operator password 1',
+      role: 'operator',
+    });
+    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
+    const login = await web.login('dbop', 'operator password 1');
+    assert.equal(login.status, 303, login.text.slice(0, 300));
+    const tab = `/hosts/${HOST}/mysql`;
+    const page = await web.get(tab);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /New database user/);
+
+    const created = await web.submit(tab, `${tab}/databases/create`, { name: 'webdb', charset: 'utf8mb4' });
+    assert.equal(created.status, 303);
+    assert.match((await web.get(tab)).text, /data-database="webdb"/);
+
+    const user = await web.submit(tab, `${tab}/users/create`, {
+      user: 'webuser',
+      host: '127.0.0.1',
+      password: '',
+    });
+    assert.equal(user.status, 200, user.text.slice(0, 500));
+    assert.match(String(user.headers['cache-control']), /no-store/);
+    const m = /id="db-generated-password"[^>]*>([^<]+)</.exec(user.text);
+    assert.ok(m?.[1], 'generated password shown');
+    const generated = unescapeHtml(m[1]);
+    assert.ok(generated.length >= 16);
+    assert.equal(await dbLogin('webuser', generated), true);
+    assert.ok(!(await web.get(tab)).text.includes(generated), 'the password is shown only once');
+
+    const granted = await web.submit(tab, `${tab}/users/grant`, {
+      user: 'webuser',
+      host: '127.0.0.1',
+      database: 'webdb',
+      preset: 'custom',
+      privileges: 'SELECT',
+    });
+    assert.equal(granted.status, 303);
+    const after = await web.get(tab);
+    assert.match(after.text, /data-grant="webdb"/);
+    assert.equal(await dbLogin('webuser', generated, 'webdb'), true);
+
+    const refused = await web.submit(tab, `${tab}/databases/create`, { name: 'bad name' });
+    assert.equal(refused.status, 303);
+    assert.match((await web.get(tab)).text, /only letters/);
+
+    const noConfirm = await web.submit(tab, `${tab}/databases/drop`, { name: 'webdb' });
+    assert.equal(noConfirm.status, 303);
+    assert.match((await web.get(tab)).text, /data-database="webdb"/);
+    await web.submit(tab, `${tab}/users/drop`, { user: 'webuser', host: '127.0.0.1', confirm: 'yes' });
+    assert.match(String(await dbLogin('webuser', generated)), DENIED);
+    await web.submit(tab, `${tab}/databases/drop`, { name: 'webdb', confirm: 'yes' });
+    const final = await web.get(tab);
+    assert.ok(!final.text.includes('data-database="webdb"'));
+    assert.ok(!final.text.includes('data-db-user="webuser@127.0.0.1"'));
+  });
+});
