@@ -25,7 +25,7 @@ function browserSocket(c: WebClient | null, origin?: string): Socket {
   return s;
 }
 
-const connected = (s: Socket): Promise<'connected' | string> =>
+const connected = (s: Socket): Promise<string> =>
   new Promise((resolve) => {
     const timer = setTimeout(() => resolve('timeout'), 10_000);
     s.once('connect', () => {
