@@ -91,6 +91,7 @@ class SystemApache implements ApacheHost {
 
   async prepare(): Promise<void> {
     await fsp.mkdir(this.sitesEnabled, { recursive: true });
+    await fsp.mkdir(this.wwwRoot, { recursive: true });
   }
 
   start(): Promise<void> {
