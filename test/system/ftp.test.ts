@@ -155,10 +155,17 @@ describe('FTP accounts on a real proftpd', () => {
     await assertLoginRefused('mallory', PW, 'unknown user');
   });
 
-  test('disabled user refused, re-enabled accepted, nothing deleted', async () => {
-    const d = await call('disable ftp user', { username: 'alice' });
-    assert.ok(d.ok, JSON.stringify(d));
-    assert.equal(d.data.enabled, false);
+  test('disabled user refused (an open session is ended too), re-enabled accepted, nothing deleted', async () => {
+    const open = await assertLoginWorks('alice', PW, 'session opened before disabling');
+    try {
+      assert.ok((await open.list()).some((f) => f.name === 'hello.txt'));
+      const d = await call('disable ftp user', { username: 'alice' });
+      assert.ok(d.ok, JSON.stringify(d));
+      assert.equal(d.data.enabled, false);
+      await assert.rejects(open.list(), 'the open session no longer works');
+    } finally {
+      open.close();
+    }
     await assertLoginRefused('alice', PW, 'disabled user');
     assert.ok(existsSync(path.join(docroot, 'hello.txt')));
     const again = await call('disable ftp user', { username: 'alice' });

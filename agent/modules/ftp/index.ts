@@ -169,13 +169,16 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
         const hash = await sha512Crypt(exec, req.password);
         // A disabled user stays disabled: the new hash is stored locked.
         const out = await change(req.username, (u) => ({ ...u, hash: isEnabled(u) ? hash : lockHash(hash) }));
-        call.logger.info({ username: req.username }, 'ftp password changed');
+        const ended = await adapter.endSessions(req.username);
+        call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp password changed');
         call.emit('ftp user changed', out);
         return out;
       },
 
       'disable ftp user': async (req, call) => {
         const out = await change(req.username, (u) => ({ ...u, hash: lockHash(u.hash) }));
+        const ended = await adapter.endSessions(req.username);
+        call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp user disabled');
         call.emit('ftp user changed', out);
         return out;
       },
@@ -199,7 +202,8 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
           raw,
           updateUser(lines, req.username, () => null),
         );
-        call.logger.info({ username: req.username }, 'ftp user deleted (files kept)');
+        const ended = await adapter.endSessions(req.username);
+        call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp user deleted (files kept)');
         call.emit('ftp user deleted', { username: req.username });
         return { username: req.username };
       },

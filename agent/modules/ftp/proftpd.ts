@@ -36,6 +36,11 @@ export interface ProftpdAdapter {
   check(): Promise<void>;
   /** Owner and mode of the user file (0600, the daemon's runtime user). */
   userFileOwner(): Promise<Account>;
+  /**
+   * Ends the open sessions of `username` (after disable, delete or a password change), so the
+   * change also applies to someone already logged in. Returns how many were ended.
+   */
+  endSessions(username: string): Promise<number>;
   /** Where the sandbox instance listens (null in system mode). */
   endpoint(): { host: string; port: number; passivePorts: [number, number] } | null;
 }
@@ -189,6 +194,13 @@ export function createSystemAdapter(opts: {
       logger.info({ snippet: p.snippet, userFile }, 'proftpd configured for PonIO virtual users');
     },
     stop: () => Promise.resolve(),
+    async endSessions(username) {
+      const pid = Number((await readIfExists(p.pidFile))?.trim());
+      return endUserSessions(
+        Number.isInteger(pid) && pid > 1 && (await isProftpd(pid)) ? pid : null,
+        username,
+      );
+    },
     check: () => runCheck(p.conf),
     userFileOwner: owner,
     endpoint: () => null,
@@ -322,6 +334,32 @@ async function isProftpd(pid: number): Promise<boolean> {
   }
 }
 
+/**
+ * Ends the session processes of one user: children of the master `masterPid` whose process
+ * title (set by proftpd after login) is `proftpd: <user> - <client>: …`. User names never
+ * contain spaces, so `bob` never matches `bob.x`.
+ */
+export async function endUserSessions(masterPid: number | null, username: string): Promise<number> {
+  if (masterPid === null) return 0;
+  let ended = 0;
+  for (const entry of await fsp.readdir('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== masterPid) continue;
+      const title = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[0] ?? '';
+      if (!title.startsWith(`proftpd: ${username} - `) || !(await isProftpd(pid))) continue;
+      process.kill(pid, 'SIGTERM');
+      ended++;
+    } catch {
+      /* the process went away meanwhile */
+    }
+  }
+  return ended;
+}
+
 async function stopPid(pid: number): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
@@ -451,6 +489,7 @@ export function createSandboxAdapter(opts: {
       const pid = await readPid();
       if (pid !== null) await stopPid(pid);
     },
+    endSessions: (username) => endUserSessions(child?.pid ?? null, username),
     check: () => runCheck(paths.configFile),
     userFileOwner: runtimeUser,
     endpoint: () => listening,
