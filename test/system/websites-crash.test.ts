@@ -99,10 +99,17 @@ test('killing the agent between write and reload leaves the old or the new confi
     // ...and the Apache the dead agent left behind survives a graceful restart from it (as a
     // logrotate or a reboot would do) and keeps serving.
     const pid = await apachePid();
+    const errorLog = path.join(sandbox, 'log/apache2/error.log');
+    const offset = (await fsp.stat(errorLog)).size;
     process.kill(pid, 'SIGUSR1');
-    await eventually(async () => (await fetchSite(port, 'keep.test')).status === 200, 'keep.test served');
-    await new Promise((r2) => setTimeout(r2, 300));
-    process.kill(pid, 0); // still alive (throws otherwise)
+    await eventually(
+      async () => /AH00489/.test((await fsp.readFile(errorLog, 'utf8')).slice(offset)),
+      'Apache to finish the graceful restart from the on-disk config',
+      10_000,
+    );
+    const state = (await fsp.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.[0];
+    assert.ok(state !== undefined && state !== 'Z', `Apache still running (state ${state})`);
+    assert.equal((await fetchSite(port, 'keep.test')).status, 200);
     assert.equal((await fetchSite(port, domain)).status, expectNew ? 200 : 404, `${crashAt}: served?`);
 
     // The restarted agent adopts its Apache and finishes the job: old stays old, new stays new.
