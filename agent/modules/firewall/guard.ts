@@ -26,20 +26,38 @@ interface Prepared {
   /** Block ranges of this family, by prefix length → set of network addresses (fast membership). */
   blocks: Map<number, Set<bigint>>;
   /** Rules of this family that match TCP to the port, in order, with their parsed source. */
-  rules: { source: Cidr | null; verdict: Verdict }[];
+  rules: { source: ParsedRange | null; verdict: Verdict }[];
   baseline: boolean;
 }
 
 const bitsOf = (f: Family): number => (f === 'ipv4' ? 32 : 128);
 
+interface ParsedRange {
+  cidr: Cidr;
+  family: Family;
+  first: bigint;
+  last: bigint;
+}
+/** Parsed ranges by canonical text (parsing with bigints dominates the cost for big block lists). */
+const rangeCache = new Map<string, ParsedRange | null>();
+function parseRange(text: string): ParsedRange | null {
+  let r = rangeCache.get(text);
+  if (r !== undefined) return r;
+  const c = validateCidr(text);
+  r = c.ok ? { cidr: c.value, family: familyOf(c.value.text), ...cidrBounds(c.value) } : null;
+  if (rangeCache.size > 50_000) rangeCache.clear();
+  rangeCache.set(text, r);
+  return r;
+}
+
 function prepare(state: FirewallState, family: Family, port: number, now: number): Prepared {
   const blocks = new Map<number, Set<bigint>>();
   for (const b of activeBlocks(state, now)) {
-    const c = validateCidr(b.address);
-    if (!c.ok || familyOf(c.value.text) !== family) continue;
-    let set = blocks.get(c.value.prefix);
-    if (!set) blocks.set(c.value.prefix, (set = new Set()));
-    set.add(cidrBounds(c.value).first);
+    const c = parseRange(b.address);
+    if (!c || c.family !== family) continue;
+    let set = blocks.get(c.cidr.prefix);
+    if (!set) blocks.set(c.cidr.prefix, (set = new Set()));
+    set.add(c.first);
   }
   const rules: Prepared['rules'] = [];
   for (const r of state.rules) {
@@ -49,11 +67,10 @@ function prepare(state: FirewallState, family: Family, port: number, now: number
       const p = validatePortRange(r.port);
       if (!p.ok || port < p.value.from || port > p.value.to) continue;
     }
-    let source: Cidr | null = null;
+    let source: ParsedRange | null = null;
     if (r.source !== null) {
-      const c = validateCidr(r.source);
-      if (!c.ok || familyOf(c.value.text) !== family) continue;
-      source = c.value;
+      source = parseRange(r.source);
+      if (!source || source.family !== family) continue;
     }
     rules.push({ source, verdict: VERDICT[r.action] });
   }
@@ -67,9 +84,7 @@ function verdictOf(p: Prepared, addr: bigint): Verdict {
     if (nets.has(addr & mask)) return 'drop';
   }
   for (const r of p.rules) {
-    if (r.source === null) return r.verdict;
-    const { first, last } = cidrBounds(r.source);
-    if (addr >= first && addr <= last) return r.verdict;
+    if (r.source === null || (addr >= r.source.first && addr <= r.source.last)) return r.verdict;
   }
   // Baseline: loopback, established and ICMP never match a NEW TCP packet from outside.
   return p.baseline ? 'reject' : 'pass';
@@ -91,9 +106,9 @@ function samplePoints(states: FirewallState[], family: Family): bigint[] {
   const max = (1n << BigInt(bitsOf(family))) - 1n;
   const pts = new Set<bigint>([0n, max, 1n, max - 1n]);
   const add = (text: string): void => {
-    const c = validateCidr(text);
-    if (!c.ok || familyOf(c.value.text) !== family) return;
-    const { first, last } = cidrBounds(c.value);
+    const c = parseRange(text);
+    if (!c || c.family !== family) return;
+    const { first, last } = c;
     for (const v of [first, last, first - 1n, last + 1n]) if (v >= 0n && v <= max) pts.add(v);
   };
   for (const s of states) {
