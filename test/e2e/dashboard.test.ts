@@ -1,0 +1,169 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
+import { requireProgram } from '../helpers/programs.ts';
+
+// The dashboard in a real headless Chromium (Debian package `chromium`) against a real panel
+// with a real sandbox agent. Screenshots of the main pages go to test-output/screenshots/.
+const SHOTS = path.resolve('test-output/screenshots');
+const PW = 'correct horse battery staple';
+const HOST = 'sandbox';
+let t: TestPanel;
+let browser: Browser;
+const problems: string[] = [];
+const contexts: BrowserContext[] = [];
+
+async function newPage(): Promise<Page> {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${page.url()}: console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${page.url()}: page error: ${e.message}`));
+  return page;
+}
+
+async function login(page: Page, username: string): Promise<void> {
+  await page.goto(`${t.url}/login`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(PW);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${t.url}/`);
+}
+
+const shot = (page: Page, name: string): Promise<Buffer> =>
+  page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+before(async () => {
+  const chromiumPath = requireProgram('chromium', 'chromium');
+  mkdirSync(SHOTS, { recursive: true });
+  t = await startTestPanel();
+  await t.addSandboxHost(HOST);
+  await t.panel.ctx.accounts.users.create({ username: 'alice', password: PW, role: 'admin' });
+  await t.panel.ctx.accounts.users.create({ username: 'bob', password: PW, role: 'admin' });
+  await t.panel.ctx.accounts.users.create({ username: 'vera', password: PW, role: 'viewer' });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close();
+  await t?.close();
+});
+
+test('sign in, see the sandbox host online and live, visit every page', async () => {
+  const page = await newPage();
+  await page.goto(t.url);
+  await page.waitForURL(/\/login/);
+  await shot(page, 'login');
+  await login(page, 'alice');
+  const state = page.locator(`[data-host-state="${HOST}"]`).first();
+  assert.equal((await state.textContent())?.trim(), 'online');
+  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
+  await shot(page, 'overview');
+  await page.getByRole('link', { name: HOST, exact: true }).click();
+  await page.waitForURL(`${t.url}/hosts/${HOST}`);
+  await page.locator('#sys-hostname').waitFor();
+  await shot(page, 'host-system');
+  for (const [tab, name] of [
+    ['ftp', 'host-ftp'],
+    ['mysql', 'host-databases'],
+    ['firewall', 'host-firewall'],
+  ] as const) {
+    const r = await page.goto(`${t.url}/hosts/${HOST}/${tab}`);
+    assert.ok(r && r.status() < 500, `${tab} tab answers`);
+    await shot(page, name);
+  }
+  for (const p of ['audit', 'users', 'tokens', 'settings', 'account/password']) {
+    const r = await page.goto(`${t.url}/${p}`);
+    assert.equal(r?.status(), 200, p);
+    await shot(page, p.replace('/', '-'));
+  }
+});
+
+test('create a website; a second browser sees it arrive live; toasts; sign out', async () => {
+  const domain = `e2e-${Date.now()}.example`;
+  const watcher = await newPage();
+  await login(watcher, 'bob');
+  await watcher.goto(`${t.url}/hosts/${HOST}/websites`);
+  await watcher.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
+
+  const page = await newPage();
+  await login(page, 'alice');
+  await page.goto(`${t.url}/hosts/${HOST}/websites`);
+  const form = page.locator('form[action$="/websites/create"]');
+  await form.locator('input[name="domain"]').fill(domain);
+  await form.locator('button[type="submit"]').click();
+  await page.waitForURL(`${t.url}/hosts/${HOST}/websites`);
+  await page.locator('#tab-content').getByText(domain).first().waitFor({ timeout: 30_000 });
+  await shot(page, 'host-websites');
+
+  // The other browser did not reload: the change arrived over socket.io.
+  await watcher.locator('#tab-content').getByText(domain).first().waitFor({ timeout: 30_000 });
+  await watcher.locator('#toasts .toast').first().waitFor({ timeout: 10_000 });
+  await shot(watcher, 'live-update');
+
+  await page.locator('#user-menu').click();
+  await page.locator('#logout').click();
+  await page.waitForURL(/\/login$/);
+  const back = await page.goto(`${t.url}/`);
+  assert.match(back?.url() ?? '', /\/login/);
+});
+
+test('a viewer sees no mutating forms, and a forged POST is refused', async () => {
+  const page = await newPage();
+  await login(page, 'vera');
+  assert.equal(await page.locator('#add-host').count(), 0);
+  for (const tab of ['', '/websites', '/ftp', '/mysql', '/firewall']) {
+    await page.goto(`${t.url}/hosts/${HOST}${tab}`);
+    const posts = await page.locator('#tab-content form[method="post"]').count();
+    const pings = await page.locator('#tab-content form[action$="/ping"]').count();
+    assert.equal(posts - pings, 0, `no mutating form on ${tab || 'system'}`);
+  }
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute('content');
+  const forged = await page.evaluate(async (token) => {
+    const r = await fetch('/users', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        _csrf: token ?? '',
+        username: 'sneaky',
+        password: 'abcdefghijkl',
+        role: 'admin',
+      }),
+    });
+    return r.status;
+  }, csrf);
+  assert.equal(forged, 403);
+  assert.equal(t.panel.ctx.accounts.users.getByName('sneaky'), null);
+});
+
+test('a POST without the CSRF token is refused', async () => {
+  const page = await newPage();
+  await login(page, 'alice');
+  const r = await page.context().request.post(`${t.url}/users`, {
+    form: { username: 'nocsrf', password: 'abcdefghijkl', role: 'admin' },
+  });
+  assert.equal(r.status(), 403);
+  assert.equal(t.panel.ctx.accounts.users.getByName('nocsrf'), null);
+});
+
+test('no console errors on any page', () => {
+  // Expected 403s from the forged requests above are network results, not console errors of the pages' own code.
+  const real = problems.filter((p) => !/status of 403/.test(p));
+  assert.deepEqual(real, []);
+});
