@@ -162,12 +162,17 @@ test('protocol schemas apply the validators and reject unknown fields', () => {
     false,
   );
   assert.equal(
+    mysqlEvents['create database'].request.safeParse({ name: 'x', collation: 'utf8mb4_bin; DROP' }).success,
+    false,
+  );
+  // The pair check (latin1 + utf8mb4_bin) is the agent's (validateCharset), proven by the system test.
+  assert.equal(
     mysqlEvents['create database'].request.safeParse({
       name: 'x',
       charset: 'latin1',
       collation: 'utf8mb4_bin',
     }).success,
-    false,
+    true,
   );
   assert.equal(
     mysqlEvents['create database'].request.safeParse({ name: 'x', collation: 'latin1_bin' }).success,
