@@ -9,6 +9,7 @@ import { mysqlPages } from './mysql.ts';
 import { firewallPages } from './firewall.ts';
 import { overviewPages } from './overview.ts';
 import { hostSystemPages } from './host-system.ts';
+import { hostsAdminPages } from './hosts-admin.ts';
 import { accountPages } from './accounts.ts';
 import { auditPages } from './audit-page.ts';
 import { settingsPages } from './settings-page.ts';
@@ -34,6 +35,7 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(loginRoutes(ctx, accounts));
   r.use(requireLogin(accounts));
   r.use(overviewPages(ctx));
+  r.use(hostsAdminPages(ctx));
   r.use(hostSystemPages(ctx));
   r.use(accountPages(ctx));
   r.use(auditPages(ctx));
