@@ -138,6 +138,8 @@ export interface NsAgent {
   port: number;
   output: () => string;
   stop(): Promise<void>;
+  /** SIGKILL and wait for exit (a crash: no cleanup runs). */
+  kill(): Promise<void>;
 }
 
 /** Starts `ponio-agent serve ARGS` inside a namespace and waits for its "agent ready" line. */
@@ -176,6 +178,10 @@ export function spawnAgentInNs(ns: string, args: string[], timeoutMs = 30_000): 
               const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
               await exited;
               clearTimeout(t);
+            },
+            async kill() {
+              if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+              await exited;
             },
           });
           return;

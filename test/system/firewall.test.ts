@@ -394,6 +394,21 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.equal(readFileSync(stateFile, 'utf8'), stateBefore, 'state file unchanged');
   });
 
+  test('an agent killed while a change is pending comes back with the last confirmed rules', async () => {
+    const r = await ok('add firewall rule', { action: 'deny', protocol: 'tcp', port: 22 });
+    assert.ok(r.pending);
+    assert.equal(await probe(22, { expectDrop: true }), 'timeout');
+    await agent?.kill();
+    agent = null;
+    await startAgent();
+    assert.equal(await probe(22), 'open', 'the unconfirmed change did not survive the crash');
+    await waitUntil('the panel reconnects', async () => (await call('list firewall rules', {})).ok, 15_000);
+    const l = await ok('list firewall rules', {});
+    assert.equal(l.pending, null);
+    assert.ok(!l.rules.some((x) => x.id === r.rule.id));
+    assert.equal(foreignRules(), foreignBefore);
+  });
+
   test('a restarted agent restores the rule set', async () => {
     const r = await ok('add firewall rule', { action: 'deny', protocol: 'tcp', port: 8080 });
     const b = await ok('block ip', { address: net.panelIp2 });
