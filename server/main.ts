@@ -37,6 +37,9 @@ export async function startPanel(
   const db = openDatabase(path.join(config.dataDir, 'panel.db'));
   const names = { dns: ['localhost'], ips: ['127.0.0.1', '::1'] };
   for (const n of config.serverNames) (isIP(n) ? names.ips : names.dns).push(n);
+  // Agents enroll against publicUrl and check the HTTPS certificate's name (docs/security.md).
+  const publicHost = config.publicUrl ? new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '') : '';
+  if (publicHost) (isIP(publicHost) ? names.ips : names.dns).push(publicHost);
   if (config.host !== '0.0.0.0' && config.host !== '::')
     (isIP(config.host) ? names.ips : names.dns).push(config.host);
   const pki = await PanelPki.load(config.dataDir, db, {

@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { ROOT, type AgentProcess } from '../helpers/agent-process.ts';
@@ -99,4 +100,26 @@ test('ponio-panel host add / list / remove against a running panel, with a real 
     audit.map((a) => a.actor_kind),
     ['cli', 'cli'],
   );
+});
+
+test("the panel's HTTPS certificate names the publicUrl host (agents check it when enrolling)", async () => {
+  const p = await startTestPanel({
+    publicUrl: 'https://panel.enroll.test:8443',
+    serverNames: ['192.0.2.10'],
+  });
+  try {
+    const san = new X509Certificate(p.panel.ctx.pki.serverTls().certPem).subjectAltName ?? '';
+    assert.match(san, /DNS:panel\.enroll\.test/);
+    assert.match(san, /IP Address:192\.0\.2\.10/);
+    // (publicUrl does not resolve here, so the API is driven in-process, as the dashboard does.)
+    const e = p.panel.ctx.enrollment;
+    assert.ok(e);
+    const n = e.addHost(
+      { kind: 'user', name: 'admin', role: 'admin' },
+      { name: 'named', address: 'named.example:7443' },
+    );
+    assert.equal(parseEnrollCommand(n.command).panel, 'https://panel.enroll.test:8443');
+  } finally {
+    await p.close();
+  }
 });
