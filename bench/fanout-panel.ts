@@ -10,6 +10,7 @@ interface Spec {
   panelKeyPem: string;
   targets: Array<{ hostId: string; port: number }>;
 }
+const CONNECT_WAVE = 50;
 type Msg = { cmd: 'connect'; specFile: string } | { cmd: 'ping' } | { cmd: 'exit' };
 
 const send = (m: unknown): void => {
@@ -37,24 +38,42 @@ process.on('message', (raw: unknown) => {
       manager = mgr;
       mgr.setMaxListeners(0);
       ids = spec.targets.map((t) => t.hostId);
+      // Connect in waves of CONNECT_WAVE: the connection manager itself starts every connection
+      // at once, and a thousand simultaneous TLS handshakes on a small machine time out and
+      // retry in lock-step (reported to the panel owners). Only the ping is measured.
       const t0 = process.hrtime.bigint();
       const online = new Set<string>();
-      const all = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new Error(`only ${online.size} of ${ids.length} agents online after 120 s`));
-        }, 120_000);
-        mgr.on('state', (s: HostStatus) => {
-          if (s.state === 'online') online.add(s.id);
-          else online.delete(s.id);
-          if (online.size === ids.length) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
+      let waiting: { need: number; resolve: () => void } | null = null;
+      mgr.on('state', (s: HostStatus) => {
+        if (s.state === 'online') online.add(s.id);
+        else online.delete(s.id);
+        if (waiting && online.size >= waiting.need) {
+          const w = waiting;
+          waiting = null;
+          w.resolve();
+        }
       });
-      for (const t of spec.targets) mgr.add({ id: t.hostId, address: '127.0.0.1', port: t.port });
       try {
-        await all;
+        for (let i = 0; i < spec.targets.length; i += CONNECT_WAVE) {
+          const wave = spec.targets.slice(i, i + CONNECT_WAVE);
+          const need = i + wave.length;
+          const done = new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(
+              () => reject(new Error(`only ${online.size} of ${need} agents online after 60 s`)),
+              60_000,
+            );
+            waiting = {
+              need,
+              resolve: () => {
+                clearTimeout(timer);
+                resolve();
+              },
+            };
+          });
+          for (const t of wave) mgr.add({ id: t.hostId, address: '127.0.0.1', port: t.port });
+          if (online.size >= need) waiting = null;
+          else await done;
+        }
       } catch (e) {
         send({ error: (e as Error).message });
         return;

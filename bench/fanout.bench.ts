@@ -104,7 +104,13 @@ export const bench: Bench = {
               targets: targets.slice(0, n),
             }),
           );
-          const c = await panel.request({ cmd: 'connect', specFile });
+          let c: Record<string, unknown>;
+          try {
+            c = await panel.request({ cmd: 'connect', specFile });
+          } catch (e) {
+            results.push({ bench: 'fanout', agents: n, error: (e as Error).message });
+            continue;
+          }
           const walls: number[] = [];
           let failed = 0;
           await panel.request({ cmd: 'ping' }); // warm-up round
