@@ -228,6 +228,39 @@ describe('websites on a real Apache', () => {
     assert.equal((await get('alpha.test')).status, 200);
   });
 
+  test('a failed reload on disable, enable or delete restores the previous state', async () => {
+    const hooks = (domains: string[]): Promise<void> =>
+      fsp.writeFile(hooksFile(), JSON.stringify({ failReload: domains }));
+    try {
+      await hooks(['alpha.test']);
+      let before = '';
+      for (const event of ['disable website', 'delete website'] as const) {
+        before = await sitesDigest(); // (each GET below appends to the site's access log)
+        const r =
+          event === 'delete website'
+            ? await call(event, { domain: 'alpha.test', removeFiles: true })
+            : await call(event, { domain: 'alpha.test' });
+        assert.equal(!r.ok && r.error.code, 'failed-precondition', event);
+        assert.match(!r.ok ? r.error.message : '', /^Apache did not reload/);
+        assert.equal(await sitesDigest(), before, `${event}: restored`);
+        assert.equal((await get('alpha.test')).status, 200, `${event}: still served`);
+      }
+      await hooks([]);
+      assert.ok((await call('disable website', { domain: 'alpha.test' })).ok);
+      await hooks(['alpha.test']);
+      before = await sitesDigest();
+      const on = await call('enable website', { domain: 'alpha.test' });
+      assert.equal(!on.ok && on.error.code, 'failed-precondition');
+      assert.equal(await sitesDigest(), before, 'enable: restored');
+      assert.equal((await get('alpha.test')).status, 404, 'enable: still not served');
+    } finally {
+      await fsp.rm(hooksFile(), { force: true });
+    }
+    assert.ok((await call('enable website', { domain: 'alpha.test' })).ok);
+    assert.equal((await get('alpha.test')).status, 200);
+    configTestOk();
+  });
+
   test('hostile input → invalid-argument, the sites directories byte-for-byte unchanged', async () => {
     const before = await sitesDigest();
     const long = `${'a'.repeat(63)}.`.repeat(5) + 'test';

@@ -230,9 +230,7 @@ export class WebsitesService {
       await atomicSymlink(path.relative(this.apache.sitesEnabled, vhostFile), link);
       linked = true;
       maybeCrash(hooks, 'after-enable');
-      const r = hooks.failReload?.includes(domain)
-        ? { ok: false, output: 'reload failure injected by a test hook' }
-        : await this.apache.reload();
+      const r = await this.reloadFor(domain);
       if (!r.ok) throw checkerFailed('Apache did not reload', r);
     } catch (e) {
       await undo();
@@ -258,7 +256,7 @@ export class WebsitesService {
     const test = await this.apache.configTest(e.file);
     if (!test.ok) throw checkerFailed('Apache config test failed', test);
     await atomicSymlink(path.relative(this.apache.sitesEnabled, e.file), link);
-    const r = await this.apache.reload();
+    const r = await this.reloadFor(domain);
     if (!r.ok) {
       await removeLink(link);
       await this.reloadAfterRollback();
@@ -284,7 +282,7 @@ export class WebsitesService {
       await restore();
       throw checkerFailed('Apache config test failed', test);
     }
-    const r = await this.apache.reload();
+    const r = await this.reloadFor(domain);
     if (!r.ok) {
       await restore();
       await this.reloadAfterRollback();
@@ -310,6 +308,14 @@ export class WebsitesService {
     if (removeFiles) filesRemoved = await removeSiteTree(await sitePaths(this.apache.wwwRoot, domain));
     this.logger.info({ domain, filesRemoved }, 'website deleted');
     return { domain, filesRemoved };
+  }
+
+  /** The graceful reload after a change to `domain` (a sandbox test hook may report it failed). */
+  private async reloadFor(domain: string): Promise<CheckResult> {
+    const hooks = await readTestHooks(this.layout);
+    if (hooks.failReload?.includes(domain))
+      return { ok: false, output: 'reload failure injected by a test hook' };
+    return this.apache.reload();
   }
 
   private async reloadAfterRollback(): Promise<void> {
