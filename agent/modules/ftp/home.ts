@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { RpcError } from '../../../shared/protocol/index.ts';
 import { validateDomain } from '../../../shared/validate/domain.ts';
@@ -147,7 +147,15 @@ export async function createHome(home: ResolvedHome): Promise<string[]> {
     for (const d of home.missing) {
       await fsp.mkdir(d, { mode: 0o755 }); // no `recursive`: fails if something appeared meanwhile
       made.push(d);
-      await fsp.chown(d, home.uid, home.gid);
+      // chown through a descriptor opened without following symlinks: if the new directory were
+      // swapped for a link meanwhile (the parent belongs to the site user), a path-based chown
+      // would hand the link's target to that user.
+      const fh = await fsp.open(d, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      try {
+        await fh.chown(home.uid, home.gid);
+      } finally {
+        await fh.close();
+      }
     }
   } catch (e) {
     await removeDirs(made);

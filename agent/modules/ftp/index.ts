@@ -154,6 +154,13 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
         };
         const made = await createHome(home);
         try {
+          // Re-check right before the write: a directory on the way swapped for a symlink since
+          // the home was resolved must not move the jail.
+          if ((await fsp.realpath(home.path)) !== home.path)
+            throw new RpcError(
+              'failed-precondition',
+              `The home ${home.path} changed while it was being set up; try again.`,
+            );
           await store.write(raw, [...lines, { kind: 'user', user }]);
         } catch (e) {
           await removeDirs(made);
