@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +29,7 @@ after(async () => {
   await fsp.rm(sandbox, { recursive: true, force: true });
 });
 
-test('SIGKILL of the agent shuts its sandbox MariaDB down cleanly', async () => {
+test('SIGKILL of the agent shuts its sandbox MariaDB down cleanly; the first start saves a datadir template', async () => {
   requireRoot('the MySQL crash test');
   requireProgram('mariadbd', 'mariadb-server');
   requireProgram('setpriv', 'util-linux');
@@ -49,6 +49,8 @@ test('SIGKILL of the agent shuts its sandbox MariaDB down cleanly', async () => 
   `;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: ROOT,
+    // An empty cache: this run takes the real mariadb-install-db path and saves the template.
+    env: { ...process.env, XDG_CACHE_HOME: path.join(sandbox, 'cache') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -68,4 +70,12 @@ test('SIGKILL of the agent shuts its sandbox MariaDB down cleanly', async () => 
   assert.equal(alive(mariadbPid), false, 'mariadbd is gone after the agent was killed');
   const log = readFileSync(path.join(sandbox, 'log/mariadb.log'), 'utf8');
   assert.match(log, /Shutdown complete/, 'a clean shutdown, not a crash');
+  // The fresh datadir was saved as the template later sandboxes copy (owner-only).
+  const cacheDir = path.join(sandbox, 'cache/ponio');
+  const [template] = readdirSync(cacheDir).filter(
+    (n) => n.startsWith('mariadb-datadir-') && !n.endsWith('.tmp'),
+  );
+  assert.ok(template, 'a datadir template was saved');
+  assert.ok(existsSync(path.join(cacheDir, template, 'mysql_upgrade_info')));
+  assert.equal(statSync(path.join(cacheDir, template)).mode & 0o077, 0);
 });

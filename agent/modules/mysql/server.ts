@@ -9,6 +9,7 @@ import { RpcError } from '../../../shared/protocol/index.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
 import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
 import type { HostLayout } from '../../os/layout.ts';
+import { DatadirTemplate } from './template.ts';
 import { DEFAULT_SOCKET, readAdminPassword, type MysqlSettings } from './settings.ts';
 
 /**
@@ -146,6 +147,12 @@ export function sandboxServer(
   const initialise = async (): Promise<void> => {
     if ((await readIfExists(path.join(datadir, 'mysql_upgrade_info'))) !== null) return;
     await fsp.rm(datadir, { recursive: true, force: true });
+    const mariadbd = whichBinary('mariadbd');
+    const template = mariadbd !== null ? new DatadirTemplate(mariadbd, logger) : null;
+    if (template && (await template.copyTo(datadir))) {
+      logger.debug('sandbox MariaDB datadir copied from the template');
+      return;
+    }
     await fsp.mkdir(datadir, { recursive: true, mode: 0o700 });
     const bin = whichBinary('mariadb-install-db') ? 'mariadb-install-db' : 'mysql_install_db';
     const r = await exec(
@@ -162,6 +169,7 @@ export function sandboxServer(
       await fsp.rm(datadir, { recursive: true, force: true });
       throw new Error(`${bin} failed: ${tail(r.stderr || r.stdout)}`);
     }
+    await template?.saveFrom(datadir);
   };
 
   /** A leftover server of a killed agent still holds the datadir: stop it first. */
