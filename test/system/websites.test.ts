@@ -135,6 +135,16 @@ describe('websites on a real Apache', () => {
     const before = await sitesDigest();
     const again = await call('create website', { domain: 'alpha.test' });
     assert.equal(!again.ok && again.error.code, 'already-exists');
+    // Unicode look-alikes are mapped (UTS #46) onto the name they imitate, so they collide;
+    // an ideographic full stop is not a dot.
+    for (const [lookalike, code] of [
+      ['ＡＬＰＨＡ.test', 'already-exists'],
+      ['\u{1d41a}lpha.test', 'already-exists'],
+      ['alpha\u3002test', 'invalid-argument'],
+    ] as const) {
+      const r = await call('create website', { domain: lookalike });
+      assert.equal(!r.ok && r.error.code, code, lookalike);
+    }
     const alias = await call('create website', { domain: 'other.test', aliases: ['www.alpha.test'] });
     assert.equal(!alias.ok && alias.error.code, 'already-exists');
     assert.match(!alias.ok ? alias.error.message : '', /www\.alpha\.test is already served by/);
