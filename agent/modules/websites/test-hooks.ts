@@ -7,7 +7,7 @@ import type { HostLayout } from '../../os/layout.ts';
  * Fault injection for the system tests, honoured in sandbox mode only (a production host never
  * reads this file): `<stateDir>/websites-test-hooks.json`.
  * - corruptVhost: domains whose vhost gets a directive Apache refuses (the checker fails);
- * - failReload: domains whose reload is reported failed after the vhost went live (rollback path);
+ * - failReload: domains whose reload (after create, enable, disable or delete) is reported failed;
  * - crashAt: the agent process SIGKILLs itself at that step of `create website` (only for tests
  *   that run the agent as a separate process).
  */
