@@ -16,16 +16,18 @@ const jsonError = (res: Response, status: number, code: string, message: string)
  *   the `--ca-pin` it was given before sending anything.
  * - `POST /enroll` `{ token, csr }` → `{ data: { hostId, certificate, ca, port, notAfter } }`.
  *
- * Both are rate-limited per client address.
+ * Both are rate-limited per client address (POST /enroll: 30 refused requests per 15 minutes).
  */
 export function enrollmentRouter(ctx: PanelContext): Router {
   const r = Router();
   const enrollment = ctx.enrollment;
   if (!enrollment) return r;
-  const limited = (limit: number, windowMs: number) =>
+  const limited = (limit: number, windowMs: number, onlyFailures = false) =>
     rateLimit({
       windowMs,
       limit,
+      // Guessing is what is limited: a successful enrollment spends a real token anyway.
+      skipSuccessfulRequests: onlyFailures,
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       handler: (_req, res) => {
@@ -44,7 +46,7 @@ export function enrollmentRouter(ctx: PanelContext): Router {
 
   r.post(
     '/enroll',
-    limited(30, 15 * 60_000),
+    limited(30, 15 * 60_000, true),
     express.json({ limit: '32kb', type: () => true }),
     async (req, res) => {
       const remote = (req.ip ?? req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');

@@ -474,4 +474,28 @@ describe('enrollment', () => {
     });
     assert.equal(badCsr.status, 403, badCsr.text);
   });
+
+  // Last: it leaves 127.0.0.1 rate-limited on this panel.
+  test('guessing tokens is rate-limited', async () => {
+    const { csrPem } = await createCsr('x');
+    let status = 0;
+    let sent = 0;
+    let body = '';
+    while (sent < 40) {
+      const r = await t.request('POST', '/enroll', {
+        token: null,
+        body: { token: `pjt_${String(sent).padStart(43, 'g')}`, csr: csrPem },
+      });
+      sent++;
+      status = r.status;
+      body = r.text;
+      if (status === 429) break;
+      assert.equal(status, 403, r.text);
+    }
+    assert.equal(status, 429, 'limited');
+    assert.ok(sent <= 31, `limited after ${sent} requests`);
+    assert.match(body, /"code":"rate-limited"/);
+    const ca = await t.request('GET', '/enroll/ca', { token: null });
+    assert.equal(ca.status, 200, 'fetching the CA has its own limit');
+  });
 });
