@@ -41,7 +41,7 @@ export const bench: Bench = {
   name: 'agent-footprint',
   async run() {
     const runs = count(5, 2);
-    const idleMs = count(3000, 1500);
+    const idleMs = count(2000, 1500);
     const bundle = await agentBundle();
     const pki = await makePki();
     const files = await pki.agent('footprint');

@@ -22,7 +22,7 @@ import {
 
 const SIZES = QUICK ? [20, 50] : [100, 500, 1000];
 const PER_PROCESS = QUICK ? 25 : 125;
-const ROUNDS = QUICK ? 1 : 5;
+const ROUNDS = QUICK ? 1 : 3;
 
 interface PanelWorker {
   proc: ChildProcess;

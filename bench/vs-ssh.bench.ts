@@ -131,7 +131,7 @@ export const bench: Bench = {
         }
         return ns;
       };
-      const plain = latencyStats(await timed(count(40, 5), () => run(ssh, [...sshArgs, target, ...list])));
+      const plain = latencyStats(await timed(count(20, 5), () => run(ssh, [...sshArgs, target, ...list])));
       const mux = [
         '-o',
         'ControlMaster=auto',
@@ -142,7 +142,7 @@ export const bench: Bench = {
       ];
       await run(ssh, [...sshArgs, ...mux, target, 'true']);
       const muxed = latencyStats(
-        await timed(count(100, 5), () => run(ssh, [...sshArgs, ...mux, target, ...list])),
+        await timed(count(50, 5), () => run(ssh, [...sshArgs, ...mux, target, ...list])),
       );
       for (let i = 0; i < 50; i++) await a.manager.call(a.hostId, 'list websites', {});
       const ponio = latencyStats(
