@@ -9,6 +9,12 @@ const bodyOf = (req: Request): Record<string, unknown> =>
     ? (req.body as Record<string, unknown>)
     : {};
 
+/** A body's requestId (retry-safe mutations), passed on for the agent to check. */
+const withRequestId = (req: Request, params: Record<string, unknown>): never => {
+  const id = bodyOf(req).requestId;
+  return (id === undefined ? params : { ...params, requestId: id }) as never;
+};
+
 /**
  * REST endpoints of the firewall domain, relative to /api/v1/hosts/:hostId (mergeParams):
  *
@@ -44,9 +50,12 @@ export function firewallApi(ctx: PanelContext): Router {
   r.delete('/firewall/rules/:id', requireRole('operator'), async (req, res) => {
     sendReply(
       res,
-      await ctx.actions.call(actorOf(req), hostIdParam(req), 'delete firewall rule', {
-        id: param(req, 'id'),
-      }),
+      await ctx.actions.call(
+        actorOf(req),
+        hostIdParam(req),
+        'delete firewall rule',
+        withRequestId(req, { id: param(req, 'id') }),
+      ),
     );
   });
   r.post('/firewall/blocks', requireRole('operator'), async (req, res) => {
@@ -56,19 +65,41 @@ export function firewallApi(ctx: PanelContext): Router {
   r.delete('/firewall/blocks/:address', requireRole('operator'), async (req, res) => {
     sendReply(
       res,
-      await ctx.actions.call(actorOf(req), hostIdParam(req), 'unblock ip', {
-        address: param(req, 'address'),
-      }),
+      await ctx.actions.call(
+        actorOf(req),
+        hostIdParam(req),
+        'unblock ip',
+        withRequestId(req, { address: param(req, 'address') }),
+      ),
     );
   });
   r.post('/firewall/baseline', requireRole('operator'), async (req, res) => {
-    sendReply(res, await ctx.actions.call(actorOf(req), hostIdParam(req), 'apply firewall baseline', {}));
+    sendReply(
+      res,
+      await ctx.actions.call(
+        actorOf(req),
+        hostIdParam(req),
+        'apply firewall baseline',
+        withRequestId(req, {}),
+      ),
+    );
   });
   r.delete('/firewall/baseline', requireRole('operator'), async (req, res) => {
-    sendReply(res, await ctx.actions.call(actorOf(req), hostIdParam(req), 'remove firewall baseline', {}));
+    sendReply(
+      res,
+      await ctx.actions.call(
+        actorOf(req),
+        hostIdParam(req),
+        'remove firewall baseline',
+        withRequestId(req, {}),
+      ),
+    );
   });
   r.post('/firewall/confirm', requireRole('operator'), async (req, res) => {
-    sendReply(res, await ctx.actions.call(actorOf(req), hostIdParam(req), 'confirm firewall', {}));
+    sendReply(
+      res,
+      await ctx.actions.call(actorOf(req), hostIdParam(req), 'confirm firewall', withRequestId(req, {})),
+    );
   });
   return r;
 }
