@@ -310,6 +310,7 @@ export class MysqlAdmin {
     const out: { user: string; host: string; row: GrantRow }[] = [];
     for (const [key, rows] of all) {
       const { user, host } = parseKey(key);
+      if (this.isProtectedUser(user)) continue;
       for (const row of rows) if (row.database === database) out.push({ user, host, row });
     }
     return out;
