@@ -2,7 +2,6 @@ import { Command, Option } from 'commander';
 import path from 'node:path';
 import { PONIO_VERSION } from '../shared/protocol/index.ts';
 import { loadPanelConfig, PanelConfigError, type PanelConfig } from './config.ts';
-import { startPanel } from './main.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { Accounts } from './auth/accounts.ts';
 import { ApiTokens } from './auth/api-tokens.ts';
@@ -10,7 +9,7 @@ import { AuditLog } from './db/audit.ts';
 import { UserInputError, userView } from './auth/users.ts';
 import { isRole, ROLES } from './auth/roles.ts';
 import { randomPassword } from './auth/passwords.ts';
-import { startDevSandbox, type DevSandbox } from './dev-sandbox.ts';
+import type { DevSandbox } from './dev-sandbox.ts';
 import { registerHostCommands } from './cli-hosts.ts';
 
 function fail(message: string, code = 2): never {
@@ -109,6 +108,9 @@ export function buildPanelCli(): Command {
       if (o.devSandbox === true && o.logLevel === undefined && !process.env.PONIO_PANEL_LOG_LEVEL)
         o.logLevel = 'warn';
       const cfg = configFrom(o);
+      // Loaded here so the offline commands (user, token) start fast.
+      const { startPanel } = await import('./main.ts');
+      const { startDevSandbox } = await import('./dev-sandbox.ts');
       let panel;
       try {
         panel = await startPanel(cfg);
