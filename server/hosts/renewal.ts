@@ -125,7 +125,10 @@ export class RenewalScheduler {
         caPem: pki.ca.certPem,
       });
       if (!installed.ok) {
-        pki.revoke(issued.serial, 'renewal not installed');
+        // Lost reply (timeout, dropped link): the agent may serve the new certificate already, so
+        // it stays valid; the next renewal supersedes whichever of the two is not current.
+        const unknownOutcome = installed.error.code === 'timeout' || installed.error.code === 'unavailable';
+        if (!unknownOutcome) pki.revoke(issued.serial, 'renewal not installed');
         return done(
           { ok: false, message: `The agent did not install the certificate: ${installed.error.message}` },
           { newSerial: issued.serial },
@@ -137,7 +140,13 @@ export class RenewalScheduler {
         return done({ ok: false, message: `Host ${hostId} was removed during renewal.` });
       }
       hosts.repo.markEnrolled(hostId, issued.serial, issued.notAfter.getTime());
-      if (oldSerial) pki.revoke(oldSerial, 'superseded by renewal');
+      // The previous certificate, and any left over from a renewal whose reply was lost.
+      const superseded = this.deps.db
+        .prepare(
+          "SELECT serial FROM certificates WHERE kind = 'host' AND host_id = ? AND revoked_at IS NULL AND serial <> ?",
+        )
+        .all(hostId, issued.serial) as { serial: string }[];
+      for (const s of superseded) pki.revoke(s.serial, 'superseded by renewal');
       this.deps.events.emit('hostsChanged');
       return done(
         { ok: true, serial: issued.serial, notAfter: issued.notAfter.getTime() },
