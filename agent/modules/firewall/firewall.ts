@@ -5,7 +5,7 @@ import { validateIp } from '../../../shared/validate/network.ts';
 import { KeyedMutex } from '../../rpc/lock.ts';
 import { isBlocked, lostAccess, verdictFor } from './guard.ts';
 import type { IptablesAdapter, Snapshot } from './iptables.ts';
-import { activeBlocks, FAMILIES, renderRestore } from './render.ts';
+import { activeBlocks, FAMILIES, renderRestore, type Family } from './render.ts';
 import type { ResolvedFirewallSettings } from './settings.ts';
 import { cloneState, emptyState, type FirewallState, type FirewallStore } from './state.ts';
 
@@ -32,6 +32,8 @@ export interface FirewallDeps {
   broadcast(topic: string, data: unknown): void;
   /** The agent's configured port (0 when chosen by the OS; each call also knows the real one). */
   agentPort: () => number;
+  /** Families to manage (default both; IPv4 only on a kernel booted without IPv6). */
+  families?: readonly Family[];
   now?: () => number;
 }
 
@@ -49,10 +51,12 @@ export class Firewall {
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly mutex = new KeyedMutex();
   private readonly now: () => number;
+  private readonly families: readonly Family[];
   private stopped = false;
 
   constructor(private readonly d: FirewallDeps) {
     this.now = d.now ?? Date.now;
+    this.families = d.families ?? FAMILIES;
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -95,7 +99,7 @@ export class Firewall {
 
   async list(): Promise<ReplyDataFirewallList> {
     const foreign: ReplyDataFirewallList['foreign'] = [];
-    for (const family of FAMILIES) {
+    for (const family of this.families) {
       const snap = await this.d.iptables.snapshot(family);
       for (const f of snap.foreign) foreign.push({ family, table: f.table, line: f.line });
     }
@@ -267,12 +271,12 @@ export class Firewall {
     const ipt = this.d.iptables;
     const snaps: Snapshot[] = [];
     const inputs: string[] = [];
-    for (const family of FAMILIES) {
+    for (const family of this.families) {
       const snap = await ipt.snapshot(family);
       snaps.push(snap);
       inputs.push(renderRestore(next, family, { insertJump: !snap.hasJump, now }));
     }
-    for (const [i, family] of FAMILIES.entries()) {
+    for (const [i, family] of this.families.entries()) {
       const problem = await ipt.test(family, inputs[i] ?? '');
       if (problem !== null)
         throw new RpcError(
@@ -282,7 +286,7 @@ export class Firewall {
     }
     const done: Snapshot[] = [];
     try {
-      for (const [i, family] of FAMILIES.entries()) {
+      for (const [i, family] of this.families.entries()) {
         const input = inputs[i] ?? '';
         const snap = snaps[i];
         await ipt.restore(family, input);

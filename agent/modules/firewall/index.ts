@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { FIREWALL_LIMITS, type FirewallRule } from '../../../shared/protocol/events/firewall.ts';
 import { RpcError } from '../../../shared/protocol/index.ts';
@@ -43,6 +44,8 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
         logger: ctx.logger,
         broadcast: (topic, data) => ctx.broadcast(topic, data),
         agentPort: () => ctx.agentPort,
+        // A kernel booted with ipv6.disable=1 has no IPv6 stack: manage IPv4 only.
+        families: existsSync('/proc/sys/net/ipv6') ? ['ipv4', 'ipv6'] : ['ipv4'],
       })
     : null;
   const need = (): Firewall => {
