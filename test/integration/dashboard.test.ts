@@ -207,3 +207,41 @@ test('browser socket: a mutation through the API reaches the host room live; log
   await viewer.submit('/', '/logout', {});
   assert.equal(await gone, 'io server disconnect');
 });
+
+test('Add host wizard: shows the enrollment command once; bad input is refused; remove needs confirmation', async () => {
+  const r = await admin.submit('/hosts/new', '/hosts/new', {
+    name: 'web9',
+    address: '192.0.2.9',
+    port: '7443',
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['cache-control'], 'no-store');
+  const cmd = /id="enroll-command">([^<]+)</.exec(r.text)?.[1] ?? '';
+  assert.match(cmd, /^ponio-agent enroll --panel https:\/\/\S+ --token \S+ --ca-pin sha256:[0-9a-f]{64}$/);
+  assert.match(r.text, /data-copy-target="#enroll-command"/);
+  const token = /--token (\S+)/.exec(cmd)?.[1] ?? '';
+  const hostPage = await admin.get('/hosts/web9');
+  assert.match(hostPage.text, /id="pending-host"/);
+  assert.ok(!hostPage.text.includes(token), 'the join token is not shown again');
+  const before = t.panel.ctx.hosts.repo.list().length;
+  for (const [name, address] of [
+    ['web;reboot', '192.0.2.10'],
+    ['web10', '$(reboot)'],
+    ['web10', '192.0.2.10\nx'],
+  ] as const) {
+    const bad = await admin.submit('/hosts/new', '/hosts/new', { name, address, port: '7443' });
+    assert.equal(bad.status, 400, `${name} ${address}`);
+    assert.match(bad.text, /alert-danger/);
+  }
+  assert.equal(t.panel.ctx.hosts.repo.list().length, before);
+  const noConfirm = await admin.submit('/hosts/web9', '/hosts/web9/remove', {});
+  assert.equal(noConfirm.status, 303);
+  assert.ok(t.panel.ctx.hosts.repo.get('web9'));
+  const removed = await admin.submit('/hosts/web9', '/hosts/web9/remove', { confirm: 'yes' });
+  assert.equal(removed.location, '/');
+  assert.equal(t.panel.ctx.hosts.repo.get('web9'), null);
+  const vc = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
+  assert.equal((await vc.login('viewer', PW)).status, 303);
+  const v = await vc.submit('/', '/hosts/new', { name: 'web11', address: '192.0.2.11' });
+  assert.equal(v.status, 403);
+});
