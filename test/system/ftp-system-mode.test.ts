@@ -100,7 +100,14 @@ describe('system-mode proftpd adapter', () => {
       { username: 'sysuser', password: 'system mode pw', home: docroot },
       call,
     );
-    assert.deepEqual(u, { username: 'sysuser', home: docroot, uid: www.uid, gid: www.gid, enabled: true });
+    assert.deepEqual(u, {
+      username: 'sysuser',
+      home: docroot,
+      uid: www.uid,
+      gid: www.gid,
+      enabled: true,
+      homeExists: true,
+    });
     assert.match(
       readFileSync(paths.userFile, 'utf8'),
       /^sysuser:\$6\$.*:ponio:.*public_html:\/usr\/sbin\/nologin$/m,

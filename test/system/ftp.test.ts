@@ -115,7 +115,14 @@ describe('FTP accounts on a real proftpd', () => {
     const r = await call('create ftp user', { username: 'alice', password: PW, home: docroot });
     assert.ok(r.ok, JSON.stringify(r));
     const www = statSync(docroot);
-    assert.deepEqual(r.data, { username: 'alice', home: docroot, uid: www.uid, gid: www.gid, enabled: true });
+    assert.deepEqual(r.data, {
+      username: 'alice',
+      home: docroot,
+      uid: www.uid,
+      gid: www.gid,
+      enabled: true,
+      homeExists: true,
+    });
 
     const c = await assertLoginWorks('alice', PW, 'new user');
     try {
@@ -208,6 +215,16 @@ describe('FTP accounts on a real proftpd', () => {
       c.close();
     }
     assert.ok(existsSync(path.join(home, 'x.txt')));
+
+    // A home that disappears (say its website was deleted) is reported, and logins fail.
+    const gone = path.join(ftpRoot(), 'erin');
+    assert.ok((await call('create ftp user', { username: 'erin', password: PW, home: gone })).ok);
+    await fsp.rmdir(gone);
+    const list = await call('list ftp users', {});
+    assert.ok(list.ok);
+    assert.equal(list.data.users.find((u) => u.username === 'erin')?.homeExists, false);
+    assert.equal(list.data.users.find((u) => u.username === 'bob@example.com')?.homeExists, true);
+    await assertLoginRefused('erin', PW, 'home gone');
   });
 
   test('hostile user names and homes are refused and leave the user file byte-for-byte unchanged', async () => {

@@ -26,12 +26,19 @@ import { parseFtpSettings } from './settings.ts';
 
 type FtpUserReply = ReplyData<'create ftp user'>;
 
-const toReply = (u: PasswdUser): FtpUserReply => ({
+const isDirectory = async (p: string): Promise<boolean> =>
+  fsp.stat(p).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+
+const toReply = async (u: PasswdUser): Promise<FtpUserReply> => ({
   username: u.username,
   home: u.home,
   uid: u.uid,
   gid: u.gid,
   enabled: isEnabled(u),
+  homeExists: await isDirectory(u.home),
 });
 
 const notFound = (username: string): RpcError =>
@@ -130,7 +137,9 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     start: () => adapter.start(),
     stop: () => adapter.stop(),
     handlers: {
-      'list ftp users': async () => ({ users: users((await store.read()).lines).map(toReply) }),
+      'list ftp users': async () => ({
+        users: await Promise.all(users((await store.read()).lines).map(toReply)),
+      }),
 
       'create ftp user': async (req, call) => {
         const { raw, lines } = await store.read();
@@ -167,8 +176,9 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
           throw e;
         }
         call.logger.info({ username: user.username, home: user.home, uid: user.uid }, 'ftp user created');
-        call.emit('ftp user created', toReply(user));
-        return toReply(user);
+        const out = await toReply(user);
+        call.emit('ftp user created', out);
+        return out;
       },
 
       'set ftp password': async (req, call) => {

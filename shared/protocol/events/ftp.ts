@@ -22,6 +22,8 @@ export const ftpUserSchema = z.strictObject({
   uid: z.number().int(),
   gid: z.number().int(),
   enabled: z.boolean(),
+  /** false when the home directory is gone (e.g. its website was deleted): logins then fail. */
+  homeExists: z.boolean(),
 });
 export type FtpUser = z.infer<typeof ftpUserSchema>;
 
