@@ -24,8 +24,11 @@ export const bench: Bench = {
     const sites = count(60, 6);
     const t = await startTestPanel();
     let sandbox: string | null = null;
+    let agent: { stop(): Promise<void> } | null = null;
     try {
-      sandbox = (await t.addSandboxHost('bench-web')).sandboxDir;
+      const host = await t.addSandboxHost('bench-web');
+      sandbox = host.sandboxDir;
+      agent = host.agent;
       const conf = path.join(sandbox, 'etc/apache2/apache2.conf');
       const url = '/api/v1/hosts/bench-web/websites';
       // Warm-up: JIT, TLS sessions, the panel's token check, Apache's first graceful.
@@ -63,7 +66,10 @@ export const bench: Bench = {
         },
       ];
     } finally {
-      await t.close();
+      // Stop the agent (and with it the sandbox's Apache, proftpd, MariaDB) even when the
+      // panel's close fails; a second stop is harmless.
+      await t.close().catch(() => undefined);
+      await agent?.stop().catch(() => undefined);
       if (sandbox) rmSync(sandbox, { recursive: true, force: true });
       rmSync(t.dataDir, { recursive: true, force: true });
     }
