@@ -12,11 +12,22 @@ import { scriptAssets } from './assets.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/**
+ * Express "trust proxy" from the config: X-Forwarded-* are believed only when this is set. A
+ * string from the environment (`PONIO_PANEL_TRUST_PROXY=true`, `=1`, `=10.0.0.0/8`) is read as
+ * a boolean, a hop count or addresses.
+ */
+export function trustProxySetting(v: boolean | string | number): boolean | string | number {
+  if (typeof v !== 'string') return v;
+  if (v === 'true' || v === 'false') return v === 'true';
+  return /^\d{1,2}$/.test(v) ? Number(v) : v;
+}
+
 /** The panel's Express app: security headers, static assets from node_modules, API, dashboard. */
 export function createApp(ctx: PanelContext): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', ctx.config.trustProxy);
+  app.set('trust proxy', trustProxySetting(ctx.config.trustProxy));
   app.set('view engine', 'pug');
   app.set('views', path.join(ROOT, 'views'));
   app.use(

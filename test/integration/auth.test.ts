@@ -250,4 +250,11 @@ test('login is rate limited after repeated failures', async () => {
   assert.equal(last, 429);
   const blocked = await c.submit('/login', '/login', { username: 'viewer', password: PW });
   assert.equal(blocked.status, 429, 'even the right password waits out the window');
+  // X-Forwarded-For is not trusted (trustProxy is off): a spoofed address does not reset the limit.
+  const page = await c.get('/login');
+  const spoofed = await c.request('POST', '/login', {
+    form: { _csrf: csrfOf(page.text), username: 'viewer', password: PW },
+    headers: { 'x-forwarded-for': '203.0.113.77' },
+  });
+  assert.equal(spoofed.status, 429);
 });
