@@ -385,7 +385,10 @@ class SandboxApache implements ApacheHost {
     throw new Error(`the sandbox Apache did not start: ${lastError}`);
   }
 
+  /** Starts the private Apache (callers made sure ours is not running). */
   private async launch(): Promise<CheckResult> {
+    // A stale pid file naming a recycled pid would make Apache believe it already runs.
+    await fsp.rm(this.pidFile, { force: true });
     const offset = await this.logSize();
     const r = await this.exec('apache2', ['-f', this.mainConf, '-k', 'start'], { timeoutMs: 30_000 });
     if (r.code !== 0) return { ok: false, output: outputOf(r) };
