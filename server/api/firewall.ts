@@ -25,6 +25,7 @@ const withRequestId = (req: Request, params: Record<string, unknown>): never => 
  *   DELETE /firewall/blocks/:address      unblock (a CIDR's "/" URL-encoded as %2F)
  *   POST   /firewall/baseline             apply the recommended baseline (confirm mode)
  *   DELETE /firewall/baseline             turn the baseline's fixed parts off
+ *   POST   /firewall/reapply              apply the saved rule set again (chains changed outside PonIO)
  *   POST   /firewall/confirm              keep a change applied in confirm mode
  *
  * A change that closes SSH or the agent port answers `{ data: { pending: { dueAt, reason } } }`:
@@ -93,6 +94,12 @@ export function firewallApi(ctx: PanelContext): Router {
         'remove firewall baseline',
         withRequestId(req, {}),
       ),
+    );
+  });
+  r.post('/firewall/reapply', requireRole('operator'), async (req, res) => {
+    sendReply(
+      res,
+      await ctx.actions.call(actorOf(req), hostIdParam(req), 'reapply firewall', withRequestId(req, {})),
     );
   });
   r.post('/firewall/confirm', requireRole('operator'), async (req, res) => {

@@ -137,6 +137,12 @@ export function firewallPages(ctx: PanelContext): Router {
     res.redirect(303, base(req));
   });
 
+  r.post('/reapply', requireRole('operator'), async (req, res) => {
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'reapply firewall', {});
+    report(req, reply, 'PonIO’s rules were applied again.');
+    res.redirect(303, base(req));
+  });
+
   r.post('/confirm', requireRole('operator'), async (req, res) => {
     const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'confirm firewall', {});
     if (!reply.ok) setFlash(req, 'danger', reply.error.message);

@@ -188,5 +188,16 @@ describe('firewall through the panel', () => {
     const after = await web.get(tab);
     assert.match(after.text, /confirmed; it stays/);
     assert.ok(!after.text.includes('id="fw-pending"'));
+    assert.ok(!after.text.includes('id="fw-drift"'));
+
+    nsRun(NS, 'iptables', ['-F', 'PONIO-INPUT']); // changed outside PonIO
+    assert.match((await web.get(tab)).text, /id="fw-drift"/);
+    await web.submit(tab, `${tab}/reapply`, {});
+    const fixed = await web.get(tab);
+    assert.ok(!fixed.text.includes('id="fw-drift"'));
+    assert.ok(
+      own().some((l) => l.includes('--dport 22')),
+      'rules back in the kernel',
+    );
   });
 });

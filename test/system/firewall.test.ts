@@ -433,6 +433,18 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.equal(foreignRules(), foreignBefore);
   });
 
+  test('chains flushed outside PonIO are reported and re-applied on request', async () => {
+    assert.equal((await ok('list firewall rules', {})).inSync, true);
+    assert.equal(await probe(8080, { expectDrop: true }), 'timeout');
+    nsRun(net.hostNs, 'iptables', ['-F', 'PONIO-INPUT']); // an admin's `iptables -F`, say
+    assert.equal(await probe(8080), 'open');
+    assert.equal((await ok('list firewall rules', {})).inSync, false);
+    assert.equal((await ok('reapply firewall', {})).pending, null);
+    assert.equal((await ok('list firewall rules', {})).inSync, true);
+    assert.equal(await probe(8080, { expectDrop: true }), 'timeout');
+    assert.equal(foreignRules(), foreignBefore);
+  });
+
   test('the systemd restore unit’s own commands rebuild the same chains', () => {
     const stateDir = path.join(sandbox, 'host/var/lib/ponio-agent');
     const unit = readFileSync(path.join(ROOT, 'deploy/systemd/ponio-firewall-restore.service'), 'utf8');

@@ -5,7 +5,7 @@ import { validateIp } from '../../../shared/validate/network.ts';
 import { KeyedMutex } from '../../rpc/lock.ts';
 import { isBlocked, lostAccess, verdictFor } from './guard.ts';
 import type { IptablesAdapter, Snapshot } from './iptables.ts';
-import { activeBlocks, FAMILIES, renderRestore, type Family } from './render.ts';
+import { activeBlocks, countRendered, FAMILIES, renderRestore, type Family } from './render.ts';
 import type { ResolvedFirewallSettings } from './settings.ts';
 import { cloneState, emptyState, type FirewallState, type FirewallStore } from './state.ts';
 
@@ -99,11 +99,14 @@ export class Firewall {
 
   async list(): Promise<ReplyDataFirewallList> {
     const foreign: ReplyDataFirewallList['foreign'] = [];
+    const now = this.now();
+    let inSync = true;
     for (const family of this.families) {
       const snap = await this.d.iptables.snapshot(family);
       for (const f of snap.foreign) foreign.push({ family, table: f.table, line: f.line });
+      const expected = countRendered(renderRestore(this.state, family, { insertJump: false, now }));
+      if (!snap.hasJump || snap.own.length !== expected) inSync = false;
     }
-    const now = this.now();
     return {
       rules: this.state.rules.map((r) => ({ ...r })),
       blocks: activeBlocks(this.state, now).map((b) => ({ ...b })),
@@ -112,6 +115,7 @@ export class Firewall {
       foreign,
       scope: this.d.settings.scope,
       confirmTimeoutSeconds: this.d.settings.confirmTimeoutSeconds,
+      inSync,
     };
   }
 

@@ -202,6 +202,8 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
           return s;
         }),
 
+      'reapply firewall': async (_req, call) => need().change(peerOf(call), (s) => s),
+
       'confirm firewall': async () => ({ confirmed: await need().confirm() }),
     },
   };

@@ -97,6 +97,8 @@ export const firewallEvents = {
       /** Where the rules live: `host` or `netns:<name>` (sandbox). */
       scope: z.string(),
       confirmTimeoutSeconds: z.number(),
+      /** False when PonIO's chains or the INPUT jump were changed outside PonIO (e.g. `iptables -F`). */
+      inSync: z.boolean(),
     }),
   }),
   'add firewall rule': defineEvent({
@@ -157,6 +159,14 @@ export const firewallEvents = {
     mutation: true,
     timeoutMs: 60_000,
     summary: 'Turns the baseline’s fixed parts (loopback, established, ICMP, reject the rest) off.',
+    request: request({}),
+    reply: changeReply,
+  }),
+  'reapply firewall': defineEvent({
+    module: 'firewall',
+    mutation: true,
+    timeoutMs: 60_000,
+    summary: 'Applies PonIO’s saved rule set again (after its chains were changed outside PonIO).',
     request: request({}),
     reply: changeReply,
   }),
