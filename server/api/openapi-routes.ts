@@ -451,6 +451,14 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
   },
   {
     method: 'post',
+    path: '/hosts/{hostId}/firewall/reapply',
+    summary: 'Apply the saved firewall rule set again (after its chains were changed outside PonIO)',
+    tag: 'firewall',
+    role: 'operator',
+    event: 'reapply firewall',
+  },
+  {
+    method: 'post',
     path: '/hosts/{hostId}/firewall/confirm',
     summary: 'Keep a firewall change applied in confirm mode',
     tag: 'firewall',
