@@ -127,6 +127,11 @@ export async function startDevSandbox(
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // If the panel dies without stopping the sandbox, do not leave the agent behind.
+  const orphanGuard = (): void => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.once('exit', orphanGuard);
   const fresh = repo.get(SANDBOX_HOST_ID);
   if (fresh) ctx.hosts.connect(fresh);
   const online = Promise.race([
@@ -145,6 +150,7 @@ export async function startDevSandbox(
     child,
     online,
     async stop() {
+      process.off('exit', orphanGuard);
       ctx.hosts.disconnect(SANDBOX_HOST_ID);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
