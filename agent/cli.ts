@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { PONIO_VERSION } from '../shared/protocol/index.ts';
 import { ConfigError, loadAgentConfig } from './config.ts';
-import { startAgent } from './main.ts';
 import { EnrollError, enroll } from './enroll.ts';
 
 function fail(message: string, code = 2): never {
@@ -53,6 +52,8 @@ export function buildAgentCli(): Command {
       }
       let agent;
       try {
+        // Loaded here so `enroll` does not load every module.
+        const { startAgent } = await import('./main.ts');
         agent = await startAgent(cfg);
       } catch (e) {
         if (e instanceof ConfigError) fail(e.message);
