@@ -95,7 +95,11 @@ if [ "$UNINSTALL" = 1 ]; then
   if [ "$KEEP_DATA" = 0 ]; then
     rm -rf "$ETC" "$DATA"
     if [ "$SYSTEM" = 1 ] && id "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME" >/dev/null 2>&1 || true; fi
-    echo "PonIO panel removed (program, unit, config, data incl. its CA, user $USER_NAME)."
+    if [ "$SYSTEM" = 1 ]; then
+      echo "PonIO panel removed (program, unit, config, data incl. its CA, user $USER_NAME)."
+    else
+      echo "PonIO panel removed from $ROOT (program, unit, config, data)."
+    fi
   else
     echo "PonIO panel removed; kept $ETC, $DATA and the user $USER_NAME."
   fi
