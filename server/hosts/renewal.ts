@@ -40,6 +40,7 @@ export const renewalDue = (issuedAt: number, notAfter: number): number =>
  */
 export class RenewalScheduler {
   private timer: NodeJS.Timeout | null = null;
+  private first: NodeJS.Timeout | null = null;
   private running = false;
   private readonly inFlight = new Set<string>();
 
@@ -48,11 +49,16 @@ export class RenewalScheduler {
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.deps.checkIntervalMs);
     this.timer.unref();
+    // A first look soon after start: certificates may have fallen due while the panel was down.
+    this.first = setTimeout(() => void this.tick(), Math.min(15_000, this.deps.checkIntervalMs));
+    this.first.unref();
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.first) clearTimeout(this.first);
     this.timer = null;
+    this.first = null;
   }
 
   /** Hosts whose current certificate is due, with their ids. */
