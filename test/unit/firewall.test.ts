@@ -10,6 +10,12 @@ import { renderRestore, parseSave, countRendered } from '../../agent/modules/fir
 import { lostAccess, verdictFor } from '../../agent/modules/firewall/guard.ts';
 import { emptyState, FirewallStore, type FirewallState } from '../../agent/modules/firewall/state.ts';
 import { resolveFirewallSettings } from '../../agent/modules/firewall/settings.ts';
+import { Firewall } from '../../agent/modules/firewall/firewall.ts';
+import { IptablesAdapter } from '../../agent/modules/firewall/iptables.ts';
+import type { Family } from '../../agent/modules/firewall/render.ts';
+import type { Exec } from '../../agent/os/exec.ts';
+import type { RpcError } from '../../shared/protocol/index.ts';
+import { pino } from 'pino';
 
 let n = 0;
 const rule = (r: Partial<FirewallRule>): FirewallRule => ({
@@ -227,5 +233,84 @@ describe('state file and settings', () => {
     assert.match(!missing.ok ? missing.reason : '', /does not exist/);
     assert.equal(resolveFirewallSettings({ netns: '../x' }, 'sandbox').ok, false);
     assert.equal(resolveFirewallSettings({ bogus: 1 }, 'system').ok, false);
+  });
+});
+
+describe('apply orchestration (fake iptables: failures the kernel rarely produces)', () => {
+  const SAVE_V4 = [
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':PONIO-INPUT - [0:0]',
+    ':PONIO-BLOCK - [0:0]',
+    '-A INPUT -j PONIO-INPUT',
+    '-A INPUT -s 198.51.100.7/32 -j DROP',
+    '-A PONIO-INPUT -j PONIO-BLOCK',
+    'COMMIT',
+    '',
+  ].join('\n');
+
+  function setup(fail: { test?: Family; restore?: Family }) {
+    const calls: { bin: string; args: readonly string[]; input: string | undefined }[] = [];
+    // What each family's PonIO chains hold (the jump from INPUT is already there).
+    const chains: Record<Family, string[]> = {
+      ipv4: ['-A PONIO-INPUT -j PONIO-BLOCK'],
+      ipv6: ['-A PONIO-INPUT -j PONIO-BLOCK'],
+    };
+    const exec: Exec = (bin, args, opts = {}) => {
+      calls.push({ bin, args, input: opts.input });
+      const family: Family = bin.startsWith('ip6') ? 'ipv6' : 'ipv4';
+      if (bin.endsWith('-save')) {
+        const own = chains[family].join('\n');
+        return Promise.resolve({
+          code: 0,
+          stdout: SAVE_V4.replace('-A PONIO-INPUT -j PONIO-BLOCK', own),
+          stderr: '',
+        });
+      }
+      const testing = args.includes('--test');
+      if ((testing && fail.test === family) || (!testing && fail.restore === family))
+        return Promise.resolve({ code: 1, stdout: '', stderr: `${bin}: line 7 failed` });
+      if (!testing) chains[family] = (opts.input ?? '').split('\n').filter((l) => l.startsWith('-A PONIO'));
+      return Promise.resolve({ code: 0, stdout: '', stderr: '' });
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-fwunit-'));
+    const store = new FirewallStore(dir);
+    const fw = new Firewall({
+      iptables: new IptablesAdapter(exec, undefined),
+      store,
+      settings: { confirmTimeoutSeconds: 30, sshPorts: [22], execNetns: undefined, scope: 'host' },
+      logger: pino({ level: 'silent' }),
+      broadcast: () => undefined,
+      agentPort: () => 7443,
+    });
+    return { calls, fw, store };
+  }
+  const peer = { address: '192.0.2.10', localPort: 7443 };
+  const addRule = (s: FirewallState): FirewallState => ({ ...s, rules: [rule({ port: '8080' })] });
+
+  test('--test refuses: nothing is applied, nothing saved, the checker output is in the reply', async () => {
+    const { calls, fw, store } = setup({ test: 'ipv6' });
+    await assert.rejects(fw.change(peer, addRule), (e: RpcError) => {
+      assert.equal(e.code, 'failed-precondition');
+      assert.match(e.message, /--test refused the ipv6 rule set; nothing was changed: .*line 7 failed/);
+      return true;
+    });
+    assert.ok(!calls.some((c) => c.bin.endsWith('-restore') && !c.args.includes('--test')));
+    assert.equal(await store.load(), null);
+    assert.deepEqual(fw.current().rules, []);
+  });
+
+  test('IPv6 fails after IPv4 applied: IPv4 is put back exactly as it was', async () => {
+    const { calls, fw, store } = setup({ restore: 'ipv6' });
+    await assert.rejects(fw.change(peer, addRule), /ip6tables-restore refused the rule set: .*line 7 failed/);
+    const v4Applies = calls.filter((c) => c.bin === 'iptables-restore' && !c.args.includes('--test'));
+    assert.equal(v4Applies.length, 2, 'the change, then the rollback');
+    assert.match(v4Applies[0]?.input ?? '', /--dport 8080/);
+    assert.equal(
+      v4Applies[1]?.input,
+      '*filter\n:PONIO-INPUT - [0:0]\n:PONIO-BLOCK - [0:0]\n-A PONIO-INPUT -j PONIO-BLOCK\nCOMMIT\n',
+    );
+    assert.equal(await store.load(), null);
+    assert.deepEqual(fw.current().rules, []);
   });
 });
