@@ -17,6 +17,11 @@ export function csrfProtection(): RequestHandler {
       next();
       return;
     }
+    // Signing out of a session that already ended has nothing to protect: just go to the login page.
+    if (req.path === '/logout' && (!req.session || req.session.data.userId === null)) {
+      next();
+      return;
+    }
     const body = req.body as Record<string, unknown> | undefined;
     const token: unknown = body?._csrf ?? req.get('x-csrf-token');
     if (!req.session || !req.session.checkCsrf(token)) {

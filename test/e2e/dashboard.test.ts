@@ -75,6 +75,9 @@ test('sign in, see the sandbox host online and live, visit every page', async ()
   assert.equal((await state.textContent())?.trim(), 'online');
   await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
   await shot(page, 'overview');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'overview-phone');
+  await page.setViewportSize({ width: 1280, height: 860 });
   await page.getByRole('link', { name: HOST, exact: true }).click();
   await page.waitForURL(`${t.url}/hosts/${HOST}`);
   await page.locator('#sys-hostname').waitFor();

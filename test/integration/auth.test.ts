@@ -149,6 +149,9 @@ test('logout ends the session; the old cookie is worthless', async () => {
   const out = await c.submit('/', '/logout', {});
   assert.equal(out.status, 303);
   assert.equal(out.location, '/login');
+  const again = await c.request('POST', '/logout', {});
+  assert.equal(again.status, 303, 'signing out of an ended session just goes to the login page');
+  assert.equal(again.location, '/login');
   const replay = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
   replay.cookies.set(SESSION_COOKIE, old);
   const r = await replay.get('/');
