@@ -2,9 +2,20 @@
 // process over mutual TLS (`ping`, and `list websites` with 20 sites), against a raw TLS echo
 // between two processes with the same certificates. p50/p99 in µs.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { io as ioc } from 'socket.io-client';
 import { connectEcho, startEchoServer } from './echo-client.ts';
 import { createSites, startBenchAgent } from './agent.ts';
-import { count, latencyStats, round, stopChild, type Bench, type BenchResult } from './lib.ts';
+import {
+  ROOT,
+  count,
+  latencyStats,
+  round,
+  spawnUntil,
+  stopChild,
+  type Bench,
+  type BenchResult,
+} from './lib.ts';
 
 const SITES = 20;
 
@@ -15,8 +26,36 @@ export const bench: Bench = {
     const block = Math.min(500, calls);
     const a = await startBenchAgent({ websites: true });
     const echo = await startEchoServer(a.agentFiles.certFile, a.agentFiles.keyFile, a.pki.caFile);
+    const sio = await spawnUntil(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'bench/sio-echo-server.ts'),
+        a.agentFiles.certFile,
+        a.agentFiles.keyFile,
+        a.pki.caFile,
+      ],
+      (l) => l.startsWith('listening '),
+      { cwd: ROOT },
+    );
     const results: BenchResult[] = [];
     try {
+      const sioClient = ioc(`https://127.0.0.1:${sio.line.split(' ')[1]}`, {
+        transports: ['websocket'],
+        reconnection: false,
+        cert: a.pki.panel.certPem,
+        key: a.pki.panel.keyPem,
+        ca: a.pki.ca.certPem,
+        checkServerIdentity: () => undefined,
+      } as Parameters<typeof ioc>[1]);
+      await new Promise<void>((resolve, reject) => {
+        sioClient.once('connect', () => resolve());
+        sioClient.once('connect_error', reject);
+      });
+      const sioPing = async (): Promise<void> => {
+        await sioClient.timeout(5000).emitWithAck('ping', {});
+      };
       const client = await connectEcho(echo.port, {
         cert: a.pki.panel.certPem,
         key: a.pki.panel.keyPem,
@@ -31,9 +70,11 @@ export const bench: Bench = {
       for (let i = 0; i < 200; i++) {
         await ping();
         await client.roundTrip(msg);
+        await sioPing();
       }
       const pingNs: bigint[] = [];
       const echoNs: bigint[] = [];
+      const sioNs: bigint[] = [];
       for (let done = 0; done < calls; done += block) {
         for (let i = 0; i < block; i++) {
           const t = process.hrtime.bigint();
@@ -42,20 +83,34 @@ export const bench: Bench = {
         }
         for (let i = 0; i < block; i++) {
           const t = process.hrtime.bigint();
+          await sioPing();
+          sioNs.push(process.hrtime.bigint() - t);
+        }
+        for (let i = 0; i < block; i++) {
+          const t = process.hrtime.bigint();
           await ping();
           pingNs.push(process.hrtime.bigint() - t);
         }
       }
       client.close();
+      sioClient.close();
       const ref = latencyStats(echoNs);
       const p = latencyStats(pingNs);
       results.push({ bench: 'rpc-latency', subject: 'raw TLS echo (reference)', ...ref });
+      const transport = latencyStats(sioNs);
+      results.push({
+        bench: 'rpc-latency',
+        subject: 'Socket.IO ack over the same mutual TLS, no PonIO code (reference)',
+        ...transport,
+        p50_vs_tls: round(transport.p50_us / ref.p50_us, 2),
+      });
       const ratio = round(p.p50_us / ref.p50_us, 2);
       results.push({
         bench: 'rpc-latency',
         subject: 'ping',
         ...p,
         p50_vs_tls: ratio,
+        p50_vs_socketio: round(p.p50_us / transport.p50_us, 2),
         target: 'p50 <= 2.5x raw TLS, p99 <= 2000 us',
         meets_target: ratio <= 2.5 && p.p99_us <= 2000,
       });
@@ -93,6 +148,7 @@ export const bench: Bench = {
       }
       return results;
     } finally {
+      await stopChild(sio.proc);
       await stopChild(echo.proc);
       await a.stop();
     }

@@ -1,0 +1,35 @@
+// Second reference for rpc-latency: the same transport as PonIO (HTTPS + Socket.IO, WebSocket
+// only, mutual TLS with the agent's certificate) answering every event's ack at once, with no
+// PonIO code in between. PonIO's ping minus this = the cost of PonIO's own layers.
+//   node --import tsx bench/sio-echo-server.ts CERT KEY CA   → prints "listening PORT"
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+
+const [certFile, keyFile, caFile] = process.argv.slice(2);
+if (!certFile || !keyFile || !caFile) {
+  process.stderr.write('usage: sio-echo-server.ts CERT KEY CA\n');
+  process.exit(2);
+}
+const server = https.createServer({
+  cert: readFileSync(certFile),
+  key: readFileSync(keyFile),
+  ca: readFileSync(caFile),
+  requestCert: true,
+  rejectUnauthorized: true,
+  minVersion: 'TLSv1.2',
+});
+const io = new Server(server, { transports: ['websocket'], serveClient: false });
+io.on('connection', (socket) => {
+  socket.onAny((_event: unknown, ...args: unknown[]) => {
+    const ack = args[args.length - 1];
+    if (typeof ack === 'function') (ack as (r: unknown) => void)({ ok: true, data: { pong: true } });
+  });
+});
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
+});
+process.on('SIGTERM', () => {
+  void io.close(() => process.exit(0));
+});
