@@ -67,6 +67,7 @@ function applyWidths(root: ParentNode): void {
 let refreshing = false;
 let again = false;
 async function refreshRegions(): Promise<void> {
+  if (body.dataset.liveRefresh !== 'on') return;
   if (refreshing) {
     again = true;
     return;

@@ -11,6 +11,8 @@ export function pageLocals(req: Request): Record<string, unknown> {
     isAdmin: req.actor?.role === 'admin',
     csrfToken: req.session?.data.csrf ?? '',
     path: req.path,
+    // A page rendered as a POST result (e.g. a generated password shown once) is never re-rendered live.
+    liveRefresh: req.method === 'GET',
   };
 }
 

@@ -70,6 +70,7 @@ test('overview lists the sandbox host online with its agent version', async () =
   assert.match(r.text, /data-host-state="web1"[^>]*>online</);
   assert.match(r.text, /0\.1\.0|\d+\.\d+\.\d+/);
   assert.match(r.text, /href="\/hosts\/new"/, 'admins see Add host');
+  assert.match(r.text, /data-live-refresh="on"/);
 });
 
 test('host page System tab shows facts from the agent, tabs and module availability', async () => {
@@ -116,6 +117,7 @@ test('API tokens: created on the page, shown once, stored hashed, usable on the 
   });
   assert.equal(r.status, 200);
   assert.equal(r.headers['cache-control'], 'no-store');
+  assert.match(r.text, /data-live-refresh="off"/, 'a page showing a secret is never re-rendered live');
   const token = /id="new-token-value">(pio_[A-Za-z0-9_-]+)</.exec(r.text)?.[1];
   assert.ok(token, 'the new token is shown');
   const again = await admin.get('/tokens');
