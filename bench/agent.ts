@@ -35,6 +35,14 @@ export function agentBundle(): Promise<string> {
   return bundlePromise;
 }
 
+/** Removes the bundle built for this run (bench/run.ts calls it at the end). */
+export async function removeAgentBundle(): Promise<void> {
+  if (!bundlePromise) return;
+  const bundle = await bundlePromise.catch(() => null);
+  bundlePromise = null;
+  if (bundle) rmSync(path.dirname(path.dirname(bundle)), { recursive: true, force: true });
+}
+
 /**
  * Starts the bundled agent (sandbox mode) with only the websites service visible when
  * `websites` is true (its private Apache), or with no service at all.

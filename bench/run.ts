@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { QUICK, ROOT, humanTable, type Bench, type BenchResult } from './lib.ts';
+import { removeAgentBundle } from './agent.ts';
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const files = readdirSync(path.join(ROOT, 'bench'))
@@ -51,6 +52,7 @@ for (const file of files) {
   }
   process.stderr.write(`  ${b.name} took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
 }
+await removeAgentBundle();
 if (wanted.length > 0 && ran === 0) {
   process.stderr.write(`no bench named ${wanted.join(', ')}\n`);
   process.exit(2);

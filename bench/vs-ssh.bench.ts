@@ -2,7 +2,7 @@
 // call, and again over one multiplexed connection), against `list websites` through PonIO, on
 // the same 20 sites of the same sandbox. Our own sshd on a loopback port with throwaway keys.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { findProgram } from '../test/helpers/programs.ts';
@@ -176,6 +176,7 @@ export const bench: Bench = {
         }
       }
       await a.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 };
