@@ -122,14 +122,19 @@ function connectLive(): void {
   socket.on('disconnect', () => setLive('offline', 'text-bg-secondary'));
   socket.on('connect_error', () => setLive('offline', 'text-bg-secondary'));
   socket.on('hostState', (s: HostStateMsg) => {
+    let changed = false;
     document.querySelectorAll<HTMLElement>('[data-host-state]').forEach((el) => {
       if (el.dataset.hostState !== s.id) return;
+      if (el.textContent?.trim() !== s.state) changed = true;
       el.textContent = s.state;
       el.className = `badge host-state state-${s.state}`;
     });
     document.querySelectorAll<HTMLElement>('[data-host-error]').forEach((el) => {
       if (el.dataset.hostError === s.id) el.textContent = s.state === 'online' ? '' : (s.lastError ?? '');
     });
+    // Online/offline changes what the host tab and the overview can show (facts, counts, modules).
+    if (changed && (s.id === hostId || document.querySelector('[data-live-region="overview"]')))
+      void refreshRegions();
   });
   socket.on('hostChange', (c: HostChangeMsg) => {
     const onThisTab = c.hostId === hostId && (c.module === tab || tab === 'system');
