@@ -507,6 +507,8 @@ describe('mysql module against a real MariaDB', () => {
     }
     const misconfigured = createMysqlModule(ctx({ sockett: '/x' }));
     assert.match(misconfigured.availability().reason ?? '', /unknown setting.*sockett/);
+    const off = createMysqlModule({ ...ctx({}), moduleSettings: { mysql: false } });
+    assert.match(off.availability().reason ?? '', /turned off/);
   });
 
   test('server down → unavailable, with a clear message', async () => {

@@ -15,14 +15,19 @@ import { parseMysqlSettings } from './settings.ts';
 export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
   let server: MysqlServer | null = null;
   let settingsError: string | null = null;
-  try {
-    const settings = parseMysqlSettings(ctx.moduleSettings?.mysql);
-    server =
-      ctx.layout.mode === 'sandbox'
-        ? sandboxServer(ctx.layout, settings, ctx.exec, ctx.logger)
-        : systemServer(settings);
-  } catch (e) {
-    settingsError = (e as Error).message;
+  const raw = ctx.moduleSettings?.mysql;
+  if (raw === false) {
+    settingsError = 'The mysql module is turned off in the agent config (modules.mysql is false).';
+  } else {
+    try {
+      const settings = parseMysqlSettings(raw);
+      server =
+        ctx.layout.mode === 'sandbox'
+          ? sandboxServer(ctx.layout, settings, ctx.exec, ctx.logger)
+          : systemServer(settings);
+    } catch (e) {
+      settingsError = (e as Error).message;
+    }
   }
   const srv = (): MysqlServer => {
     if (!server) throw new RpcError('unsupported', settingsError ?? 'mysql is not configured');
