@@ -72,10 +72,11 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
   });
   io.on('connection', (socket: Socket) => {
     void socket.join('hosts');
-    socket.on('watch host', (hostId: unknown) => {
+    socket.on('watch host', (hostId: unknown, ack?: unknown) => {
       for (const room of socket.rooms) if (room.startsWith('host:')) void socket.leave(room);
-      if (typeof hostId === 'string' && hostId.length <= 200 && ctx.hosts.repo.get(hostId))
-        void socket.join(`host:${hostId}`);
+      const ok = typeof hostId === 'string' && hostId.length <= 200 && ctx.hosts.repo.get(hostId) !== null;
+      if (ok) void socket.join(`host:${hostId}`);
+      if (typeof ack === 'function') (ack as (ok: boolean) => void)(ok);
     });
     socket.on('watch overview', () => {
       void socket.join('overview');

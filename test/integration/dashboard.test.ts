@@ -193,8 +193,8 @@ test('browser socket: needs a session and the same origin', async () => {
 test('browser socket: a mutation through the API reaches the host room live; logout drops the socket', async () => {
   const s = browserSocket(viewer);
   assert.equal(await connected(s), 'connected');
-  s.emit('watch host', 'web1');
-  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await s.timeout(5_000).emitWithAck('watch host', '../nope'), false);
+  assert.equal(await s.timeout(5_000).emitWithAck('watch host', 'web1'), true);
   const change = nextEvent<{ hostId: string; action: string; ok: boolean; actor: string }>(s, 'hostChange');
   const created = await t.request('POST', '/api/v1/hosts/web1/websites', {
     body: { domain: 'live.example' },
