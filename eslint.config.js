@@ -9,6 +9,7 @@ export default tseslint.config(
       'dist/**',
       'data/**',
       'test-output/**',
+      '.tmp/**',
       'public/vendor/**',
       'bin/**',
       'scripts/**',

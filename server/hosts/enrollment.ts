@@ -234,13 +234,19 @@ export class Enrollment extends HostAdmission {
       return fail(
         new EnrollmentError(404, 'not-found', 'The host this token was issued for no longer exists.'),
       );
-    // A host holding a live certificate is enrolled again only with a token issued after it.
+    // A host holding a live certificate is enrolled again only with a token the admin issued
+    // after its last enrollment (renewals in between do not matter).
     const live = this.e.db
       .prepare(
-        "SELECT serial, issued_at, not_after FROM certificates WHERE kind = 'host' AND host_id = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at DESC LIMIT 1",
+        "SELECT serial FROM certificates WHERE kind = 'host' AND host_id = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at DESC LIMIT 1",
       )
-      .get(host.id, now) as { serial: string; issued_at: number; not_after: number } | undefined;
-    if (live && live.issued_at >= row.created_at)
+      .get(host.id, now) as { serial: string } | undefined;
+    const lastEnrolled = (
+      this.e.db.prepare('SELECT MAX(used_at) AS at FROM join_tokens WHERE host_id = ?').get(host.id) as {
+        at: number | null;
+      }
+    ).at;
+    if (live && lastEnrolled !== null && row.created_at <= lastEnrolled)
       return fail(
         new EnrollmentError(
           409,

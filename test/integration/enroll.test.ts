@@ -417,6 +417,27 @@ describe('enrollment', () => {
     assert.equal(r.status, 403);
     assert.match(r.body.error.message, /revoked/);
 
+    // A token older than the host's last enrollment (only reachable by writing the table, since
+    // issuing a token revokes the older ones) cannot enroll a host that holds a live certificate.
+    const stale = `pjt_${'s'.repeat(43)}`;
+    const { at: enrolledAt } = t.panel.ctx.db
+      .prepare("SELECT MAX(used_at) AS at FROM join_tokens WHERE host_id = 'alpha'")
+      .get() as { at: number };
+    t.panel.ctx.db
+      .prepare('INSERT INTO join_tokens (host_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(
+        'alpha',
+        createHash('sha256').update(stale).digest('hex'),
+        enrolledAt - 1,
+        Date.now() + 60_000,
+      );
+    const second = await t.request<{ error: { code: string; message: string } }>('POST', '/enroll', {
+      token: null,
+      body: { token: stale, csr: csrPem },
+    });
+    assert.equal(second.status, 409, second.text);
+    assert.match(second.body.error.message, /already holds a live certificate/);
+
     const race = await addHost('web-race', await freePort());
     const replies = await Promise.all(
       [1, 2, 3].map(() =>
