@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
@@ -19,6 +19,24 @@ export interface DevSandbox {
   /** Resolves when the sandbox host is online (rejects after the timeout). */
   online: Promise<void>;
   stop(): Promise<void>;
+}
+
+export const SANDBOX_NETNS = 'ponio-sandbox';
+
+/** Creates the sandbox firewall's network namespace when missing; false when it cannot exist. */
+async function ensureSandboxNetns(ctx: PanelContext): Promise<boolean> {
+  if (existsSync(`/run/netns/${SANDBOX_NETNS}`)) return true;
+  if (process.getuid?.() !== 0) return false;
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'add', SANDBOX_NETNS], { timeout: 10_000 }, (err) => {
+      if (err)
+        ctx.logger.warn(
+          { err: err.message },
+          'cannot create the sandbox network namespace (Debian package iproute2); the Firewall tab stays unavailable',
+        );
+      resolve(!err && existsSync(`/run/netns/${SANDBOX_NETNS}`));
+    });
+  });
 }
 
 function portIsFree(port: number): Promise<boolean> {
@@ -105,11 +123,11 @@ export async function startDevSandbox(
   } catch {
     /* first run */
   }
-  // The sandbox firewall runs in a network namespace of its own (never the machine's): used when
-  // `ip netns add ponio-sandbox` was run once (docs/dashboard.md).
+  // The sandbox firewall runs in a network namespace of its own, never the machine's firewall
+  // (docs/dashboard.md). It is created here when missing and we are root.
   const modules = { ...((existing.modules as Record<string, unknown> | undefined) ?? {}) };
-  if (modules.firewall === undefined && existsSync('/run/netns/ponio-sandbox'))
-    modules.firewall = { netns: 'ponio-sandbox' };
+  if (modules.firewall === undefined && (await ensureSandboxNetns(ctx)))
+    modules.firewall = { netns: SANDBOX_NETNS };
   writeFileSync(
     cfgFile,
     `${JSON.stringify({ ...existing, listen: `127.0.0.1:${port}`, sandbox: dir, logLevel: 'info', modules }, null, 2)}\n`,

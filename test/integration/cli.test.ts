@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,6 +94,11 @@ function get(url: string, ca: string): Promise<{ status: number; body: string }>
 
 test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops panel and agent; a second run reuses everything', async () => {
   const data = path.join(tmp(), 'data');
+  // `serve --dev-sandbox` creates the firewall namespace when missing; remove it again if we caused it.
+  if (!existsSync('/run/netns/ponio-sandbox'))
+    after(() => {
+      spawnSync('ip', ['netns', 'del', 'ponio-sandbox']);
+    });
   const run = async (): Promise<{ out: string; stopCode: number | null }> => {
     const child = spawn(
       process.execPath,
@@ -120,6 +125,19 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
         ?.pop()
         ?.slice(6),
     );
+    // Every domain is live in the sandbox, the firewall in the namespace `npm start` creates.
+    const ready = readFileSync(path.join(data, 'sandbox/agent.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"agent ready"'))
+      .pop();
+    const modules = (JSON.parse(ready ?? '{}') as { modules?: { name: string; available: boolean }[] })
+      .modules;
+    assert.deepEqual(
+      modules?.filter((m) => !m.available).map((m) => m.name),
+      [],
+      `every sandbox module available: ${ready}`,
+    );
+    assert.ok(existsSync('/run/netns/ponio-sandbox'), 'the sandbox firewall namespace exists');
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     const stopCode = await exited;
