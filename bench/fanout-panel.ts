@@ -10,7 +10,6 @@ interface Spec {
   panelKeyPem: string;
   targets: Array<{ hostId: string; port: number }>;
 }
-const CONNECT_WAVE = 50;
 type Msg = { cmd: 'connect'; specFile: string } | { cmd: 'ping' } | { cmd: 'exit' };
 
 const send = (m: unknown): void => {
@@ -38,42 +37,29 @@ process.on('message', (raw: unknown) => {
       manager = mgr;
       mgr.setMaxListeners(0);
       ids = spec.targets.map((t) => t.hostId);
-      // Connect in waves of CONNECT_WAVE: the connection manager itself starts every connection
-      // at once, and a thousand simultaneous TLS handshakes on a small machine time out and
-      // retry in lock-step (reported to the panel owners). Only the ping is measured.
+      // Every host is added at once: the manager itself limits the handshakes in flight
+      // (maxConcurrentConnects, default 50) so they do not time out in lock-step.
       const t0 = process.hrtime.bigint();
       const online = new Set<string>();
-      let waiting: { need: number; resolve: () => void } | null = null;
-      mgr.on('state', (s: HostStatus) => {
-        if (s.state === 'online') online.add(s.id);
-        else online.delete(s.id);
-        if (waiting && online.size >= waiting.need) {
-          const w = waiting;
-          waiting = null;
-          w.resolve();
-        }
+      let connectFailures = 0;
+      const all = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`only ${online.size} of ${ids.length} agents online after 180 s`)),
+          180_000,
+        );
+        mgr.on('state', (s: HostStatus) => {
+          if (s.state === 'online') online.add(s.id);
+          else online.delete(s.id);
+          if (s.state === 'offline' || s.state === 'refused') connectFailures++;
+          if (online.size === ids.length) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
       });
+      for (const t of spec.targets) mgr.add({ id: t.hostId, address: '127.0.0.1', port: t.port });
       try {
-        for (let i = 0; i < spec.targets.length; i += CONNECT_WAVE) {
-          const wave = spec.targets.slice(i, i + CONNECT_WAVE);
-          const need = i + wave.length;
-          const done = new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(
-              () => reject(new Error(`only ${online.size} of ${need} agents online after 60 s`)),
-              60_000,
-            );
-            waiting = {
-              need,
-              resolve: () => {
-                clearTimeout(timer);
-                resolve();
-              },
-            };
-          });
-          for (const t of wave) mgr.add({ id: t.hostId, address: '127.0.0.1', port: t.port });
-          if (online.size >= need) waiting = null;
-          else await done;
-        }
+        await all;
       } catch (e) {
         send({ error: (e as Error).message });
         return;
@@ -81,7 +67,13 @@ process.on('message', (raw: unknown) => {
       const connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
       await new Promise((r) => setTimeout(r, 500));
       gc();
-      send({ connected: ids.length, connectMs, rssBefore, rssAfter: process.memoryUsage().rss });
+      send({
+        connected: ids.length,
+        connectMs,
+        connectFailures,
+        rssBefore,
+        rssAfter: process.memoryUsage().rss,
+      });
     } else if (m.cmd === 'ping') {
       const mgr = manager!;
       const t0 = process.hrtime.bigint();

@@ -20,7 +20,12 @@ import {
   type BenchResult,
 } from './lib.ts';
 
-const SIZES = QUICK ? [20, 50] : [100, 500, 1000];
+// FANOUT_SIZES=1000 (comma-separated) runs only those sizes (for working on one of them).
+const SIZES = process.env.FANOUT_SIZES
+  ? process.env.FANOUT_SIZES.split(',').map(Number)
+  : QUICK
+    ? [20, 50]
+    : [100, 500, 1000];
 const PER_PROCESS = QUICK ? 25 : 125;
 const ROUNDS = QUICK ? 1 : 3;
 
@@ -127,6 +132,7 @@ export const bench: Bench = {
             agent_processes: Math.ceil(n / PER_PROCESS),
             rounds: ROUNDS,
             connect_all_s: round((c.connectMs as number) / 1000, 2),
+            connect_failures: c.connectFailures,
             ping_all_ms_p50: round(wall, 1),
             ping_all_ms_max: round(Math.max(...walls), 1),
             failed,

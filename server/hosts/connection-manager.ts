@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { X509Certificate, randomUUID } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
+import { Agent as HttpsAgent } from 'node:https';
+import { createSecureContext, type PeerCertificate } from 'node:tls';
 import { io, type Socket } from 'socket.io-client';
 import type { Logger } from 'pino';
 import {
@@ -57,7 +58,16 @@ export interface ConnectionManagerOptions {
   defaultCallTimeoutMs?: number;
   /** Revoked agent-certificate serials (normalised): such a certificate is refused at the handshake. */
   revoked?: () => ReadonlySet<string>;
+  /**
+   * At most this many connection attempts (TCP + TLS + Socket.IO handshake) in flight at once; the
+   * other hosts wait their turn in order. Default 50: a thousand simultaneous handshakes on a small
+   * panel time out together and retry in lock-step.
+   */
+  maxConcurrentConnects?: number;
 }
+
+/** Default of {@link ConnectionManagerOptions.maxConcurrentConnects}. */
+export const DEFAULT_MAX_CONCURRENT_CONNECTS = 50;
 
 interface ManagerEvents {
   state: [HostStatus];
@@ -67,11 +77,20 @@ interface ManagerEvents {
 
 interface Conn {
   target: HostTarget;
-  socket: Socket;
+  /** null while waiting for a connection slot or for the next retry. */
+  socket: Socket | null;
   status: HostStatus;
-  identityError: string | null;
   retryTimer: NodeJS.Timeout | null;
   attempts: number;
+  /** Holds one of the manager's connection slots (handshake under way). */
+  inFlight: boolean;
+}
+
+/** The TLS material every outgoing connection shares until the panel certificate changes. */
+interface SharedTls {
+  material: PanelTls;
+  /** Carries the one SecureContext; sessions are never cached, so every handshake is fully checked. */
+  agent: HttpsAgent;
 }
 
 const IDENTITY_ERROR = 'PONIO_IDENTITY';
@@ -80,15 +99,24 @@ const IDENTITY_ERROR = 'PONIO_IDENTITY';
  * One Socket.IO client per host, over mutual TLS with the panel's client certificate. Checks the
  * agent's certificate carries urn:ponio:host:<expected id> (one host cannot impersonate another),
  * reconnects with jittered backoff, tracks state, and offers a typed `call`.
+ *
+ * All connections share one TLS SecureContext (rebuilt when the panel certificate changes), and at
+ * most `maxConcurrentConnects` handshakes run at once: the other hosts queue in order.
  */
 export class ConnectionManager extends EventEmitter<ManagerEvents> {
   private readonly conns = new Map<string, Conn>();
   private readonly backoff: { minMs: number; maxMs: number };
+  private readonly maxConnects: number;
+  /** Hosts waiting for a connection slot, oldest first. */
+  private readonly pending = new Set<Conn>();
+  private inFlight = 0;
+  private shared: SharedTls | null = null;
   private closed = false;
 
   constructor(private readonly opts: ConnectionManagerOptions) {
     super();
     this.backoff = opts.backoff ?? { minMs: 500, maxMs: 30_000 };
+    this.maxConnects = Math.max(1, opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
   }
 
   /** Starts connecting to a host (replaces any previous connection for that id). */
@@ -103,18 +131,10 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       hello: null,
       since: Date.now(),
     };
-    const conn: Conn = {
-      target,
-      socket: this.createSocket(target),
-      status,
-      identityError: null,
-      retryTimer: null,
-      attempts: 0,
-    };
+    const conn: Conn = { target, socket: null, status, retryTimer: null, attempts: 0, inFlight: false };
     this.conns.set(target.id, conn);
-    this.wire(conn);
-    conn.socket.connect();
     this.emit('state', { ...status });
+    this.enqueue(conn);
   }
 
   /** Disconnects and forgets a host at once (no reconnection). */
@@ -123,15 +143,20 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     if (!conn) return;
     this.conns.delete(hostId);
     if (conn.retryTimer) clearTimeout(conn.retryTimer);
-    conn.socket.removeAllListeners();
-    conn.socket.io.removeAllListeners();
-    conn.socket.disconnect();
-    conn.socket.io.engine?.close();
+    conn.retryTimer = null;
+    this.pending.delete(conn);
+    this.dropSocket(conn);
+    this.releaseSlot(conn);
   }
 
   /** Reconnects every host (e.g. after the panel certificate was rotated). */
   reconnectAll(): void {
     for (const conn of [...this.conns.values()]) this.add(conn.target);
+  }
+
+  /** Connection attempts under way and hosts waiting for a slot (for tests and diagnostics). */
+  connectQueue(): { inFlight: number; waiting: number; max: number } {
+    return { inFlight: this.inFlight, waiting: this.pending.size, max: this.maxConnects };
   }
 
   has(hostId: string): boolean {
@@ -185,7 +210,8 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
   ): Promise<Reply<ReplyData<E>>> {
     const conn = this.conns.get(hostId);
     if (!conn) return { ok: false, error: { code: 'not-found', message: `Unknown host ${hostId}.` } };
-    if (!conn.socket.connected || conn.status.state !== 'online') {
+    const socket = conn.socket;
+    if (!socket?.connected || conn.status.state !== 'online') {
       return {
         ok: false,
         error: {
@@ -204,9 +230,9 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       Math.min(def.timeoutMs + 2_000, this.opts.defaultCallTimeoutMs ?? Number.MAX_SAFE_INTEGER);
     let raw: unknown;
     try {
-      raw = await conn.socket.timeout(timeoutMs).emitWithAck(event, body);
+      raw = await socket.timeout(timeoutMs).emitWithAck(event, body);
     } catch {
-      if (!conn.socket.connected)
+      if (!socket.connected)
         return {
           ok: false,
           error: { code: 'unavailable', message: `Host ${hostId} disconnected during "${event}".` },
@@ -245,32 +271,98 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
 
   // --- internals -------------------------------------------------------------------------
 
+  private enqueue(conn: Conn): void {
+    this.pending.add(conn);
+    this.pump();
+  }
+
+  /** Starts queued connection attempts while slots are free. */
+  private pump(): void {
+    while (this.inFlight < this.maxConnects && !this.closed) {
+      const next = this.pending.values().next();
+      if (next.done) return;
+      const conn = next.value;
+      this.pending.delete(conn);
+      if (this.conns.get(conn.target.id) !== conn) continue;
+      conn.inFlight = true;
+      this.inFlight++;
+      // A fresh socket each attempt, so a rotated panel certificate is picked up.
+      const socket = this.createSocket(conn.target);
+      conn.socket = socket;
+      this.wire(conn, socket);
+      socket.connect();
+    }
+  }
+
+  private releaseSlot(conn: Conn): void {
+    if (!conn.inFlight) return;
+    conn.inFlight = false;
+    this.inFlight--;
+    this.pump();
+  }
+
+  private dropSocket(conn: Conn): void {
+    const socket = conn.socket;
+    if (!socket) return;
+    conn.socket = null;
+    socket.removeAllListeners();
+    socket.io.removeAllListeners();
+    socket.disconnect();
+    socket.io.engine?.close();
+  }
+
+  /**
+   * The https.Agent carrying the one SecureContext built from the panel's current certificate,
+   * key and CA; rebuilt when `tls()` returns different material (certificate rotation).
+   */
+  private sharedTls(): SharedTls {
+    const m = this.opts.tls();
+    const cur = this.shared;
+    if (
+      cur &&
+      cur.material.certPem === m.certPem &&
+      cur.material.keyPem === m.keyPem &&
+      cur.material.caPem === m.caPem
+    )
+      return cur;
+    const secureContext = createSecureContext({ cert: m.certPem, key: m.keyPem, ca: m.caPem });
+    // maxCachedSessions 0: a resumed TLS session skips checkServerIdentity, i.e. the identity and
+    // revocation checks below; every connection must do a full handshake.
+    const agent = new HttpsAgent({ secureContext, maxCachedSessions: 0, keepAlive: false });
+    this.shared = { material: { certPem: m.certPem, keyPem: m.keyPem, caPem: m.caPem }, agent };
+    return this.shared;
+  }
+
   private createSocket(target: HostTarget): Socket {
-    const tls = this.opts.tls();
+    const { material, agent } = this.sharedTls();
+    const caPem = material.caPem;
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
     const expectedId = target.id;
+    const revoked = this.opts.revoked;
     return io(`https://${host}:${target.port}`, {
       autoConnect: false,
       forceNew: true,
       transports: ['websocket'],
       reconnection: false, // our own jittered backoff handles every failure kind alike
       timeout: this.opts.connectTimeoutMs ?? 10_000,
-      cert: tls.certPem,
-      key: tls.keyPem,
-      ca: tls.caPem,
+      perMessageDeflate: false,
+      // The agent's SecureContext holds the panel certificate, key and the CA (the only trust
+      // anchor): TLS itself checks the agent's chain to the CA.
+      agent,
       rejectUnauthorized: true,
       checkServerIdentity: (_name: string, cert: PeerCertificate): Error | undefined => {
         const r = verifyPeerCertificate(new X509Certificate(cert.raw), {
-          caPem: tls.caPem,
+          caPem,
           expect: { kind: 'host', hostId: expectedId },
-          ...(this.opts.revoked ? { revoked: this.opts.revoked() } : {}),
+          ...(revoked ? { revoked: revoked() } : {}),
         });
         if (r.ok) return undefined;
         const err = new Error(`agent certificate refused: ${r.reason}`) as Error & { code: string };
         err.code = IDENTITY_ERROR;
         return err;
       },
-    } as Parameters<typeof io>[1]);
+      // engine.io-client passes `agent` on to ws/https untouched; its type says string | boolean.
+    } as unknown as Parameters<typeof io>[1]);
   }
 
   private setState(conn: Conn, state: HostState, error?: string | null): void {
@@ -283,38 +375,32 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     if (changed && this.conns.get(s.id) === conn) this.emit('state', { ...s });
   }
 
+  /** Ends the current attempt or connection and queues the next one after a jittered backoff. */
   private scheduleRetry(conn: Conn): void {
+    this.dropSocket(conn);
+    this.releaseSlot(conn);
     if (this.closed || this.conns.get(conn.target.id) !== conn || conn.retryTimer) return;
     conn.attempts++;
     const base = Math.min(this.backoff.maxMs, this.backoff.minMs * 2 ** Math.min(conn.attempts - 1, 16));
     const delay = Math.round(base * (0.5 + Math.random()));
     conn.retryTimer = setTimeout(() => {
       conn.retryTimer = null;
-      if (this.conns.get(conn.target.id) !== conn) return;
-      // A fresh socket each time, so a rotated panel certificate is picked up.
-      conn.socket.removeAllListeners();
-      conn.socket.io.removeAllListeners();
-      conn.socket.disconnect();
-      conn.socket = this.createSocket(conn.target);
-      this.wire(conn);
-      conn.socket.connect();
+      if (this.conns.get(conn.target.id) === conn) this.enqueue(conn);
     }, delay);
   }
 
-  private wire(conn: Conn): void {
-    const { socket } = conn;
+  private wire(conn: Conn, socket: Socket): void {
     const id = conn.target.id;
-    const log = this.opts.logger.child({ hostId: id });
     socket.on('connect', () => {
       conn.attempts = 0;
-      conn.identityError = null;
-      // 'online' is set when the hello arrives and checks out.
+      // The handshake is done: the slot goes to the next host. 'online' is set when the hello
+      // arrives and checks out.
+      this.releaseSlot(conn);
     });
     socket.on(HELLO_EVENT, (raw: unknown) => {
       const h = helloSchema.safeParse(raw);
       if (!h.success) {
         this.setState(conn, 'refused', 'the agent sent an invalid hello');
-        socket.disconnect();
         this.scheduleRetry(conn);
         return;
       }
@@ -324,7 +410,6 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
           'refused',
           `the agent speaks protocol ${h.data.protocolVersion}, the panel ${PROTOCOL_VERSION}`,
         );
-        socket.disconnect();
         this.scheduleRetry(conn);
         return;
       }
@@ -341,12 +426,12 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     });
     socket.on('connect_error', (err: Error & { description?: unknown }) => {
       const reason = describeConnectError(err);
-      log.debug({ reason: reason.message }, 'connection failed');
+      this.opts.logger.debug({ hostId: id, reason: reason.message }, 'connection failed');
       this.setState(conn, reason.refused ? 'refused' : 'offline', reason.message);
       this.scheduleRetry(conn);
     });
     socket.on('disconnect', (reason: string) => {
-      if (this.conns.get(id) !== conn) return;
+      if (this.conns.get(id) !== conn || conn.socket !== socket) return;
       if (conn.status.state !== 'refused') this.setState(conn, 'offline', `connection lost (${reason})`);
       this.scheduleRetry(conn);
     });
