@@ -4,10 +4,20 @@
 # docs/install.md lists exactly what it lays out.
 set -eu
 
+# --- filled in by the panel when it serves this script (GET /agent/install.sh) ----------------
+# Empty in a release. When set (the one-line install, docs/security.md), the bundle is downloaded
+# from PANEL_URL over a connection pinned to the panel's HTTPS key (curl --pinnedpubkey) and must
+# have PANEL_BUNDLE_SHA256; the systemd units come from panel_units.
+PANEL_URL=""
+PANEL_SPKI_PIN=""
+PANEL_BUNDLE_SHA256=""
+panel_units() { return 1; }
+
 usage() {
   cat <<'EOF'
 Usage: install-agent.sh [options]
-  --bundle FILE       the agent bundle (default: ponio-agent.mjs next to this script)
+  --bundle FILE       the agent bundle (default: ponio-agent.mjs next to this script; in the
+                      script the panel serves: downloaded from the panel and checked)
   --panel URL         the panel, e.g. https://panel.example.com:8443   } enroll this host
   --token TOKEN       the single-use join token from the panel          } after installing
   --ca-pin PIN        sha256:HEX fingerprint of the panel's CA          } (all three or none)
@@ -126,21 +136,49 @@ if [ "$UNINSTALL" = 1 ]; then
 fi
 
 # --- install --------------------------------------------------------------------------------
-[ -n "$BUNDLE" ] || BUNDLE="$SCRIPT_DIR/ponio-agent.mjs"
-[ -f "$BUNDLE" ] || die "agent bundle not found: $BUNDLE (use --bundle FILE)"
-UNIT_SRC=""
-# The unit comes from the same release as the bundle (next to it), else from next to this script.
-for d in "$(dirname "$BUNDLE")" "$SCRIPT_DIR" "$SCRIPT_DIR/systemd"; do
-  [ -f "$d/ponio-agent.service" ] && UNIT_SRC=$d && break
-done
-[ -n "$UNIT_SRC" ] || die "ponio-agent.service not found next to the bundle or this script"
-
 if [ "$SYSTEM" = 1 ]; then
   command -v node >/dev/null 2>&1 || die "Node.js >= 20 is needed: apt-get install nodejs"
   major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 20 ] || die "Node.js >= 20 is needed (found $(node --version))"
   [ -x /usr/bin/node ] || die "the unit runs /usr/bin/node, which does not exist (found $(command -v node))"
 fi
+
+SELF="$0" # the copy kept in /opt/ponio-agent
+UNIT_SRC=""
+if [ -n "$PANEL_URL" ]; then
+  # Served by the panel (piped to sh: nothing next to "$0" is ours). Everything comes from the
+  # panel over connections pinned to its HTTPS key; the bundle must have the announced SHA-256.
+  command -v curl >/dev/null 2>&1 || die "curl is needed: apt-get install curl"
+  DL=$(mktemp -d)
+  trap 'rm -rf "$DL"' EXIT
+  fetch() { # PATH FILE
+    curl -fsS --proto =https --pinnedpubkey "$PANEL_SPKI_PIN" -k -o "$2" "$PANEL_URL$1" ||
+      die "could not download $PANEL_URL$1 (see curl's message above); nothing was installed"
+  }
+  panel_units "$DL" || die "this installer carries no systemd units; fetch it from the panel again"
+  UNIT_SRC=$DL
+  if [ -z "$BUNDLE" ]; then
+    echo "Downloading the agent from $PANEL_URL …"
+    fetch /agent/ponio-agent.mjs "$DL/ponio-agent.mjs"
+    got=$(sha256sum "$DL/ponio-agent.mjs" | cut -d' ' -f1)
+    [ "$got" = "$PANEL_BUNDLE_SHA256" ] ||
+      die "the downloaded agent has SHA-256 $got, not $PANEL_BUNDLE_SHA256 as announced by the panel; nothing was installed (if the panel was just upgraded, run the command again)"
+    BUNDLE="$DL/ponio-agent.mjs"
+  fi
+  if [ "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" != "$OPT/install-agent.sh" ]; then
+    fetch /agent/install.sh "$DL/install-agent.sh"
+    SELF="$DL/install-agent.sh"
+  fi
+fi
+[ -n "$BUNDLE" ] || BUNDLE="$SCRIPT_DIR/ponio-agent.mjs"
+[ -f "$BUNDLE" ] || die "agent bundle not found: $BUNDLE (use --bundle FILE)"
+if [ -z "$UNIT_SRC" ]; then
+  # The unit comes from the same release as the bundle (next to it), else from next to this script.
+  for d in "$(dirname "$BUNDLE")" "$SCRIPT_DIR" "$SCRIPT_DIR/systemd"; do
+    [ -f "$d/ponio-agent.service" ] && UNIT_SRC=$d && break
+  done
+fi
+[ -n "$UNIT_SRC" ] || die "ponio-agent.service not found next to the bundle or this script"
 
 umask 022
 mkdir -p "$OPT" "$UNITS" "$(dirname "$LINK")"
@@ -150,8 +188,8 @@ put() { # put MODE SRC DEST
   install -m "$1" "$2" "$3.new" && mv -f "$3.new" "$3"
 }
 put 0755 "$BUNDLE" "$OPT/ponio-agent.mjs"
-if [ "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" != "$OPT/install-agent.sh" ]; then
-  put 0755 "$0" "$OPT/install-agent.sh"
+if [ "$(cd "$(dirname "$SELF")" && pwd)/$(basename "$SELF")" != "$OPT/install-agent.sh" ]; then
+  put 0755 "$SELF" "$OPT/install-agent.sh"
 fi
 for u in $UNIT_NAMES; do
   [ -f "$UNIT_SRC/$u" ] && put 0644 "$UNIT_SRC/$u" "$UNITS/$u"

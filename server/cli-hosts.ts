@@ -7,6 +7,7 @@ import { openDatabase, type Db } from './db/database.ts';
 import { AuditLog, type Actor } from './db/audit.ts';
 import { HostAdmission, EnrollmentError, type NewHost } from './hosts/enrollment.ts';
 import { removeHostRecord } from './hosts/revocation.ts';
+import { findAgentRelease, servedCertificatePem, spkiPin } from './http/agent-downloads.ts';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -43,7 +44,21 @@ function open(o: Flags): { db: Db; audit: AuditLog; admission: HostAdmission } {
   return {
     db,
     audit,
-    admission: new HostAdmission({ db, audit, caPem: () => caPem, publicUrl: () => publicUrl }),
+    admission: new HostAdmission({
+      db,
+      audit,
+      caPem: () => caPem,
+      publicUrl: () => publicUrl,
+      // The certificate the running panel serves: tlsCert, else the one it keeps in its pki dir.
+      installPin: () =>
+        findAgentRelease(cfg)
+          ? spkiPin(
+              servedCertificatePem(cfg, () =>
+                readFileSync(path.join(cfg.dataDir, 'pki', 'server.crt'), 'utf8'),
+              ),
+            )
+          : null,
+    }),
   };
 }
 
@@ -78,12 +93,26 @@ function printNewHost(n: NewHost, json: boolean): void {
         tokenExpiresAt: n.expiresAt,
         caPin: n.caPin,
         command: n.command,
+        installCommand: n.installCommand,
       }),
     );
     return;
   }
   out(`Host ${n.host.name} (id ${n.host.id}) at ${n.host.address}:${n.host.port}.`);
-  out(`Join token valid until ${new Date(n.expiresAt).toISOString()} (single use). Run this on the host:`);
+  const until = new Date(n.expiresAt).toISOString();
+  if (n.installCommand) {
+    out(`Join token valid until ${until} (single use). Run this as root on the host (installs and enrolls):`);
+    out('');
+    out(`  ${n.installCommand}`);
+    out('');
+    out('With the agent already installed (docs/install.md), this enrolls it:');
+    out('');
+    out(`  ${n.command}`);
+    out('');
+    return;
+  }
+  out(`Join token valid until ${until} (single use). On the host, install the agent from dist/agent`);
+  out('(sh agent/install-agent.sh, docs/install.md), then run as root:');
   out('');
   out(`  ${n.command}`);
   out('');

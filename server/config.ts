@@ -24,6 +24,12 @@ export const panelConfigSchema = z.strictObject({
   tlsKey: z.string().optional(),
   /** Express "trust proxy": only set when the panel runs behind a reverse proxy you control. */
   trustProxy: z.union([z.boolean(), z.string(), z.number()]).default(false),
+  /**
+   * The agent release the panel serves to new hosts (GET /agent/install.sh, /agent/ponio-agent.mjs):
+   * a directory with ponio-agent.mjs, install-agent.sh and ponio-agent.service. Default: agent/
+   * next to the built panel, or dist/agent in a development checkout (docs/install.md).
+   */
+  agentDir: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Lifetime of host certificates (renewed at two thirds); 90 days. Short values are for tests. */
   hostCertLifetimeSeconds: z.coerce
@@ -47,6 +53,7 @@ const ENV: Record<string, keyof PanelConfigInput> = {
   PONIO_PANEL_TLS_KEY: 'tlsKey',
   PONIO_PANEL_TRUST_PROXY: 'trustProxy',
   PONIO_PANEL_LOG_LEVEL: 'logLevel',
+  PONIO_PANEL_AGENT_DIR: 'agentDir',
 };
 
 /** Defaults < JSON config file < PONIO_PANEL_* environment < flags. Throws PanelConfigError. */

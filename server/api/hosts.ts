@@ -37,6 +37,7 @@ const newHostJson = (n: NewHost, ctx: PanelContext) => {
     tokenExpiresAt: n.expiresAt,
     caPin: n.caPin,
     command: n.command,
+    installCommand: n.installCommand,
   };
 };
 

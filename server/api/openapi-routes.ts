@@ -82,6 +82,23 @@ const hostSchema = z.object({
     .nullable(),
 });
 
+/** POST /hosts and POST /hosts/{hostId}/token: the host and its one-time enrollment (docs/security.md). */
+const newHostSchema = z.object({
+  host: hostSchema.nullable(),
+  token: z.string().describe('the join token: single use, valid one hour, shown only in this reply'),
+  tokenExpiresAt: z.number(),
+  caPin: z.string().describe('sha256:HEX of the panel CA certificate (DER)'),
+  command: z
+    .string()
+    .describe('`ponio-agent enroll --panel … --token … --ca-pin …` (agent already installed)'),
+  installCommand: z
+    .string()
+    .nullable()
+    .describe(
+      'one line that installs the agent from the panel and enrolls it: `curl -fsS --pinnedpubkey sha256//… -k https://PANEL/agent/install.sh | sh -s -- --panel … --token … --ca-pin …`; null when the panel has no agent release to serve',
+    ),
+});
+
 const bool = z.enum(['true', 'false', '1', '0']);
 
 export const OPENAPI_ROUTES: ApiRouteDoc[] = [
@@ -197,6 +214,29 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     tag: 'hosts',
     role: 'viewer',
     data: z.array(hostSchema),
+  },
+  {
+    method: 'post',
+    path: '/hosts',
+    summary: 'Add a host: a pending host, its join token and the enrollment commands',
+    tag: 'hosts',
+    role: 'admin',
+    body: z.strictObject({
+      name: z.string(),
+      address: z.string().describe('DNS name or IP the panel connects to, optionally HOST:PORT'),
+      port: z.number().int().min(1).max(65535).optional().describe('agent port (default 7443)'),
+    }),
+    data: newHostSchema,
+    status: 201,
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/token',
+    summary: 'Issue a new join token (revokes unused ones; allows enrolling the host again)',
+    tag: 'hosts',
+    role: 'admin',
+    data: newHostSchema,
+    status: 201,
   },
   {
     method: 'get',

@@ -11,6 +11,7 @@ import type { HostRegistry } from './registry.ts';
 import { certNames, EnrollmentError, parseHostAddress, parseHostName } from './enrollment-input.ts';
 import { JoinTokens, TOKEN_TTL_MS } from './enrollment-tokens.ts';
 import { Revocation } from './revocation.ts';
+import { findAgentRelease, oneLineUrl, servedCertificatePem, spkiPin } from '../http/agent-downloads.ts';
 import { RenewalScheduler } from './renewal.ts';
 
 export { EnrollmentError } from './enrollment-input.ts';
@@ -20,8 +21,13 @@ export interface NewHost {
   /** The join token: shown once, stored only as a hash. */
   token: string;
   expiresAt: number;
-  /** The exact command to run on the host. */
+  /** The exact command to run on the host (with the agent installed). */
   command: string;
+  /**
+   * The one line that installs and enrolls (curl pinned to the panel's HTTPS key, piped to the
+   * installer the panel serves); null when the panel has no agent release to serve.
+   */
+  installCommand: string | null;
   caPin: string;
 }
 
@@ -31,6 +37,11 @@ export interface HostAdmissionDeps {
   audit: AuditLog;
   caPem: () => string;
   publicUrl: () => string;
+  /**
+   * The `--pinnedpubkey` of the panel's HTTPS certificate when the panel can serve the agent
+   * release (GET /agent/install.sh), else null: then only the two-step command is given.
+   */
+  installPin?: () => string | null;
   tokenTtlMs?: number;
 }
 
@@ -40,6 +51,18 @@ const shellWord = (s: string): string =>
 
 export function enrollCommand(publicUrl: string, token: string, caPin: string): string {
   return `ponio-agent enroll --panel ${shellWord(publicUrl.replace(/\/+$/, ''))} --token ${shellWord(token)} --ca-pin ${caPin}`;
+}
+
+/**
+ * The one-line install + enrollment (docs/security.md "One-line install"): curl checks the
+ * panel's HTTPS key against `spki` (`-k` only skips the CA check, which the host cannot do yet:
+ * it does not know the panel CA), the installer it pipes to downloads the bundle the same way
+ * and checks its SHA-256, then `ponio-agent enroll` pins the CA as before.
+ */
+export function installCommand(publicUrl: string, spki: string, token: string, caPin: string): string | null {
+  const url = oneLineUrl(publicUrl);
+  if (!url) return null;
+  return `curl -fsS --pinnedpubkey ${shellWord(spki)} -k ${shellWord(`${url}/agent/install.sh`)} | sh -s -- --panel ${shellWord(url)} --token ${shellWord(token)} --ca-pin ${caPin}`;
 }
 
 /**
@@ -93,8 +116,7 @@ export class HostAdmission {
       params: { name, address, port },
       ok: true,
     });
-    const caPin = this.caPin();
-    return { host, token, expiresAt, caPin, command: enrollCommand(this.deps.publicUrl(), token, caPin) };
+    return this.newHost(host, token, expiresAt);
   }
 
   /**
@@ -107,8 +129,26 @@ export class HostAdmission {
       throw new EnrollmentError(404, 'not-found', `No host with id ${JSON.stringify(hostId.slice(0, 80))}.`);
     const { token, expiresAt } = this.tokens.issue(host.id);
     this.deps.audit.write({ actor, hostId: host.id, action: 'host token issue', params: {}, ok: true });
+    return this.newHost(host, token, expiresAt);
+  }
+
+  private newHost(host: HostRow, token: string, expiresAt: number): NewHost {
     const caPin = this.caPin();
-    return { host, token, expiresAt, caPin, command: enrollCommand(this.deps.publicUrl(), token, caPin) };
+    const url = this.deps.publicUrl();
+    let spki: string | null;
+    try {
+      spki = this.deps.installPin?.() ?? null;
+    } catch {
+      spki = null; // an unreadable certificate: the two-step command still works
+    }
+    return {
+      host,
+      token,
+      expiresAt,
+      caPin,
+      command: enrollCommand(url, token, caPin),
+      installCommand: spki ? installCommand(url, spki, token, caPin) : null,
+    };
   }
 
   /** Revokes a host's unused join tokens. */
@@ -335,7 +375,12 @@ export interface HostLifecycle {
 
 /** Builds the host lifecycle parts for server/main.ts (wiring only there). */
 export function createHostLifecycle(d: {
-  config: { hostCertLifetimeSeconds: number; renewalCheckSeconds: number };
+  config: {
+    hostCertLifetimeSeconds: number;
+    renewalCheckSeconds: number;
+    tlsCert?: string | undefined;
+    agentDir?: string | undefined;
+  };
   db: Db;
   pki: PanelPki;
   hosts: HostRegistry;
@@ -354,10 +399,16 @@ export function createHostLifecycle(d: {
     certLifetimeMs,
     checkIntervalMs: d.config.renewalCheckSeconds * 1000,
   });
+  let pin: string | undefined;
   const enrollment = new Enrollment({
     ...d,
     logger,
     caPem: () => d.pki.ca.certPem,
+    // The served HTTPS certificate is read once at start (server/main.ts); so is its pin.
+    installPin: () =>
+      findAgentRelease(d.config)
+        ? (pin ??= spkiPin(servedCertificatePem(d.config, () => d.pki.serverTls().certPem)))
+        : null,
     revocation,
     renewal,
     certLifetimeMs,

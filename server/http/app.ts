@@ -9,6 +9,7 @@ import { enrollmentRouter } from '../hosts/enrollment-http.ts';
 import { PanelHttpError } from './errors.ts';
 import { renderPage } from './render.ts';
 import { scriptAssets } from './assets.ts';
+import { agentDownloadsRouter } from './agent-downloads.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -56,6 +57,7 @@ export function createApp(ctx: PanelContext): Express {
   app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
   app.use('/static', scriptAssets(path.join(ROOT, 'public')));
   app.use(enrollmentRouter(ctx)); // /enroll, /enroll/ca: before the dashboard (own JSON parser, no CSRF)
+  app.use(agentDownloadsRouter(ctx)); // /agent/install.sh, /agent/ponio-agent.mjs: public, no session
   app.use('/api/v1', apiRouter(ctx));
   app.use(dashboardRouter(ctx));
   app.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'Page not found.')));

@@ -36,6 +36,7 @@ export function hostsAdminPages(ctx: PanelContext): Router {
         id: n.host.id,
         name: n.host.name,
         command: n.command,
+        installCommand: n.installCommand,
         expiresAt: n.expiresAt,
       },
     });
