@@ -61,7 +61,8 @@ before(async () => {
 
 after(async () => {
   await t?.close();
-  for (const d of [dist, ...dirs]) if (d) rmSync(d, { recursive: true, force: true });
+  // (TestPanel.close() leaves its data dir behind.)
+  for (const d of [dist, t?.dataDir, ...dirs]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 test('GET /agent/ponio-agent.mjs: the built bundle, no login, strong ETag, JavaScript type, 304 on match', async () => {
@@ -211,6 +212,7 @@ test('without an agent release: 404 with a sentence, and Add host gives only the
   const empty = mkdtempSync(path.join(os.tmpdir(), 'ponio-noagent-'));
   dirs.push(empty);
   const p = await startTestPanel({ agentDir: empty });
+  dirs.push(p.dataDir);
   try {
     for (const f of ['install.sh', 'ponio-agent.mjs']) {
       const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {

@@ -85,7 +85,8 @@ before(async () => {
 after(async () => {
   if (agent) await stopChild(agent);
   await t?.close();
-  for (const d of [dist, ...roots]) if (d) rmSync(d, { recursive: true, force: true });
+  // (TestPanel.close() leaves its data dir behind.)
+  for (const d of [dist, t?.dataDir, ...roots]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 test('the one line from Add host installs and enrolls; the installed agent answers the panel', async () => {
