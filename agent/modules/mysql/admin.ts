@@ -64,18 +64,18 @@ const DB_QUERY = `SELECT s.SCHEMA_NAME AS name, s.DEFAULT_CHARACTER_SET_NAME AS 
  */
 export class MysqlAdmin {
   constructor(
-    private readonly pool: () => Pool,
+    private readonly pool: () => Promise<Pool>,
     private readonly adminUser: string,
     private readonly logger: Logger,
   ) {}
 
   private async rows(sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
-    const [rows] = await this.pool().query<RowDataPacket[]>(sql, params);
+    const [rows] = await (await this.pool()).query<RowDataPacket[]>(sql, params);
     return rows;
   }
 
   private async run(sql: string): Promise<void> {
-    await this.pool().query(sql);
+    await (await this.pool()).query(sql);
   }
 
   /** Accounts PonIO never touches: the server's own and the agent's admin. */

@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import mysql, { type Pool } from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
+import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { RpcError } from '../../../shared/protocol/index.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
@@ -24,15 +25,22 @@ export interface MysqlServer {
   readonly socketPath: string;
   port(): number | undefined;
   /** The admin pool (created lazily in system mode; after start() in sandbox mode). */
-  pool(): Pool;
+  pool(): Promise<Pool>;
   /** Why the module cannot work on this host, or null. Cheap (no connection). */
   unavailableReason(): string | null;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
-const poolFor = (socketPath: string, user: string, password: string | undefined): Pool =>
-  mysql.createPool({
+/**
+ * The MariaDB driver (mysql2 and its dependencies, about 1 MB of the agent bundle), loaded on
+ * first use: an agent on a host without MariaDB never evaluates it.
+ */
+let driver: Promise<typeof mysql> | null = null;
+const loadDriver = (): Promise<typeof mysql> => (driver ??= import('mysql2/promise').then((m) => m.default));
+
+const poolFor = async (socketPath: string, user: string, password: string | undefined): Promise<Pool> =>
+  (await loadDriver()).createPool({
     socketPath,
     user,
     ...(password !== undefined ? { password } : {}),
@@ -51,7 +59,7 @@ const poolFor = (socketPath: string, user: string, password: string | undefined)
 export function systemServer(settings: MysqlSettings): MysqlServer {
   const socketPath = settings.socket ?? DEFAULT_SOCKET;
   const adminUser = settings.user ?? 'root';
-  let pool: Pool | null = null;
+  let pool: Promise<Pool> | null = null;
   let stopped = false;
   return {
     kind: 'system',
@@ -59,8 +67,15 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
     socketPath,
     port: () => undefined,
     pool() {
-      if (stopped) throw new RpcError('unavailable', 'The agent is shutting down.');
-      pool ??= poolFor(socketPath, adminUser, readAdminPassword(settings));
+      if (stopped) return Promise.reject(new RpcError('unavailable', 'The agent is shutting down.'));
+      if (!pool) {
+        const p = Promise.resolve().then(() => poolFor(socketPath, adminUser, readAdminPassword(settings)));
+        pool = p;
+        // A failure (unreadable password file) is not kept: the next call tries again.
+        p.catch(() => {
+          if (pool === p) pool = null;
+        });
+      }
       return pool;
     },
     unavailableReason() {
@@ -73,7 +88,7 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
       stopped = true;
       const p = pool;
       pool = null;
-      await p?.end();
+      await (await p?.catch(() => null))?.end();
     },
   };
 }
@@ -192,7 +207,9 @@ export function sandboxServer(
         throw new Error(`mariadbd exited during start-up: ${tail(stderr() || log)}`);
       }
       try {
-        const c = await mysql.createConnection({ socketPath, user: adminUser, connectTimeout: 2000 });
+        const c = await (
+          await loadDriver()
+        ).createConnection({ socketPath, user: adminUser, connectTimeout: 2000 });
         await c.end();
         return;
       } catch {
@@ -253,8 +270,8 @@ export function sandboxServer(
     socketPath,
     port: () => port,
     pool() {
-      if (!pool) throw new RpcError('unavailable', 'The sandbox MariaDB is not running.');
-      return pool;
+      if (!pool) return Promise.reject(new RpcError('unavailable', 'The sandbox MariaDB is not running.'));
+      return Promise.resolve(pool);
     },
     unavailableReason() {
       if (!whichBinary('mariadbd'))
@@ -283,7 +300,7 @@ export function sandboxServer(
             throw e;
         }
       }
-      pool = poolFor(socketPath, adminUser, undefined);
+      pool = await poolFor(socketPath, adminUser, undefined);
       logger.info({ port, socket: socketPath }, 'sandbox MariaDB ready');
     },
     async stop() {
