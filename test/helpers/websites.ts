@@ -36,7 +36,12 @@ export const portOf = (url: string | undefined): number => {
  * A digest of a directory tree: every entry's relative path, type, mode, owner, and the content
  * (files) or target (symlinks). Equal digests = byte-for-byte unchanged.
  */
-export async function hashTree(root: string, skip: (rel: string) => boolean = () => false): Promise<string> {
+export async function hashTree(
+  root: string,
+  skip: (rel: string) => boolean = () => false,
+  /** Files whose presence, mode and owner count but not their content (logs Apache appends to). */
+  presenceOnly: (rel: string) => boolean = () => false,
+): Promise<string> {
   const h = createHash('sha256');
   const walk = async (dir: string): Promise<void> => {
     let names: string[];
@@ -56,7 +61,8 @@ export async function hashTree(root: string, skip: (rel: string) => boolean = ()
       else if (st.isDirectory()) {
         h.update('dir\n');
         await walk(p);
-      } else
+      } else if (presenceOnly(rel)) h.update('file\n');
+      else
         h.update(
           createHash('sha256')
             .update(await fsp.readFile(p))

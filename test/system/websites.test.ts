@@ -29,9 +29,12 @@ const sitesDirs = (): string[] => [path.join(sandbox, 'etc/apache2'), path.join(
 const mainConf = (): string => path.join(sandbox, 'etc/apache2/apache2.conf');
 const hooksFile = (): string => path.join(sandbox, 'var/lib/ponio-agent/websites-test-hooks.json');
 
+/** Per-site logs: Apache appends to them after a response is sent, so only their presence counts. */
+const siteLog = (rel: string): boolean => /^[^/]+\/logs\/[^/]+\.log$/.test(rel);
+
 /** Digest of everything the websites module may write (config + site trees). */
 async function sitesDigest(): Promise<string> {
-  const parts = await Promise.all(sitesDirs().map((d) => hashTree(d)));
+  const parts = await Promise.all(sitesDirs().map((d) => hashTree(d, () => false, siteLog)));
   return parts.join(':');
 }
 
