@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { mkdtempSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -43,6 +43,7 @@ export interface TestPanel {
 /** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir); `overrides` change its config. */
 export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}): Promise<TestPanel> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ponio-panel-'));
+  const ownDirs: string[] = [];
   const config = loadPanelConfig(
     { host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', ...overrides },
     {},
@@ -101,6 +102,7 @@ export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}):
     request,
     async addSandboxHost(hostId, opts = {}) {
       const sandboxDir = opts.sandboxDir ?? mkdtempSync(path.join(os.tmpdir(), `ponio-sbx-${hostId}-`));
+      if (!opts.sandboxDir) ownDirs.push(sandboxDir);
       chmodSync(sandboxDir, 0o755);
       const issued = await issueCertificate({
         ca: panel.ctx.pki.ca,
@@ -131,6 +133,8 @@ export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}):
     async close() {
       await panel.close();
       for (const a of agents) await a.stop();
+      // Leave nothing behind: the panel's data dir and the sandboxes this helper made.
+      for (const d of [dataDir, ...ownDirs]) rmSync(d, { recursive: true, force: true });
     },
   };
 }
