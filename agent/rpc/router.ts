@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { ZodObject, type z } from 'zod';
 import {
   RpcError,
   errReply,
@@ -29,6 +29,82 @@ export function describeZodError(error: z.ZodError): string {
     return `${where}${i.message}`;
   });
   return parts.join('; ');
+}
+
+const eventLabel = (event: unknown): string =>
+  typeof event === 'string' ? event.slice(0, 80) : typeof event;
+
+/** `undefined` or `{}`: a plain object with no keys of its own or inherited. */
+function isEmptyPlainObject(v: unknown): boolean {
+  if (v === undefined) return true;
+  if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  for (const _ in v) return false;
+  return true;
+}
+
+const noParams = new WeakMap<z.ZodType, boolean>();
+/**
+ * Whether a request schema is `request({})`: a strict object whose only (optional) key is
+ * requestId, so `{}` is valid and parses to `{}`. Anything else a caller sends still goes
+ * through zod.
+ */
+export function takesNoParams(schema: z.ZodType): boolean {
+  let v = noParams.get(schema);
+  if (v === undefined) {
+    v = false;
+    if (schema instanceof ZodObject) {
+      const keys = Object.keys(schema.shape);
+      const strict = schema.safeParse({ unexpected: 1 }).success === false;
+      const empty = schema.safeParse({});
+      v =
+        strict &&
+        keys.every((k) => k === 'requestId') &&
+        empty.success &&
+        Object.keys(empty.data).length === 0;
+    }
+    noParams.set(schema, v);
+  }
+  return v;
+}
+
+/**
+ * What a handler gets for one call. The AbortSignal and the child logger are built only when the
+ * handler uses them (an AbortController + signal and a pino child cost more than a `ping`).
+ */
+class Call implements CallContext {
+  readonly peer: CallContext['peer'];
+  readonly emit: CallContext['emit'];
+  private controller: AbortController | undefined;
+  private aborted = false;
+  private child: Logger | undefined;
+
+  constructor(
+    meta: CallMeta,
+    private readonly event: EventName,
+    readonly requestId: string | undefined,
+    private readonly baseLogger: Logger,
+  ) {
+    this.peer = meta.peer;
+    this.emit = meta.emit;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  get logger(): Logger {
+    this.child ??= this.baseLogger.child({ event: this.event, requestId: this.requestId });
+    return this.child;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort();
+  }
 }
 
 /**
@@ -63,15 +139,26 @@ export class Router {
   async dispatch(event: unknown, params: unknown, meta: CallMeta): Promise<Reply<unknown>> {
     const started = process.hrtime.bigint();
     const reply = await this.dispatchInner(event, params, meta);
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const name = typeof event === 'string' ? event.slice(0, 80) : typeof event;
-    if (reply.ok) this.logger.debug({ event: name, ms }, 'rpc ok');
-    else
-      this.logger.info({ event: name, ms, code: reply.error.code, err: reply.error.message }, 'rpc failed');
+    if (reply.ok) {
+      if (this.logger.isLevelEnabled('debug')) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        this.logger.debug({ event: eventLabel(event), ms }, 'rpc ok');
+      }
+    } else {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      this.logger.info(
+        { event: eventLabel(event), ms, code: reply.error.code, err: reply.error.message },
+        'rpc failed',
+      );
+    }
     return reply;
   }
 
-  private async dispatchInner(event: unknown, params: unknown, meta: CallMeta): Promise<Reply<unknown>> {
+  private dispatchInner(
+    event: unknown,
+    params: unknown,
+    meta: CallMeta,
+  ): Promise<Reply<unknown>> | Reply<unknown> {
     if (!isEventName(event)) {
       return errReply({
         code: 'unsupported',
@@ -84,34 +171,44 @@ export class Router {
     const handler = this.handlers.get(event);
     if (!handler) return errReply({ code: 'unsupported', message: `This agent does not handle "${event}".` });
 
-    const input = params === undefined ? {} : params;
-    let size: number;
-    try {
-      size = JSON.stringify(input)?.length ?? 0;
-    } catch {
-      return errReply({ code: 'invalid-argument', message: 'The request is not plain JSON.' });
+    let req: { requestId?: string };
+    if (isEmptyPlainObject(params) && takesNoParams(def.request)) {
+      // `{}` for an event whose request is `request({})`: exactly what zod would return.
+      req = {};
+    } else {
+      const input = params === undefined ? {} : params;
+      let size: number;
+      try {
+        size = JSON.stringify(input)?.length ?? 0;
+      } catch {
+        return errReply({ code: 'invalid-argument', message: 'The request is not plain JSON.' });
+      }
+      if (size > MAX_PARAM_BYTES)
+        return errReply({ code: 'invalid-argument', message: 'The request is too large.' });
+      const parsed = def.request.safeParse(input);
+      if (!parsed.success) {
+        return errReply({ code: 'invalid-argument', message: describeZodError(parsed.error) });
+      }
+      req = parsed.data as { requestId?: string };
     }
-    if (size > MAX_PARAM_BYTES)
-      return errReply({ code: 'invalid-argument', message: 'The request is too large.' });
-    const parsed = def.request.safeParse(input);
-    if (!parsed.success) {
-      return errReply({ code: 'invalid-argument', message: describeZodError(parsed.error) });
-    }
-    const req = parsed.data as { requestId?: string };
     const requestId = req.requestId;
 
-    const run = (): Promise<Reply<unknown>> => this.invoke(event, handler, req, requestId, meta);
-    if (!def.mutation) return run();
+    if (!def.mutation) return this.invoke(event, handler, req, requestId, meta);
     if (requestId !== undefined) {
       const cached = this.cache.get(requestId, event);
       if (cached) return cached;
     }
-    const p = this.mutex.run(def.module, run);
+    const p = this.mutex.run(def.module, () => this.invoke(event, handler, req, requestId, meta));
     if (requestId !== undefined) this.cache.set(requestId, event, p);
     return p;
   }
 
-  private async invoke(
+  /**
+   * Runs the handler under the event's timeout: one timer per call, cleared when the handler
+   * settles; on expiry the call's AbortSignal fires and the reply is `timeout` (a later result
+   * of the handler is dropped, a later failure still logged).
+   */
+  private invoke(
     event: EventName,
     handler: Handler<EventName>,
     req: unknown,
@@ -120,40 +217,43 @@ export class Router {
   ): Promise<Reply<unknown>> {
     const def = rpcEvents[event];
     const timeoutMs = def.timeoutMs * this.timeoutScale;
-    const controller = new AbortController();
-    const logger = this.logger.child({ event, requestId });
-    const ctx: CallContext = { ...meta, requestId, signal: controller.signal, logger };
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<Reply<unknown>>((resolve) => {
-      timer = setTimeout(() => {
-        controller.abort();
+    const call = new Call(meta, event, requestId, this.logger);
+    return new Promise<Reply<unknown>>((resolve) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        call.abort();
         resolve(
           errReply({ code: 'timeout', message: `"${event}" did not finish within ${timeoutMs / 1000} s.` }),
         );
       }, timeoutMs);
-    });
-    try {
-      const work = handler(req as never, ctx).then(
-        (data) => {
-          const out = def.reply.safeParse(data);
-          if (!out.success) {
-            logger.error(
-              { issues: out.error.issues },
-              'handler returned data that does not match the contract',
-            );
-            return errReply({
-              code: 'internal',
-              message: `The agent produced an invalid reply for "${event}".`,
-            });
-          }
-          return okReply(out.data);
-        },
-        (err: unknown) => this.errorToReply(event, err, req, logger),
+      const finish = (reply: Reply<unknown>): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(reply);
+      };
+      let work: Promise<unknown>;
+      try {
+        work = handler(req as never, call);
+      } catch (err) {
+        finish(this.errorToReply(event, err, req, call.logger));
+        return;
+      }
+      work.then(
+        (data) => finish(this.checkReply(event, data, call)),
+        (err: unknown) => finish(this.errorToReply(event, err, req, call.logger)),
       );
-      return await Promise.race([work, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    });
+  }
+
+  /** The handler's data against the event's reply schema: a mismatch is a bug, reported as `internal`. */
+  private checkReply(event: EventName, data: unknown, call: Call): Reply<unknown> {
+    const out = rpcEvents[event].reply.safeParse(data);
+    if (out.success) return okReply(out.data);
+    call.logger.error({ issues: out.error.issues }, 'handler returned data that does not match the contract');
+    return errReply({ code: 'internal', message: `The agent produced an invalid reply for "${event}".` });
   }
 
   private errorToReply(event: EventName, err: unknown, req: unknown, logger: Logger): Reply<never> {

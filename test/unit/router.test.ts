@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Router } from '../../agent/rpc/router.ts';
-import { RpcError } from '../../shared/protocol/index.ts';
+import { z } from 'zod';
+import { Router, takesNoParams } from '../../agent/rpc/router.ts';
+import { RpcError, rpcEvents } from '../../shared/protocol/index.ts';
 import type { AgentModule, HandlersOf } from '../../agent/modules/types.ts';
 import { quietLogger } from '../helpers/panel-link.ts';
 
@@ -146,4 +147,90 @@ test('an unavailable module answers unsupported with its reason', async () => {
     ok: false,
     error: { code: 'unsupported', message: 'proftpd is not installed on this host' },
   });
+});
+
+function fakeSystem(handlers: Partial<HandlersOf<'system'>>): AgentModule<'system'> {
+  return {
+    name: 'system',
+    availability: () => ({ available: true }),
+    handlers: handlers as HandlersOf<'system'>,
+  };
+}
+
+test('an event without parameters takes {} or nothing; anything else is still validated', async () => {
+  const seen: Array<{ req: unknown; requestId: string | undefined }> = [];
+  const r = new Router(quietLogger);
+  r.addModule(
+    fakeSystem({
+      ping: (req, ctx) => {
+        seen.push({ req, requestId: ctx.requestId });
+        return Promise.resolve({ pong: true, time: 1, agentVersion: 'test' });
+      },
+    }),
+  );
+  for (const params of [{}, undefined]) {
+    const ok = await r.dispatch('ping', params, meta);
+    assert.deepEqual(ok, { ok: true, data: { pong: true, time: 1, agentVersion: 'test' } });
+  }
+  const requestId = randomUUID();
+  assert.ok((await r.dispatch('ping', { requestId }, meta)).ok);
+  assert.deepEqual(seen, [
+    { req: {}, requestId: undefined },
+    { req: {}, requestId: undefined },
+    { req: { requestId }, requestId },
+  ]);
+
+  const unknownKey = await r.dispatch('ping', { x: 1 }, meta);
+  assert.equal(!unknownKey.ok && unknownKey.error.code, 'invalid-argument');
+  assert.match(!unknownKey.ok ? unknownKey.error.message : '', /unknown field\(s\) x/);
+  const inherited = Object.create({ x: 1 }) as object;
+  for (const bad of [null, [], 'ping', 42, true, { requestId: 'not-a-uuid' }, inherited]) {
+    const reply = await r.dispatch('ping', bad, meta);
+    assert.equal(!reply.ok && reply.error.code, 'invalid-argument', `refused: ${JSON.stringify(bad)}`);
+  }
+  assert.equal(seen.length, 3, 'the handler never saw a refused request');
+});
+
+test('takesNoParams recognises only strict request schemas without fields', () => {
+  assert.equal(takesNoParams(rpcEvents.ping.request), true);
+  assert.equal(takesNoParams(rpcEvents['list websites'].request), true);
+  assert.equal(takesNoParams(rpcEvents['create website'].request), false);
+  assert.equal(takesNoParams(z.object({})), false, 'a non-strict object accepts unknown keys');
+  assert.equal(takesNoParams(z.strictObject({ limit: z.number().default(10) })), false);
+  assert.equal(takesNoParams(z.strictObject({ name: z.string().optional() })), false);
+  assert.equal(takesNoParams(z.string()), false);
+});
+
+test('the AbortSignal asked for after the timeout is already aborted', async () => {
+  let release: (() => void) | undefined;
+  let signal: AbortSignal | undefined;
+  const r = new Router(quietLogger, 0.0005); // 'list websites' 10 s → 5 ms
+  r.addModule(
+    fakeWebsites({
+      'list websites': (_req, ctx) =>
+        new Promise((resolve) => {
+          release = () => {
+            signal = ctx.signal;
+            resolve({ websites: [] });
+          };
+        }),
+    }),
+  );
+  const t = await r.dispatch('list websites', {}, meta);
+  assert.equal(!t.ok && t.error.code, 'timeout');
+  release?.();
+  assert.equal(signal?.aborted, true);
+});
+
+test('a handler that throws synchronously is an internal error, not a crash', async () => {
+  const r = new Router(quietLogger);
+  r.addModule(
+    fakeSystem({
+      ping: () => {
+        throw new TypeError('boom');
+      },
+    }),
+  );
+  const t = await r.dispatch('ping', {}, meta);
+  assert.equal(!t.ok && t.error.code, 'internal');
 });
