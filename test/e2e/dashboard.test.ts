@@ -1,5 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -11,6 +13,8 @@ import { requireProgram } from '../helpers/programs.ts';
 const SHOTS = path.resolve('test-output/screenshots');
 const PW = 'correct horse battery staple';
 const HOST = 'sandbox';
+// The sandbox firewall lives in a network namespace of this test's own.
+const NS = `ponio-e2e-${randomBytes(3).toString('hex')}`;
 let t: TestPanel;
 let browser: Browser;
 const problems: string[] = [];
@@ -41,8 +45,10 @@ const shot = (page: Page, name: string): Promise<Buffer> =>
 before(async () => {
   const chromiumPath = requireProgram('chromium', 'chromium');
   mkdirSync(SHOTS, { recursive: true });
+  requireProgram('ip', 'iproute2');
   t = await startTestPanel();
-  await t.addSandboxHost(HOST);
+  execFileSync('ip', ['netns', 'add', NS]);
+  await t.addSandboxHost(HOST, { modules: { firewall: { netns: NS } } });
   await t.panel.ctx.accounts.users.create({ username: 'alice', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'bob', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'vera', password: PW, role: 'viewer' });
@@ -63,6 +69,11 @@ after(async () => {
   for (const c of contexts) await c.close().catch(() => undefined);
   await browser?.close();
   await t?.close();
+  try {
+    execFileSync('ip', ['netns', 'delete', NS], { stdio: 'ignore' });
+  } catch {
+    /* never created */
+  }
 });
 
 test('sign in, see the sandbox host online and live, visit every page', async () => {
@@ -89,6 +100,8 @@ test('sign in, see the sandbox host online and live, visit every page', async ()
   ] as const) {
     const r = await page.goto(`${t.url}/hosts/${HOST}/${tab}`);
     assert.ok(r && r.status() < 500, `${tab} tab answers`);
+    assert.equal(await page.getByText('Not available on this host').count(), 0, `${tab} tab is live`);
+    assert.equal(await page.getByText('no longer match').count(), 0, `${tab}: no false drift warning`);
     await shot(page, name);
   }
   for (const p of ['audit', 'users', 'tokens', 'settings', 'account/password']) {

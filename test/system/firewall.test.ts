@@ -184,6 +184,7 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.deepEqual(l.blocks, []);
     assert.equal(l.pending, null);
     assert.equal(l.scope, `netns:${net.hostNs}`);
+    assert.equal(l.inSync, true, 'a host PonIO never changed is not reported as drifted');
     assert.ok(l.foreign.some((f) => f.family === 'ipv4' && f.line.includes('198.51.100.7')));
     assert.ok(l.foreign.some((f) => f.family === 'ipv6' && f.line.includes('2001:db8::7')));
     assert.equal(await probe(8080), 'open');

@@ -101,9 +101,13 @@ export class Firewall {
     const foreign: ReplyDataFirewallList['foreign'] = [];
     const now = this.now();
     let inSync = true;
+    // Nothing to enforce yet (a new host): no PonIO chains is the expected state, not drift.
+    const nothingToEnforce =
+      !this.state.baseline && this.state.rules.length === 0 && activeBlocks(this.state, now).length === 0;
     for (const family of this.families) {
       const snap = await this.d.iptables.snapshot(family);
       for (const f of snap.foreign) foreign.push({ family, table: f.table, line: f.line });
+      if (nothingToEnforce && !snap.hasJump && snap.own.length === 0) continue;
       const expected = countRendered(renderRestore(this.state, family, { insertJump: false, now }));
       if (!snap.hasJump || snap.own.length !== expected) inSync = false;
     }
