@@ -10,6 +10,8 @@ interface Spec {
   panelKeyPem: string;
   targets: Array<{ hostId: string; port: number }>;
 }
+/** Quiet time before the steady-state RSS reading. */
+const SETTLE_MS = 8_000;
 type Msg = { cmd: 'connect'; specFile: string } | { cmd: 'ping' } | { cmd: 'exit' };
 
 const send = (m: unknown): void => {
@@ -27,7 +29,7 @@ process.on('message', (raw: unknown) => {
       const spec = JSON.parse(readFileSync(m.specFile, 'utf8')) as Spec;
       const caPem = readFileSync(spec.caFile, 'utf8');
       gc();
-      const rssBefore = process.memoryUsage().rss;
+      const { rss: rssBefore, heapUsed: heapBefore } = process.memoryUsage();
       const mgr = new ConnectionManager({
         tls: () => ({ certPem: spec.panelCertPem, keyPem: spec.panelKeyPem, caPem }),
         logger: pino({ level: 'silent' }),
@@ -67,19 +69,34 @@ process.on('message', (raw: unknown) => {
       const connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
       await new Promise((r) => setTimeout(r, 500));
       gc();
+      const rssConnected = process.memoryUsage().rss;
+      const heapConnected = process.memoryUsage().heapUsed;
+      // Steady state: V8 grows its young generation during the connection storm (a fixed amount of
+      // up to ~48 MB, not per agent) and shrinks it only at a full GC that sees a low allocation
+      // rate, i.e. once the panel has been quiet for a while (the second GC sees the quiet one
+      // before it). Both figures are reported.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      gc();
+      gc();
       send({
         connected: ids.length,
         connectMs,
         connectFailures,
         rssBefore,
-        rssAfter: process.memoryUsage().rss,
+        rssConnected,
+        heapBefore,
+        heapConnected,
+        rssSettled: process.memoryUsage().rss,
       });
     } else if (m.cmd === 'ping') {
       const mgr = manager!;
+      const cpu0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       const replies = await Promise.all(ids.map((id) => mgr.call(id, 'ping', {}, { timeoutMs: 30_000 })));
       const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
-      send({ wallMs, ok: replies.filter((r) => r.ok).length, failed: replies.filter((r) => !r.ok).length });
+      const cpu = process.cpuUsage(cpu0);
+      const ok = replies.filter((r) => r.ok).length;
+      send({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000, ok, failed: replies.length - ok });
     } else {
       await manager?.close();
       process.exit(0);
