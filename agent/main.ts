@@ -1,19 +1,64 @@
 import os from 'node:os';
 import { promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { PROTOCOL_VERSION, PONIO_VERSION, type Hello, type ModuleStatus } from '../shared/protocol/index.ts';
+import {
+  PROTOCOL_VERSION,
+  PONIO_VERSION,
+  type Hello,
+  type ModuleName,
+  type ModuleStatus,
+} from '../shared/protocol/index.ts';
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { RevocationList } from './trust.ts';
 import { createTrustHandlers } from './trust-handlers.ts';
-import type { AnyAgentModule, ModuleContext } from './modules/types.ts';
+import {
+  absentModule,
+  type AnyAgentModule,
+  type ModuleAvailability,
+  type ModuleContext,
+} from './modules/types.ts';
 import { createSystemModule } from './modules/system/index.ts';
-import { createWebsitesModule } from './modules/websites/index.ts';
-import { createFtpModule } from './modules/ftp/index.ts';
-import { createMysqlModule } from './modules/mysql/index.ts';
-import { createFirewallModule } from './modules/firewall/index.ts';
+import { apacheMissing } from './modules/websites/probe.ts';
+import { probeFtp } from './modules/ftp/probe.ts';
+import { probeMysql } from './modules/mysql/probe.ts';
+import { probeFirewall } from './modules/firewall/probe.ts';
+
+/**
+ * A domain whose code is loaded only when its service may be there: `probe` tells cheaply (from
+ * the config and the installed programs, with the exact reason the module itself would give)
+ * that it is absent, and then the module is never loaded. A missing service costs nothing.
+ */
+interface OptionalModule {
+  name: Exclude<ModuleName, 'system'>;
+  probe(ctx: ModuleContext): ModuleAvailability | null;
+  load(): Promise<(ctx: ModuleContext) => AnyAgentModule>;
+}
+
+const OPTIONAL_MODULES: readonly OptionalModule[] = [
+  {
+    name: 'websites',
+    probe: (ctx) => apacheMissing(ctx.layout.mode),
+    load: async () => (await import('./modules/websites/index.ts')).createWebsitesModule,
+  },
+  {
+    name: 'ftp',
+    probe: (ctx) => probeFtp(ctx.moduleSettings?.ftp),
+    load: async () => (await import('./modules/ftp/index.ts')).createFtpModule,
+  },
+  {
+    name: 'mysql',
+    probe: (ctx) => probeMysql(ctx.layout.mode, ctx.moduleSettings?.mysql),
+    load: async () => (await import('./modules/mysql/index.ts')).createMysqlModule,
+  },
+  {
+    name: 'firewall',
+    probe: (ctx) => probeFirewall(ctx.layout.mode, ctx.moduleSettings?.firewall),
+    load: async () => (await import('./modules/firewall/index.ts')).createFirewallModule,
+  },
+];
 
 export interface RunningAgent {
   port: number;
@@ -59,23 +104,10 @@ export async function startAgent(
     revocations,
     logger,
   });
-  const modules: AnyAgentModule[] = [
-    createSystemModule(ctx, trust),
-    createWebsitesModule({ ...ctx, logger: logger.child({ module: 'websites' }) }),
-    createFtpModule({ ...ctx, logger: logger.child({ module: 'ftp' }) }),
-    createMysqlModule({ ...ctx, logger: logger.child({ module: 'mysql' }) }),
-    createFirewallModule({ ...ctx, logger: logger.child({ module: 'firewall' }) }),
-  ];
-
   const statuses: ModuleStatus[] = [];
   const started: AnyAgentModule[] = [];
-  for (const mod of modules) {
-    let a = disabled.has(mod.name)
-      ? {
-          available: false,
-          reason: `${mod.name} is turned off in the agent configuration (modules.${mod.name} = false)`,
-        }
-      : mod.availability();
+  const add = async (mod: AnyAgentModule, known?: ModuleAvailability): Promise<void> => {
+    let a = known ?? mod.availability();
     if (a.available && mod.start) {
       try {
         await mod.start();
@@ -92,6 +124,31 @@ export async function startAgent(
     );
     if (a.available) router.addModule(mod);
     else router.addModule({ ...mod, availability: () => a });
+  };
+
+  const stopStarted = async (): Promise<void> => {
+    for (const mod of started.reverse()) await mod.stop?.().catch(() => undefined);
+  };
+
+  try {
+    await add(createSystemModule(ctx, trust));
+    for (const m of OPTIONAL_MODULES) {
+      const absent = disabled.has(m.name)
+        ? {
+            available: false,
+            reason: `${m.name} is turned off in the agent configuration (modules.${m.name} = false)`,
+          }
+        : m.probe(ctx);
+      if (absent) {
+        await add(absentModule(m.name, absent), absent);
+        continue;
+      }
+      const create = await m.load();
+      await add(create({ ...ctx, logger: logger.child({ module: m.name }) }));
+    }
+  } catch (e) {
+    await stopStarted();
+    throw e;
   }
 
   const hello = (): Hello => ({
@@ -113,7 +170,7 @@ export async function startAgent(
       logger,
     });
   } catch (e) {
-    for (const mod of started.reverse()) await mod.stop?.().catch(() => undefined);
+    await stopStarted();
     throw e;
   }
   const srv = server;

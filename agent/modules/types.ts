@@ -57,3 +57,10 @@ export interface ModuleContext {
 
 export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });
 export const available = (): ModuleAvailability => ({ available: true });
+
+/**
+ * Stands for a module whose code was not loaded because it is not available here (agent/main.ts):
+ * no handlers; the router answers its events with the reason.
+ */
+export const absentModule = (name: ModuleName, a: ModuleAvailability): AnyAgentModule =>
+  ({ name, availability: () => a, handlers: {} }) as unknown as AnyAgentModule;

@@ -3,15 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { FIREWALL_LIMITS, type FirewallRule } from '../../../shared/protocol/events/firewall.ts';
 import { RpcError } from '../../../shared/protocol/index.ts';
 import { validateIp, type Cidr } from '../../../shared/validate/network.ts';
-import { whichBinary, type Binary } from '../../os/exec.ts';
-import { available, unavailable, type AgentModule, type CallContext, type ModuleContext } from '../types.ts';
+import { whichBinary } from '../../os/exec.ts';
+import type { AgentModule, CallContext, ModuleContext } from '../types.ts';
 import { Firewall, type Peer } from './firewall.ts';
 import { IptablesAdapter } from './iptables.ts';
+import { FIREWALL_BINARIES, firewallAvailability } from './probe.ts';
 import { familyOf } from './render.ts';
 import { resolveFirewallSettings } from './settings.ts';
 import { FirewallStore, type FirewallState } from './state.ts';
-
-const BINARIES: Binary[] = ['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore'];
 
 /** A single network at most: IPv4 /24 or longer, IPv6 /64 or longer. */
 export const isNarrow = (c: Cidr): boolean => c.prefix >= (c.version === 4 ? 24 : 64);
@@ -35,7 +34,7 @@ const sameRule = (a: Omit<FirewallRule, 'id' | 'createdAt' | 'comment'>, b: Fire
 /** The firewall module (iptables + ip6tables, PonIO's own chains only). */
 export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'> {
   const settings = resolveFirewallSettings(ctx.moduleSettings?.firewall, ctx.layout.mode);
-  const missing = BINARIES.filter((b) => whichBinary(b) === null);
+  const missing = FIREWALL_BINARIES.filter((b) => whichBinary(b) === null);
   const fw = settings.ok
     ? new Firewall({
         iptables: new IptablesAdapter(ctx.exec, settings.value.execNetns),
@@ -55,12 +54,7 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
 
   return {
     name: 'firewall',
-    availability: () => {
-      if (!settings.ok) return unavailable(settings.reason);
-      if (missing.length > 0)
-        return unavailable(`${missing.join(', ')} not installed (apt-get install iptables).`);
-      return available();
-    },
+    availability: () => firewallAvailability(settings, missing),
     start: () => need().start(),
     stop: () => need().stop(),
     handlers: {

@@ -5,11 +5,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RpcError } from '../../../shared/protocol/index.ts';
-import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
+import { spawnService, type Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import { firstAccount, systemGroups, type Account } from './accounts.ts';
+import { proftpdMissing } from './probe.ts';
 import type { FtpSettings } from './settings.ts';
 
 /**
@@ -72,14 +73,6 @@ async function runCheck(configFile: string): Promise<void> {
     const out = err.trim().split('\n').slice(-8).join('\n') || `exit status ${String(code)}`;
     throw new RpcError('failed-precondition', `proftpd configuration test failed: ${out}`);
   }
-}
-
-function proftpdMissing(): ModuleAvailability | null {
-  if (!whichBinary('proftpd'))
-    return unavailable('proftpd is not installed on this host (apt-get install proftpd-core).');
-  if (!whichBinary('openssl'))
-    return unavailable('openssl is not installed on this host (apt-get install openssl).');
-  return null;
 }
 
 // --- system mode ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { RpcError } from '../../../shared/protocol/index.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
 import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
 import type { HostLayout } from '../../os/layout.ts';
+import { MARIADB_MISSING, mariadbMissing } from './probe.ts';
 import { DatadirTemplate } from './template.ts';
 import { DEFAULT_SOCKET, readAdminPassword, type MysqlSettings } from './settings.ts';
 
@@ -80,8 +81,7 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
     },
     unavailableReason() {
       if (settings.socket !== undefined) return null;
-      if (whichBinary('mariadbd') || whichBinary('mysqld')) return null;
-      return 'MariaDB is not installed on this host (apt-get install mariadb-server).';
+      return mariadbMissing('system') ? MARIADB_MISSING : null;
     },
     start: () => Promise.resolve(),
     async stop() {
@@ -274,8 +274,7 @@ export function sandboxServer(
       return Promise.resolve(pool);
     },
     unavailableReason() {
-      if (!whichBinary('mariadbd'))
-        return 'MariaDB is not installed on this host (apt-get install mariadb-server).';
+      if (mariadbMissing('sandbox')) return MARIADB_MISSING;
       if (!whichBinary('mariadb-install-db') && !whichBinary('mysql_install_db'))
         return 'mariadb-install-db is missing (apt-get install mariadb-server).';
       if (Buffer.byteLength(socketPath) > 100)

@@ -3,9 +3,10 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
-import { whichBinary, type Exec } from '../../os/exec.ts';
+import type { Exec } from '../../os/exec.ts';
 import type { HostLayout, HostMode } from '../../os/layout.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
+import { apacheMissing } from './probe.ts';
 
 /** The outcome of Apache's own checker or of a reload, with its output for the admin. */
 export interface CheckResult {
@@ -76,8 +77,8 @@ class SystemApache implements ApacheHost {
   }
 
   availability(): ModuleAvailability {
-    if (!whichBinary('apache2') || !whichBinary('apache2ctl'))
-      return unavailable('Apache is not installed on this host (apt-get install apache2).');
+    const missing = apacheMissing('system');
+    if (missing) return missing;
     if (!existsSync(this.sitesAvailable) || !existsSync(path.join(this.confDir, 'apache2.conf')))
       return unavailable(
         `Apache's Debian layout (${this.confDir}/sites-available) was not found on this host.`,
@@ -195,8 +196,8 @@ class SandboxApache implements ApacheHost {
   }
 
   availability(): ModuleAvailability {
-    if (!whichBinary('apache2'))
-      return unavailable('Apache is not installed on this host (apt-get install apache2).');
+    const missing = apacheMissing('sandbox');
+    if (missing) return missing;
     for (const m of MODULES) {
       if (!existsSync(path.join(MODULE_DIR, `mod_${m}.so`)))
         return unavailable(`The Apache module mod_${m} is missing (${MODULE_DIR}).`);
