@@ -94,6 +94,10 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const io = new IoServer(server, {
     transports: ['websocket'],
     serveClient: false,
+    // Small JSON frames: compression would only add latency (and is engine.io's default anyway).
+    // Both ends of the link set TCP_NODELAY already (Node's HTTP server and ws do).
+    perMessageDeflate: false,
+    httpCompression: false,
     maxHttpBufferSize: 1024 * 1024,
     pingInterval: 10_000,
     pingTimeout: 10_000,

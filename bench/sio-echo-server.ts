@@ -20,11 +20,22 @@ const server = https.createServer({
   rejectUnauthorized: true,
   minVersion: 'TLSv1.2',
 });
-const io = new Server(server, { transports: ['websocket'], serveClient: false });
+// The same engine options as the agent (agent/server.ts).
+const io = new Server(server, {
+  transports: ['websocket'],
+  serveClient: false,
+  perMessageDeflate: false,
+  httpCompression: false,
+});
 io.on('connection', (socket) => {
   socket.onAny((_event: unknown, ...args: unknown[]) => {
     const ack = args[args.length - 1];
-    if (typeof ack === 'function') (ack as (r: unknown) => void)({ ok: true, data: { pong: true } });
+    // A reply of the same shape and size as the agent's `ping`.
+    if (typeof ack === 'function')
+      (ack as (r: unknown) => void)({
+        ok: true,
+        data: { pong: true, time: Date.now(), agentVersion: '0.1.0' },
+      });
   });
 });
 server.listen(0, '127.0.0.1', () => {
