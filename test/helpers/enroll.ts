@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { ROOT, spawnAgent, type AgentProcess } from './agent-process.ts';
+import { tempDir } from './tmp.ts';
 
 /** A free TCP port on 127.0.0.1 (the agent will listen there; the panel's host record names it). */
 export function freePort(): Promise<number> {
@@ -23,7 +23,7 @@ export function freePort(): Promise<number> {
  * start no Apache/proftpd/MariaDB/netns (those domains are covered by their own tests).
  */
 export function lightSandbox(prefix: string): { dir: string; configDir: string; configFile: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `ponio-enr-${prefix}-`));
+  const dir = tempDir(`ponio-enr-${prefix}-`);
   const configDir = path.join(dir, 'etc/ponio-agent');
   mkdirSync(configDir, { recursive: true });
   const configFile = path.join(configDir, 'config.json');

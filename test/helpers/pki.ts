@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { tempDir } from './tmp.ts';
 import { createCa, issueCertificate, type CaMaterial, type IssuedCert } from '../../shared/pki/index.ts';
 
 export interface TestPki {
@@ -18,9 +18,9 @@ export interface AgentFiles extends IssuedCert {
   caFile: string;
 }
 
-/** A throwaway CA with a panel certificate, written to a temp dir. */
+/** A throwaway CA with a panel certificate, written to a temp dir (removed when the test file ends). */
 export async function makeTestPki(): Promise<TestPki> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-pki-'));
+  const dir = tempDir('ponio-pki-');
   const ca = await createCa({ commonName: 'PonIO test CA' });
   const panel = await issueCertificate({ ca, role: { kind: 'panel' } });
   const files = {

@@ -1,9 +1,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { io as ioc, type Socket } from 'socket.io-client';
 import { createCa, issueCertificate } from '../../shared/pki/index.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
@@ -11,13 +9,14 @@ import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 import { quietLogger, testManager } from '../helpers/panel-link.ts';
 import { spawnAgent } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 let pki: TestPki;
 let agent: RunningAgent;
 
 async function startInProcessAgent(hostId: string): Promise<RunningAgent> {
   const files = await pki.agent(hostId);
-  const sandbox = mkdtempSync(path.join(os.tmpdir(), 'ponio-link-'));
+  const sandbox = tempDir('ponio-link-');
   const cfg = loadAgentConfig(
     { listen: '127.0.0.1:0', cert: files.certFile, key: files.keyFile, ca: files.caFile, sandbox },
     {},
@@ -241,7 +240,7 @@ async function freePort(): Promise<number> {
 describe('a real agent process', () => {
   test('killed and restarted: host goes offline then online again, no panel restart', async () => {
     const files = await pki.agent('proc1');
-    const sandbox = mkdtempSync(path.join(os.tmpdir(), 'ponio-proc-'));
+    const sandbox = tempDir('ponio-proc-');
     const port = await freePort();
     const args = [
       '--listen',

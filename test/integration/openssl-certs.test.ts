@@ -1,12 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { io as ioc } from 'socket.io-client';
 import { requireProgram } from '../helpers/programs.ts';
 import { spawnAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 // Certificates made with the openssl CLI following design §3 (not with PonIO's own PKI code),
 // and the agent started as `npx ponio-agent serve …`: proves the trust rules are the documented
@@ -94,7 +94,7 @@ function connect(cert: string | null, key: string | null): Promise<'accepted' | 
 
 before(async () => {
   requireProgram('openssl', 'openssl');
-  dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-openssl-'));
+  dir = tempDir('ponio-openssl-');
   makeCa('ca');
   makeCa('otherca');
   issue(
@@ -117,7 +117,7 @@ before(async () => {
     'ca',
     'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:panel.example\n',
   );
-  const sandbox = mkdtempSync(path.join(os.tmpdir(), 'ponio-openssl-sbx-'));
+  const sandbox = tempDir('ponio-openssl-sbx-');
   agent = await spawnAgent(
     [
       '--listen',

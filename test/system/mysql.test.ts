@@ -3,8 +3,7 @@
 // mutual TLS → agent router → module. Logins are checked with mysql2 over TCP loopback.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -21,6 +20,7 @@ import type { EventName, RequestIn } from '../../shared/protocol/index.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 import { testManager } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 /** A refused login: wrong password (1045) or, for a dropped account, possibly 1698. */
 const DENIED = /^ER_ACCESS_DENIED(_NO_PASSWORD)?_ERROR$/;
@@ -118,7 +118,7 @@ before(async () => {
   requireProgram('mariadb-install-db', 'mariadb-server');
   pki = await makeTestPki();
   const files = await pki.agent(HOST);
-  sandbox = mkdtempSync(path.join(os.tmpdir(), 'ponio-my-'));
+  sandbox = tempDir('ponio-my-');
   const cfg = loadAgentConfig(
     { listen: '127.0.0.1:0', cert: files.certFile, key: files.keyFile, ca: files.caFile, sandbox },
     {},

@@ -1,8 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { validateCidr, validateIp, validatePortRange } from '../../shared/validate/network.ts';
 import { rpcEvents } from '../../shared/protocol/index.ts';
 import type { FirewallRule } from '../../shared/protocol/events/firewall.ts';
@@ -16,6 +14,7 @@ import type { Family } from '../../agent/modules/firewall/render.ts';
 import type { Exec } from '../../agent/os/exec.ts';
 import type { RpcError } from '../../shared/protocol/index.ts';
 import { pino } from 'pino';
+import { tempDir } from '../helpers/tmp.ts';
 
 let n = 0;
 const rule = (r: Partial<FirewallRule>): FirewallRule => ({
@@ -205,7 +204,7 @@ describe('lock-out guard', () => {
 
 describe('state file and settings', () => {
   test('a tampered state file is refused, never rendered', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-fwunit-'));
+    const dir = tempDir('ponio-fwunit-');
     const store = new FirewallStore(dir);
     assert.equal(await store.load(), null);
     const s = state({ rules: [rule({ port: '22' })] });
@@ -273,7 +272,7 @@ describe('apply orchestration (fake iptables: failures the kernel rarely produce
       if (!testing) chains[family] = (opts.input ?? '').split('\n').filter((l) => l.startsWith('-A PONIO'));
       return Promise.resolve({ code: 0, stdout: '', stderr: '' });
     };
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-fwunit-'));
+    const dir = tempDir('ponio-fwunit-');
     const store = new FirewallStore(dir);
     const fw = new Firewall({
       iptables: new IptablesAdapter(exec, undefined),
