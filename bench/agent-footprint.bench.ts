@@ -81,13 +81,18 @@ export const bench: Bench = {
           '--sandbox',
           sandbox,
         ]);
-        const s = await spawnUntil(agent.file, agent.args, (l) => parseReady(l) !== null, { env: childEnv });
-        agentReady.push(Number(s.readyNs) / 1e6);
-        modules = parseReady(s.line)!.modules;
-        await sleep(idleMs);
-        agentRss.push(rssBytes(s.proc.pid!) ?? NaN);
-        await stopChild(s.proc);
-        rmSync(sandbox, { recursive: true, force: true });
+        try {
+          const s = await spawnUntil(agent.file, agent.args, (l) => parseReady(l) !== null, {
+            env: childEnv,
+          });
+          agentReady.push(Number(s.readyNs) / 1e6);
+          modules = parseReady(s.line)!.modules;
+          await sleep(idleMs);
+          agentRss.push(rssBytes(s.proc.pid!) ?? NaN);
+          await stopChild(s.proc);
+        } finally {
+          rmSync(sandbox, { recursive: true, force: true });
+        }
       }
     } finally {
       pki.cleanup();
