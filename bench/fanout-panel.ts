@@ -18,6 +18,12 @@ const send = (m: unknown): void => {
   process.send?.(m);
 };
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+/** Quiet for SETTLE_MS, then two full GCs (the second sees the low allocation rate of the first). */
+const settle = async (): Promise<void> => {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  gc();
+  gc();
+};
 
 let manager: ConnectionManager | null = null;
 let ids: string[] = [];
@@ -28,13 +34,12 @@ process.on('message', (raw: unknown) => {
     if (m.cmd === 'connect') {
       const spec = JSON.parse(readFileSync(m.specFile, 'utf8')) as Spec;
       const caPem = readFileSync(spec.caFile, 'utf8');
-      gc();
+      await settle(); // the baseline too: the young generation grown while loading the code shrinks
       const { rss: rssBefore, heapUsed: heapBefore } = process.memoryUsage();
       const mgr = new ConnectionManager({
         tls: () => ({ certPem: spec.panelCertPem, keyPem: spec.panelKeyPem, caPem }),
         logger: pino({ level: 'silent' }),
-        backoff: { minMs: 200, maxMs: 2_000 },
-        connectTimeoutMs: 20_000,
+        // Backoff, connect timeout and connect concurrency: the panel's defaults (server/main.ts).
       });
       manager = mgr;
       mgr.setMaxListeners(0);
@@ -73,11 +78,8 @@ process.on('message', (raw: unknown) => {
       const heapConnected = process.memoryUsage().heapUsed;
       // Steady state: V8 grows its young generation during the connection storm (a fixed amount of
       // up to ~48 MB, not per agent) and shrinks it only at a full GC that sees a low allocation
-      // rate, i.e. once the panel has been quiet for a while (the second GC sees the quiet one
-      // before it). Both figures are reported.
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
-      gc();
-      gc();
+      // rate. Both figures are reported.
+      await settle();
       send({
         connected: ids.length,
         connectMs,

@@ -1,10 +1,11 @@
 // fanout: one `ping` to N agents (N = 100, 500, 1000) until every reply is in. The agents are
 // real (agent/main.ts startAgent), packed 125 per process, each with its own port and
 // certificate; the panel's ConnectionManager runs in a process of its own, so its RSS per
-// connected agent can be read: `panel_rss_per_agent_kb` half a second after the last agent came
-// online and a GC (it still holds V8's young-generation growth from the connection storm, a fixed
-// amount that weighs most at small N), `…_settled` after 8 s of quiet and two GCs (V8 has shrunk
-// its young generation by then), `panel_heap_per_agent_kb` the JS heap retained per connection.
+// connected agent can be read against the idle panel process (8 s quiet, two GCs):
+// `panel_rss_per_agent_kb` half a second after the last agent came online and a GC (it still
+// holds V8's young-generation growth from the connection storm, a fixed amount that weighs most
+// at small N), `…_settled` after another 8 s of quiet and two GCs (V8 has usually shrunk its young
+// generation by then), `panel_heap_per_agent_kb` the JS heap retained per connection.
 // `panel_cpu_ms_p50` is the panel's CPU time for one fan-out round.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
