@@ -6,6 +6,7 @@ import { Server as IoServer, type Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import { verifyPeerCertificate } from '../shared/pki/verify.ts';
 import { AGENT_EVENT, HELLO_EVENT, type Hello } from '../shared/protocol/index.ts';
+import { wireParser } from '../shared/protocol/wire-parser.ts';
 import type { Router } from './rpc/router.ts';
 
 export interface TlsMaterial {
@@ -98,6 +99,9 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     // Both ends of the link set TCP_NODELAY already (Node's HTTP server and ws do).
     perMessageDeflate: false,
     httpCompression: false,
+    // JSON-only packets, the default text format without the per-packet binary scan; refuses
+    // binary and malformed packets (shared/protocol/wire-parser.ts).
+    parser: wireParser,
     maxHttpBufferSize: 1024 * 1024,
     pingInterval: 10_000,
     pingTimeout: 10_000,
