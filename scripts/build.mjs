@@ -85,7 +85,9 @@ const PANEL_NODE_MODULES = [
  * - zod's error messages in ~40 languages (the agent and its replies use English): only `en`;
  * - mysql2's CA bundle for Amazon RDS "SSL profiles" (the agent talks to a local socket);
  * - iconv-lite's multi-byte CJK tables, which mysql2 would need only for columns in those
- *   charsets (the agent reads the server's own utf8 catalog tables).
+ *   charsets (the agent reads the server's own utf8 catalog tables);
+ * - the MIME database that `accepts` loads (twice: socket.io's and engine.io's copies, ~270 KB
+ *   evaluated at start) for content-type negotiation; Socket.IO only negotiates encodings.
  * A stubbed table or profile fails loudly if it is ever required. Each rule must match, so an
  * upgrade that moves these files is noticed here.
  */
@@ -111,6 +113,13 @@ function agentSlimPlugin() {
       importer: /[\\/]iconv-lite[\\/]encodings[\\/]dbcs-data\.js$/,
       contents: (_dir, p) =>
         `throw new Error(${JSON.stringify(`the iconv-lite table ${p} is not part of the PonIO agent`)});\n`,
+    },
+    {
+      name: 'mime-types of accepts',
+      filter: /^mime-types$/,
+      importer: /[\\/]accepts[\\/]index\.js$/,
+      contents: () =>
+        "exports.lookup = () => { throw new Error('MIME types are not part of the PonIO agent'); };\n",
     },
   ];
   return {
