@@ -286,8 +286,16 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       if (this.conns.get(conn.target.id) !== conn) continue;
       conn.inFlight = true;
       this.inFlight++;
-      // A fresh socket each attempt, so a rotated panel certificate is picked up.
-      const socket = this.createSocket(conn.target);
+      let socket: Socket;
+      try {
+        // A fresh socket each attempt, so a rotated panel certificate is picked up.
+        socket = this.createSocket(conn.target);
+      } catch (e) {
+        // E.g. the panel's own certificate and key do not match: no handshake can succeed.
+        this.setState(conn, 'refused', `the panel's TLS material is unusable: ${(e as Error).message}`);
+        this.scheduleRetry(conn);
+        continue;
+      }
       conn.socket = socket;
       this.wire(conn, socket);
       socket.connect();

@@ -241,3 +241,20 @@ describe('one shared TLS context, every handshake fully checked', () => {
     }
   });
 });
+
+test('unusable panel TLS material: the host is refused with the reason, its slot is given back', async () => {
+  const other = await issueCertificate({ ca: pki.ca, role: { kind: 'panel' } });
+  // The certificate of one key pair with the key of another: no SecureContext can be built.
+  const m = manager({
+    maxConcurrentConnects: 1,
+    material: () => ({ certPem: pki.panel.certPem, keyPem: other.keyPem, caPem: pki.ca.certPem }),
+  });
+  try {
+    m.add(target(0));
+    const st = await m.waitForState('q0', 'refused');
+    assert.match(st.lastError ?? '', /TLS material is unusable/);
+    assert.equal(m.connectQueue().inFlight, 0);
+  } finally {
+    await m.close();
+  }
+});
