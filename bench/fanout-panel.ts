@@ -10,20 +10,12 @@ interface Spec {
   panelKeyPem: string;
   targets: Array<{ hostId: string; port: number }>;
 }
-/** Quiet time before the steady-state RSS reading. */
-const SETTLE_MS = 8_000;
 type Msg = { cmd: 'connect'; specFile: string } | { cmd: 'ping' } | { cmd: 'exit' };
 
 const send = (m: unknown): void => {
   process.send?.(m);
 };
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
-/** Quiet for SETTLE_MS, then two full GCs (the second sees the low allocation rate of the first). */
-const settle = async (): Promise<void> => {
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
-  gc();
-  gc();
-};
 
 let manager: ConnectionManager | null = null;
 let ids: string[] = [];
@@ -34,7 +26,7 @@ process.on('message', (raw: unknown) => {
     if (m.cmd === 'connect') {
       const spec = JSON.parse(readFileSync(m.specFile, 'utf8')) as Spec;
       const caPem = readFileSync(spec.caFile, 'utf8');
-      await settle(); // the baseline too: the young generation grown while loading the code shrinks
+      gc();
       const { rss: rssBefore, heapUsed: heapBefore } = process.memoryUsage();
       const mgr = new ConnectionManager({
         tls: () => ({ certPem: spec.panelCertPem, keyPem: spec.panelKeyPem, caPem }),
@@ -74,12 +66,7 @@ process.on('message', (raw: unknown) => {
       const connectMs = Number(process.hrtime.bigint() - t0) / 1e6;
       await new Promise((r) => setTimeout(r, 500));
       gc();
-      const rssConnected = process.memoryUsage().rss;
-      const heapConnected = process.memoryUsage().heapUsed;
-      // Steady state: V8 grows its young generation during the connection storm (a fixed amount of
-      // up to ~48 MB, not per agent) and shrinks it only at a full GC that sees a low allocation
-      // rate. Both figures are reported.
-      await settle();
+      const { rss: rssConnected, heapUsed: heapConnected } = process.memoryUsage();
       send({
         connected: ids.length,
         connectMs,
@@ -88,7 +75,6 @@ process.on('message', (raw: unknown) => {
         rssConnected,
         heapBefore,
         heapConnected,
-        rssSettled: process.memoryUsage().rss,
       });
     } else if (m.cmd === 'ping') {
       const mgr = manager!;
