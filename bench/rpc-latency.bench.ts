@@ -1,11 +1,15 @@
 // rpc-latency: one call at a time from the panel's connection manager to a real bundled agent
 // process over mutual TLS (`ping`, and `list websites` with 20 sites), against a raw TLS echo
-// between two processes with the same certificates. p50/p99 in µs.
+// between two processes with the same certificates, and against a bare Socket.IO ack server on
+// the same mutual TLS (bench/sio-echo-server.ts) with Socket.IO's default packet parser and with
+// PonIO's (shared/protocol/wire-parser.ts) on both ends. p50/p99 in µs.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { io as ioc } from 'socket.io-client';
+import type { ChildProcess } from 'node:child_process';
+import { io as ioc, type Socket as ClientSocket } from 'socket.io-client';
+import { wireParser } from '../shared/protocol/wire-parser.ts';
 import { connectEcho, startEchoServer } from './echo-client.ts';
-import { createSites, startBenchAgent } from './agent.ts';
+import { createSites, startBenchAgent, type BenchAgent } from './agent.ts';
 import {
   ROOT,
   count,
@@ -19,6 +23,45 @@ import {
 
 const SITES = 20;
 
+/** The Socket.IO ack reference server (bench/sio-echo-server.ts), default or PonIO's parser. */
+async function startSioEcho(a: BenchAgent, wire: boolean): Promise<{ port: number; proc: ChildProcess }> {
+  const s = await spawnUntil(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'bench/sio-echo-server.ts'),
+      a.agentFiles.certFile,
+      a.agentFiles.keyFile,
+      a.pki.caFile,
+      ...(wire ? ['--wire-parser'] : []),
+    ],
+    (l) => l.startsWith('listening '),
+    { cwd: ROOT },
+  );
+  return { port: Number(s.line.split(' ')[1]), proc: s.proc };
+}
+
+/** A Socket.IO client with the connection manager's transport options and the panel certificate. */
+async function connectSio(a: BenchAgent, port: number, wire: boolean): Promise<ClientSocket> {
+  const c = ioc(`https://127.0.0.1:${port}`, {
+    transports: ['websocket'],
+    reconnection: false,
+    // As the connection manager; `false` (no extension offered) is not in the client's types.
+    perMessageDeflate: false as unknown as { threshold: number },
+    ...(wire ? { parser: wireParser } : {}),
+    cert: a.pki.panel.certPem,
+    key: a.pki.panel.keyPem,
+    ca: a.pki.ca.certPem,
+    checkServerIdentity: () => undefined,
+  } as Parameters<typeof ioc>[1]);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('connect_error', reject);
+  });
+  return c;
+}
+
 export const bench: Bench = {
   name: 'rpc-latency',
   async run() {
@@ -26,37 +69,20 @@ export const bench: Bench = {
     const block = Math.min(500, calls);
     const a = await startBenchAgent({ websites: true });
     const echo = await startEchoServer(a.agentFiles.certFile, a.agentFiles.keyFile, a.pki.caFile);
-    const sio = await spawnUntil(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(ROOT, 'bench/sio-echo-server.ts'),
-        a.agentFiles.certFile,
-        a.agentFiles.keyFile,
-        a.pki.caFile,
-      ],
-      (l) => l.startsWith('listening '),
-      { cwd: ROOT },
-    );
+    const servers: ChildProcess[] = [echo.proc];
     const results: BenchResult[] = [];
     try {
-      const sioClient = ioc(`https://127.0.0.1:${sio.line.split(' ')[1]}`, {
-        transports: ['websocket'],
-        reconnection: false,
-        // As the connection manager; `false` (no extension offered) is not in the client's types.
-        perMessageDeflate: false as unknown as { threshold: number },
-        cert: a.pki.panel.certPem,
-        key: a.pki.panel.keyPem,
-        ca: a.pki.ca.certPem,
-        checkServerIdentity: () => undefined,
-      } as Parameters<typeof ioc>[1]);
-      await new Promise<void>((resolve, reject) => {
-        sioClient.once('connect', () => resolve());
-        sioClient.once('connect_error', reject);
-      });
+      const sio = await startSioEcho(a, false);
+      servers.push(sio.proc);
+      const sioWire = await startSioEcho(a, true);
+      servers.push(sioWire.proc);
+      const sioClient = await connectSio(a, sio.port, false);
+      const sioWireClient = await connectSio(a, sioWire.port, true);
       const sioPing = async (): Promise<void> => {
         await sioClient.timeout(5000).emitWithAck('ping', {});
+      };
+      const sioWirePing = async (): Promise<void> => {
+        await sioWireClient.timeout(5000).emitWithAck('ping', {});
       };
       const client = await connectEcho(echo.port, {
         cert: a.pki.panel.certPem,
@@ -73,10 +99,12 @@ export const bench: Bench = {
         await ping();
         await client.roundTrip(msg);
         await sioPing();
+        await sioWirePing();
       }
       const pingNs: bigint[] = [];
       const echoNs: bigint[] = [];
       const sioNs: bigint[] = [];
+      const sioWireNs: bigint[] = [];
       for (let done = 0; done < calls; done += block) {
         for (let i = 0; i < block; i++) {
           const t = process.hrtime.bigint();
@@ -90,12 +118,18 @@ export const bench: Bench = {
         }
         for (let i = 0; i < block; i++) {
           const t = process.hrtime.bigint();
+          await sioWirePing();
+          sioWireNs.push(process.hrtime.bigint() - t);
+        }
+        for (let i = 0; i < block; i++) {
+          const t = process.hrtime.bigint();
           await ping();
           pingNs.push(process.hrtime.bigint() - t);
         }
       }
       client.close();
       sioClient.close();
+      sioWireClient.close();
       const ref = latencyStats(echoNs);
       const p = latencyStats(pingNs);
       results.push({ bench: 'rpc-latency', subject: 'raw TLS echo (reference)', ...ref });
@@ -105,6 +139,14 @@ export const bench: Bench = {
         subject: 'Socket.IO ack over the same mutual TLS, no PonIO code (reference)',
         ...transport,
         p50_vs_tls: round(transport.p50_us / ref.p50_us, 2),
+      });
+      const transportWire = latencyStats(sioWireNs);
+      results.push({
+        bench: 'rpc-latency',
+        subject: "Socket.IO ack as above, PonIO's wire parser on both ends (reference)",
+        ...transportWire,
+        p50_vs_tls: round(transportWire.p50_us / ref.p50_us, 2),
+        p50_vs_socketio: round(transportWire.p50_us / transport.p50_us, 2),
       });
       const ratio = round(p.p50_us / ref.p50_us, 2);
       results.push({
@@ -150,8 +192,7 @@ export const bench: Bench = {
       }
       return results;
     } finally {
-      await stopChild(sio.proc);
-      await stopChild(echo.proc);
+      for (const proc of servers) await stopChild(proc);
       await a.stop();
     }
   },

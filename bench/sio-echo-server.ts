@@ -1,15 +1,17 @@
 // Second reference for rpc-latency: the same transport as PonIO (HTTPS + Socket.IO, WebSocket
 // only, mutual TLS with the agent's certificate) answering every event's ack at once, with no
 // PonIO code in between. PonIO's ping minus this = the cost of PonIO's own layers.
-//   node --import tsx bench/sio-echo-server.ts CERT KEY CA   → prints "listening PORT"
+// Socket.IO's default packet parser, unless --wire-parser (PonIO's, shared/protocol/wire-parser.ts).
+//   node --import tsx bench/sio-echo-server.ts CERT KEY CA [--wire-parser]   → prints "listening PORT"
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
+import { wireParser } from '../shared/protocol/wire-parser.ts';
 
-const [certFile, keyFile, caFile] = process.argv.slice(2);
+const [certFile, keyFile, caFile, mode] = process.argv.slice(2);
 if (!certFile || !keyFile || !caFile) {
-  process.stderr.write('usage: sio-echo-server.ts CERT KEY CA\n');
+  process.stderr.write('usage: sio-echo-server.ts CERT KEY CA [--wire-parser]\n');
   process.exit(2);
 }
 const server = https.createServer({
@@ -26,6 +28,7 @@ const io = new Server(server, {
   serveClient: false,
   perMessageDeflate: false,
   httpCompression: false,
+  ...(mode === '--wire-parser' ? { parser: wireParser } : {}),
 });
 io.on('connection', (socket) => {
   socket.onAny((_event: unknown, ...args: unknown[]) => {
