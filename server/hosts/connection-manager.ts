@@ -21,6 +21,7 @@ import {
   type RequestIn,
 } from '../../shared/protocol/index.ts';
 import { verifyPeerCertificate } from '../../shared/pki/verify.ts';
+import { wireParser } from '../../shared/protocol/wire-parser.ts';
 
 export type HostState = 'online' | 'offline' | 'connecting' | 'refused';
 
@@ -354,6 +355,9 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       reconnection: false, // our own jittered backoff handles every failure kind alike
       timeout: this.opts.connectTimeoutMs ?? 10_000,
       perMessageDeflate: false,
+      // JSON-only packets without the default encoder's per-packet binary scan; a malformed or
+      // binary packet from the agent closes the connection (shared/protocol/wire-parser.ts).
+      parser: wireParser,
       // The agent's SecureContext holds the panel certificate, key and the CA (the only trust
       // anchor): TLS itself checks the agent's chain to the CA.
       agent,

@@ -3,10 +3,12 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import { createServer, type Server, type Socket as NetSocket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { Server as IoServer } from 'socket.io';
 import { createCa, issueCertificate } from '../../shared/pki/index.ts';
 import { normaliseSerial } from '../../shared/pki/serial.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
@@ -256,5 +258,36 @@ test('unusable panel TLS material: the host is refused with the reason, its slot
     assert.equal(m.connectQueue().inFlight, 0);
   } finally {
     await m.close();
+  }
+});
+
+test('an agent that sends a binary packet is dropped by the panel (JSON-only link parser)', async () => {
+  const files = await pki.agent('bin1');
+  const server = https.createServer({
+    cert: files.certPem,
+    key: files.keyPem,
+    ca: pki.ca.certPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
+  // A Socket.IO server with the default parser: it can send binary attachments.
+  const io = new IoServer(server, { transports: ['websocket'] });
+  let connections = 0;
+  io.on('connection', (s) => {
+    connections++;
+    s.emit('hello', Buffer.from('not json'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const m = manager({ backoff: { minMs: 60_000, maxMs: 60_000 } });
+  try {
+    m.add({ id: 'bin1', address: '127.0.0.1', port });
+    const st = await m.waitForState('bin1', 'offline');
+    assert.match(st.lastError ?? '', /parse error/);
+    assert.equal(connections, 1);
+    assert.equal(m.status('bin1')?.hello, null, 'never online');
+  } finally {
+    await m.close();
+    await io.close();
   }
 });
