@@ -23,6 +23,14 @@ export function sanUris(cert: X509Certificate): string[] {
     .map((e) => e.slice(4));
 }
 
+// The pinned CA is parsed once per PEM, not on every handshake (~0.4 ms each). One entry: a
+// process trusts one CA at a time (a rotated CA simply replaces it).
+let caCache: { pem: string; cert: X509Certificate } | null = null;
+function parseCa(pem: string): X509Certificate {
+  if (caCache?.pem !== pem) caCache = { pem, cert: new X509Certificate(pem) };
+  return caCache.cert;
+}
+
 /**
  * Checks a peer certificate against design §3: signed by the pinned CA, within its validity,
  * not revoked, and carrying the expected identity URI. Used on top of TLS's own chain check, so a
@@ -36,7 +44,7 @@ export function verifyPeerCertificate(
   let ca: X509Certificate;
   try {
     peer = typeof cert === 'string' || Buffer.isBuffer(cert) ? new X509Certificate(cert) : cert;
-    ca = new X509Certificate(opts.caPem);
+    ca = parseCa(opts.caPem);
   } catch {
     return { ok: false, reason: 'certificate could not be parsed' };
   }
