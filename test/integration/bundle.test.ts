@@ -27,7 +27,7 @@ let dir: string;
 let bundle: string;
 let agent: ChildProcess | null = null;
 let port = 0;
-let readyModules: Array<{ name: string; available: boolean }> = [];
+let readyModules: Array<{ name: string; available: boolean; reason?: string }> = [];
 
 before(async () => {
   requireRoot('the bundle test (it hides the service programs in a private mount namespace)');
@@ -100,6 +100,37 @@ test('the bundled agent answers ping over mutual TLS through the panel connectio
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.data.pong, true);
     assert.equal(r.data.agentVersion, PONIO_VERSION);
+  } finally {
+    await m.close();
+  }
+});
+
+test('on a host without services, each module says why it is unavailable, in hello and in its replies', async () => {
+  const reasons = {
+    websites: 'Apache is not installed on this host (apt-get install apache2).',
+    ftp: 'proftpd is not installed on this host (apt-get install proftpd-core).',
+    mysql: 'MariaDB is not installed on this host (apt-get install mariadb-server).',
+    firewall:
+      'In sandbox mode the firewall needs a network namespace of its own: set modules.firewall.netns to a namespace name (or "self" when the agent runs inside one).',
+  };
+  assert.deepEqual(readyModules, [
+    { name: 'system', available: true },
+    ...Object.entries(reasons).map(([name, reason]) => ({ name, available: false, reason })),
+  ]);
+  const m = testManager(pki);
+  try {
+    m.add({ id: 'bundled', address: '127.0.0.1', port });
+    await m.waitForState('bundled', 'online');
+    for (const [event, reason] of [
+      ['list websites', reasons.websites],
+      ['list ftp users', reasons.ftp],
+      ['list databases', reasons.mysql],
+      ['list firewall rules', reasons.firewall],
+    ] as const) {
+      const r = await m.call('bundled', event, {});
+      assert.ok(!r.ok, event);
+      assert.deepEqual([r.error.code, r.error.message], ['unsupported', reason], event);
+    }
   } finally {
     await m.close();
   }
