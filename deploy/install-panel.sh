@@ -119,9 +119,9 @@ done
 [ -n "$UNIT_SRC" ] || die "ponio-panel.service not found"
 
 if [ "$SYSTEM" = 1 ]; then
-  command -v node >/dev/null 2>&1 || die "Node.js >= 20 is needed: apt-get install nodejs"
+  command -v node >/dev/null 2>&1 || die "Node.js >= 20 is needed (Debian 13: apt-get install nodejs; Debian 12 and Ubuntu 24.04 ship 18: use NodeSource or nodejs.org)"
   major=$(node -p 'process.versions.node.split(".")[0]')
-  [ "$major" -ge 20 ] || die "Node.js >= 20 is needed (found $(node --version))"
+  [ "$major" -ge 20 ] || die "Node.js >= 20 is needed (found $(node --version); Debian 12 and Ubuntu 24.04 ship 18: use NodeSource or nodejs.org)"
   [ -x /usr/bin/node ] || die "the unit runs /usr/bin/node, which does not exist (found $(command -v node))"
   if ! id "$USER_NAME" >/dev/null 2>&1; then
     useradd --system --user-group --home-dir /var/lib/ponio-panel --no-create-home \
