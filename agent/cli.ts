@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { PONIO_VERSION } from '../shared/protocol/index.ts';
+import { PONIO_VERSION } from '../shared/protocol/version.ts';
 import { ConfigError, loadAgentConfig } from './config.ts';
 import { EnrollError, enroll } from './enroll.ts';
 

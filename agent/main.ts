@@ -1,13 +1,8 @@
 import os from 'node:os';
 import { promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import {
-  PROTOCOL_VERSION,
-  PONIO_VERSION,
-  type Hello,
-  type ModuleName,
-  type ModuleStatus,
-} from '../shared/protocol/index.ts';
+import { PROTOCOL_VERSION, PONIO_VERSION } from '../shared/protocol/version.ts';
+import type { Hello, ModuleName, ModuleStatus } from '../shared/protocol/hello.ts';
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as IoServer, type Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import { verifyPeerCertificate } from '../shared/pki/verify.ts';
-import { AGENT_EVENT, HELLO_EVENT, type Hello } from '../shared/protocol/index.ts';
+import { AGENT_EVENT, HELLO_EVENT, type Hello } from '../shared/protocol/hello.ts';
 import { wireParser } from '../shared/protocol/wire-parser.ts';
 import type { Router } from './rpc/router.ts';
 

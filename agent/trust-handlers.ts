@@ -2,7 +2,7 @@ import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
-import { RpcError } from '../shared/protocol/index.ts';
+import { RpcError } from '../shared/protocol/errors.ts';
 import { HOST_URI_PREFIX } from '../shared/pki/identity.ts';
 import { sanUris } from '../shared/pki/verify.ts';
 import { normaliseSerial } from '../shared/pki/serial.ts';

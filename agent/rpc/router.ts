@@ -1,16 +1,11 @@
 import type { Logger } from 'pino';
 import { ZodObject, type z } from 'zod';
-import {
-  RpcError,
-  errReply,
-  isEventName,
-  okReply,
-  rpcEvents,
-  type EventName,
-  type ModuleName,
-  type Reply,
-} from '../../shared/protocol/index.ts';
-import { redactParams } from '../../shared/protocol/redact.ts';
+import type { EventDef } from '../../shared/protocol/define.ts';
+import { RpcError } from '../../shared/protocol/errors.ts';
+import type { EventName, ModuleName } from '../../shared/protocol/index.ts';
+import { errReply, okReply, type Reply } from '../../shared/protocol/reply.ts';
+import { eventModule, loadedEventDef } from '../../shared/protocol/catalog.ts';
+import { redactFields } from '../../shared/protocol/redact-fields.ts';
 import { ExecError } from '../os/exec.ts';
 import { PathGuardError } from '../os/files.ts';
 import type { AnyAgentModule, CallContext, Handler } from '../modules/types.ts';
@@ -124,13 +119,23 @@ class Once {
   }
 }
 
+/** A handled event: its handler and its definition (schemas, timeout, secrets). */
+interface Route {
+  handler: Handler<EventName>;
+  def: EventDef;
+}
+
 /**
  * The agent's RPC router: validates every request against its schema, serialises mutations per
  * module, enforces a per-event timeout, answers retried mutations from the requestId cache, and
  * turns every outcome into the reply union. A bug becomes `internal` without a stack trace.
+ *
+ * It knows every event's module from the plain-data catalog (shared/protocol/catalog.ts) and
+ * builds no schema itself: a module's events are validated with the schemas its own code loaded
+ * (shared/protocol/events/<module>.ts), so a module that is not loaded costs no schemas.
  */
 export class Router {
-  private readonly handlers = new Map<EventName, Handler<EventName>>();
+  private readonly routes = new Map<EventName, Route>();
   private readonly unavailableReason = new Map<ModuleName, string>();
   private readonly mutex = new KeyedMutex();
   private readonly cache = new RequestCache();
@@ -145,11 +150,16 @@ export class Router {
     if (!a.available)
       this.unavailableReason.set(mod.name, a.reason ?? `${mod.name} is not available on this host`);
     for (const [event, handler] of Object.entries(mod.handlers as Record<string, unknown>)) {
-      if (!isEventName(event)) throw new Error(`module ${mod.name} registers unknown event ${event}`);
-      if (rpcEvents[event].module !== mod.name)
-        throw new Error(`event ${event} does not belong to ${mod.name}`);
+      const owner = eventModule(event);
+      if (owner === undefined) throw new Error(`module ${mod.name} registers unknown event ${event}`);
+      if (owner !== mod.name) throw new Error(`event ${event} does not belong to ${mod.name}`);
+      const def = loadedEventDef(event as EventName);
+      if (!def || def.module !== mod.name)
+        throw new Error(
+          `module ${mod.name} handles "${event}" without its schemas (import shared/protocol/events/${mod.name}.ts)`,
+        );
       // Each module's handler map is typed per event; the router stores them by name.
-      this.handlers.set(event, handler as Handler<EventName>);
+      this.routes.set(event as EventName, { handler: handler as Handler<EventName>, def });
     }
   }
 
@@ -176,17 +186,19 @@ export class Router {
     params: unknown,
     meta: CallMeta,
   ): Promise<Reply<unknown>> | Reply<unknown> {
-    if (!isEventName(event)) {
+    const module = eventModule(event);
+    if (module === undefined) {
       return errReply({
         code: 'unsupported',
         message: `Unknown event ${JSON.stringify(String(event).slice(0, 80))}.`,
       });
     }
-    const def = rpcEvents[event];
-    const reason = this.unavailableReason.get(def.module);
+    const reason = this.unavailableReason.get(module);
     if (reason !== undefined) return errReply({ code: 'unsupported', message: reason });
-    const handler = this.handlers.get(event);
-    if (!handler) return errReply({ code: 'unsupported', message: `This agent does not handle "${event}".` });
+    const name = event as EventName;
+    const route = this.routes.get(name);
+    if (!route) return errReply({ code: 'unsupported', message: `This agent does not handle "${name}".` });
+    const { def } = route;
 
     let req: { requestId?: string };
     if (isEmptyPlainObject(params) && takesNoParams(def.request)) {
@@ -210,13 +222,13 @@ export class Router {
     }
     const requestId = req.requestId;
 
-    if (!def.mutation) return this.invoke(event, handler, req, requestId, meta);
+    if (!def.mutation) return this.invoke(name, route, req, requestId, meta);
     if (requestId !== undefined) {
-      const cached = this.cache.get(requestId, event);
+      const cached = this.cache.get(requestId, name);
       if (cached) return cached;
     }
-    const p = this.mutex.run(def.module, () => this.invoke(event, handler, req, requestId, meta));
-    if (requestId !== undefined) this.cache.set(requestId, event, p);
+    const p = this.mutex.run(def.module, () => this.invoke(name, route, req, requestId, meta));
+    if (requestId !== undefined) this.cache.set(requestId, name, p);
     return p;
   }
 
@@ -227,12 +239,11 @@ export class Router {
    */
   private invoke(
     event: EventName,
-    handler: Handler<EventName>,
+    { handler, def }: Route,
     req: unknown,
     requestId: string | undefined,
     meta: CallMeta,
   ): Promise<Reply<unknown>> {
-    const def = rpcEvents[event];
     const timeoutMs = def.timeoutMs * this.timeoutScale;
     const call = new Call(meta, event, requestId, this.logger);
     return new Promise<Reply<unknown>>((resolve) => {
@@ -248,31 +259,37 @@ export class Router {
       try {
         work = handler(req as never, call);
       } catch (err) {
-        once.finish(this.errorToReply(event, err, req, call.logger));
+        once.finish(this.errorToReply(event, def, err, req, call.logger));
         return;
       }
       work.then(
-        (data) => once.finish(this.checkReply(event, data, call)),
-        (err: unknown) => once.finish(this.errorToReply(event, err, req, call.logger)),
+        (data) => once.finish(this.checkReply(event, def, data, call)),
+        (err: unknown) => once.finish(this.errorToReply(event, def, err, req, call.logger)),
       );
     });
   }
 
   /** The handler's data against the event's reply schema: a mismatch is a bug, reported as `internal`. */
-  private checkReply(event: EventName, data: unknown, call: Call): Reply<unknown> {
-    const out = rpcEvents[event].reply.safeParse(data);
+  private checkReply(event: EventName, def: EventDef, data: unknown, call: Call): Reply<unknown> {
+    const out = def.reply.safeParse(data);
     if (out.success) return okReply(out.data);
     call.logger.error({ issues: out.error.issues }, 'handler returned data that does not match the contract');
     return errReply({ code: 'internal', message: `The agent produced an invalid reply for "${event}".` });
   }
 
-  private errorToReply(event: EventName, err: unknown, req: unknown, logger: Logger): Reply<never> {
+  private errorToReply(
+    event: EventName,
+    def: EventDef,
+    err: unknown,
+    req: unknown,
+    logger: Logger,
+  ): Reply<never> {
     if (err instanceof RpcError) return errReply(err.toBody());
     if (err instanceof PathGuardError)
       return errReply({ code: 'invalid-argument', message: `Path refused: ${err.message}.` });
     if (err instanceof ExecError && err.result === null)
       return errReply({ code: 'unavailable', message: `${err.message}.` });
-    logger.error({ err, params: redactParams(event, req) }, 'handler failed');
+    logger.error({ err, params: redactFields(req, def.secrets) }, 'handler failed');
     return errReply({
       code: 'internal',
       message: `"${event}" failed because of an internal error; see the agent log.`,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { RpcError, type ReplyData } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
+import type { ReplyData } from '../../../shared/protocol/index.ts';
 import type { FirewallPending } from '../../../shared/protocol/events/firewall.ts';
 import { validateIp } from '../../../shared/validate/network.ts';
 import { KeyedMutex } from '../../rpc/lock.ts';

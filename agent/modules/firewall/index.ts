@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+// Also this module's schemas (the router validates its events with them): built when it loads.
 import { FIREWALL_LIMITS, type FirewallRule } from '../../../shared/protocol/events/firewall.ts';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import { validateIp, type Cidr } from '../../../shared/validate/network.ts';
 import { whichBinary } from '../../os/exec.ts';
 import type { AgentModule, CallContext, ModuleContext } from '../types.ts';

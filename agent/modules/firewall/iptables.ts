@@ -1,4 +1,4 @@
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Binary, Exec, ExecResult } from '../../os/exec.ts';
 import { BLOCK_CHAIN, CHAIN, countRendered, parseSave, type Family } from './render.ts';
 

@@ -1,4 +1,4 @@
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Exec } from '../../os/exec.ts';
 
 const SHA512_CRYPT = /^\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$/;

@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import { validateDomain } from '../../../shared/validate/domain.ts';
 import { validateFtpHome } from '../../../shared/validate/ftp.ts';
 import { PathGuardError, resolveRealUnder } from '../../os/files.ts';

@@ -1,6 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
-import { RpcError, type ReplyData } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
+import type { ReplyData } from '../../../shared/protocol/index.ts';
+// This module's schemas (the router validates its events with them): built when it loads.
+import '../../../shared/protocol/events/ftp.ts';
 import type { Exec } from '../../os/exec.ts';
 import { atomicWrite } from '../../os/files.ts';
 import type { AgentModule, ModuleContext } from '../types.ts';

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import { spawnService, type Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';

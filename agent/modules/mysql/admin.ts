@@ -1,6 +1,6 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Database, DatabaseUser } from '../../../shared/protocol/events/mysql.ts';
 import { RESERVED_USERS, SYSTEM_SCHEMAS, type DbPrivilege } from '../../../shared/validate/mysql.ts';
 import {

@@ -1,4 +1,4 @@
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 
 /** What mysql2 puts on its errors (server errors and connection errors). */
 interface DriverError {

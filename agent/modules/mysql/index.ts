@@ -1,4 +1,6 @@
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
+// This module's schemas (the router validates its events with them): built when it loads.
+import '../../../shared/protocol/events/mysql.ts';
 import { validateCharset } from '../../../shared/validate/mysql.ts';
 import { available, unavailable, type AgentModule, type ModuleContext } from '../types.ts';
 import { MysqlAdmin } from './admin.ts';

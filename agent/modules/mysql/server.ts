@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import type { Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
 import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
 import type { HostLayout } from '../../os/layout.ts';

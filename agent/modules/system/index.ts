@@ -1,4 +1,6 @@
-import { PONIO_VERSION } from '../../../shared/protocol/index.ts';
+import { PONIO_VERSION } from '../../../shared/protocol/version.ts';
+// This module's schemas (the router validates its events with them, the trust events too).
+import '../../../shared/protocol/events/system.ts';
 import { available, type AgentModule, type ModuleContext } from '../types.ts';
 import { systemInfo } from './info.ts';
 import type { TrustHandlers } from '../../trust-handlers.ts';

@@ -1,6 +1,8 @@
 import { createApacheHost } from './apache.ts';
 import { WebsitesService } from './service.ts';
 import type { AgentModule, ModuleContext } from '../types.ts';
+// This module's schemas (the router validates its events with them): built when it loads.
+import '../../../shared/protocol/events/websites.ts';
 
 /**
  * Websites on Apache (issue 4): list, create, enable, disable, delete virtual hosts. The host

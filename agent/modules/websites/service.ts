@@ -1,7 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { RpcError, type ReplyData, type RequestOf } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
+import type { ReplyData, RequestOf } from '../../../shared/protocol/index.ts';
 import type { Website } from '../../../shared/protocol/events/websites.ts';
 import { domainForDisplay, validateDomain } from '../../../shared/validate/domain.ts';
 import { atomicWrite, fsyncDir, readIfExists, resolveUnder } from '../../os/files.ts';

@@ -1,7 +1,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { atomicWrite, resolveRealUnder } from '../../os/files.ts';
-import { RpcError } from '../../../shared/protocol/index.ts';
+import { RpcError } from '../../../shared/protocol/errors.ts';
 import { placeholderPage } from './vhost.ts';
 
 /** Who owns site trees: www-data (the FTP module derives its users' uid/gid from this). */

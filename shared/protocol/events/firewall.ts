@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import { registerEvents } from '../catalog.ts';
 import { fromValidator } from '../../validate/zod.ts';
 import { validateCidr, validatePortRange } from '../../validate/network.ts';
 import { describeInput, hasControlChars, invalid, valid, type Validated } from '../../validate/result.ts';
@@ -179,3 +180,6 @@ export const firewallEvents = {
     reply: z.strictObject({ confirmed: z.boolean() }),
   }),
 } as const;
+
+// The agent's router validates with what is registered: only the domains a process loaded.
+registerEvents(firewallEvents);

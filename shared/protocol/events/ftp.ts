@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import { registerEvents } from '../catalog.ts';
 import {
   FTP_HOME_MAX,
   FTP_PASSWORD_MAX,
@@ -85,3 +86,6 @@ export const ftpEvents = {
     reply: z.strictObject({ username: z.string() }),
   }),
 } as const;
+
+// The agent's router validates with what is registered: only the domains a process loaded.
+registerEvents(ftpEvents);

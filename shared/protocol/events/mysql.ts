@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import { registerEvents } from '../catalog.ts';
 import {
   CHARSETS,
   DB_NAME_MAX,
@@ -133,3 +134,6 @@ export const mysqlEvents = {
     reply: z.strictObject({ user: z.string(), host: z.string() }),
   }),
 } as const;
+
+// The agent's router validates with what is registered: only the domains a process loaded.
+registerEvents(mysqlEvents);

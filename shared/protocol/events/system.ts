@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import { registerEvents } from '../catalog.ts';
 
 export const systemEvents = {
   ping: defineEvent({
@@ -77,3 +78,6 @@ export const systemEvents = {
     reply: z.strictObject({ count: z.number().int() }),
   }),
 } as const;
+
+// The agent's router validates with what is registered: only the domains a process loaded.
+registerEvents(systemEvents);

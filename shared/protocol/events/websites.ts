@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
+import { registerEvents } from '../catalog.ts';
 import { validateDomain } from '../../validate/domain.ts';
 import { fromValidator } from '../../validate/zod.ts';
 
@@ -84,3 +85,6 @@ export const websitesEvents = {
     reply: z.strictObject({ domain: z.string(), filesRemoved: z.boolean() }),
   }),
 } as const;
+
+// The agent's router validates with what is registered: only the domains a process loaded.
+registerEvents(websitesEvents);
