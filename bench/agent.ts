@@ -15,6 +15,7 @@ import {
   withoutServices,
   type BenchPki,
 } from './lib.ts';
+import { unitRuntime } from './agent-footprint.bench.ts';
 
 export interface BenchAgent {
   hostId: string;
@@ -53,9 +54,12 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
   const hostId = 'bench1';
   const agentFiles = await pki.agent(hostId);
   const sandbox = tempDir('sandbox');
+  // Started as deploy/systemd/ponio-agent.service starts it (node flags, Environment=).
+  const unit = unitRuntime();
   const cmd = withoutServices(
     process.execPath,
     [
+      ...unit.nodeFlags,
       bundle,
       'serve',
       '--listen',
@@ -75,6 +79,7 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
   try {
     const started = await spawnUntil(cmd.file, cmd.args, (l) => l.includes('"agent ready"'), {
       timeoutMs: 60_000,
+      env: { ...process.env, ...unit.env },
     });
     proc = started.proc;
     const ready = parseReady(started.line)!;
