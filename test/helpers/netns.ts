@@ -34,14 +34,17 @@ export function createNetnsPair(tag: string): NetnsPair {
   const panelNs = `ponio-${tag}-${id}-p`;
   const hostNs = `ponio-${tag}-${id}-h`;
   const octet = 16 + (parseInt(id.slice(0, 2), 16) % 200);
+  // Written in canonical (RFC 5952) form, as iptables prints it and the agent returns it: the
+  // second group is always 1000–ffff (no leading zero, never 0, which would compress to `::`).
+  const prefix6 = `fd00:${(0x1000 + (parseInt(id.slice(0, 4), 16) % 0xf000)).toString(16)}`;
   const pair: NetnsPair = {
     panelNs,
     hostNs,
     panelIp: `10.${octet}.0.1`,
     panelIp2: `10.${octet}.0.3`,
     hostIp: `10.${octet}.0.2`,
-    panelIp6: `fd00:${id.slice(0, 4)}::1`,
-    hostIp6: `fd00:${id.slice(0, 4)}::2`,
+    panelIp6: `${prefix6}::1`,
+    hostIp6: `${prefix6}::2`,
     destroy() {
       for (const ns of [panelNs, hostNs]) {
         try {
