@@ -6,6 +6,7 @@ import type { EventName, ModuleName } from '../../shared/protocol/index.ts';
 import { errReply, okReply, type Reply } from '../../shared/protocol/reply.ts';
 import { eventModule, loadedEventDef } from '../../shared/protocol/catalog.ts';
 import { redactFields } from '../../shared/protocol/redact-fields.ts';
+import { describeZodError } from '../../shared/protocol/describe.ts';
 import { ExecError } from '../os/exec.ts';
 import { PathGuardError } from '../os/files.ts';
 import type { AnyAgentModule, CallContext, Handler } from '../modules/types.ts';
@@ -16,15 +17,6 @@ export type CallMeta = Omit<CallContext, 'requestId' | 'signal' | 'logger'>;
 
 const MAX_PARAM_BYTES = 256 * 1024;
 
-/** Turns zod issues into one sentence an admin can act on. */
-export function describeZodError(error: z.ZodError): string {
-  const parts = error.issues.slice(0, 5).map((i) => {
-    const where = i.path.length > 0 ? `${i.path.join('.')}: ` : '';
-    if (i.code === 'unrecognized_keys') return `${where}unknown field(s) ${i.keys.join(', ')}`;
-    return `${where}${i.message}`;
-  });
-  return parts.join('; ');
-}
 
 const eventLabel = (event: unknown): string =>
   typeof event === 'string' ? event.slice(0, 80) : typeof event;

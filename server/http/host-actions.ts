@@ -6,6 +6,7 @@ import {
   type RequestIn,
 } from '../../shared/protocol/index.ts';
 import { redactParams } from '../../shared/protocol/redact.ts';
+import { describeZodError } from '../../shared/protocol/describe.ts';
 import type { Actor, AuditLog } from '../db/audit.ts';
 import type { PanelEvents } from '../events.ts';
 import type { HostRegistry } from '../hosts/registry.ts';
@@ -38,7 +39,12 @@ export class HostActions {
     if (!this.registry.repo.get(hostId))
       throw new PanelHttpError(404, 'not-found', `No host with id ${hostId}.`);
     const started = performance.now();
-    const reply = await this.registry.manager.call(hostId, event, params, opts);
+    // The panel checks the request against the same contract schema as the agent (shared/protocol,
+    // shared/validate): bad input is refused here, with the agent's wording, and never sent.
+    const checked = def.request.safeParse(params);
+    const reply: Reply<ReplyData<E>> = checked.success
+      ? await this.registry.manager.call(hostId, event, params, opts)
+      : { ok: false, error: { code: 'invalid-argument', message: describeZodError(checked.error) } };
     if (def.mutation) {
       const durationMs = performance.now() - started;
       this.audit.write({
