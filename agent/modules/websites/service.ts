@@ -301,12 +301,15 @@ export class WebsitesService {
 
   async delete(domain: string, removeFiles: boolean): Promise<ReplyData<'delete website'>> {
     const e = await this.findManaged(domain);
+    // Resolve (and guard) the site tree before changing anything: a refused tree (e.g. a symlink
+    // planted in place of the site directory) fails the call with the site still intact.
+    const tree = removeFiles ? await sitePaths(this.apache.wwwRoot, domain) : null;
     if (e.enabled) await this.unlink(domain);
     // No longer live: removing the file cannot affect Apache.
     await fsp.rm(e.file, { force: true });
     await fsyncDir(path.dirname(e.file));
     let filesRemoved = false;
-    if (removeFiles) filesRemoved = await removeSiteTree(await sitePaths(this.apache.wwwRoot, domain));
+    if (tree) filesRemoved = await removeSiteTree(tree);
     this.logger.info({ domain, filesRemoved }, 'website deleted');
     return { domain, filesRemoved };
   }
