@@ -56,26 +56,26 @@ async function lifecycle<T>(ctx: PanelContext, fn: (e: Enrollment) => T | Promis
 /** /api/v1/hosts: list, add (with join token), one host, remove, re-issue token, renew; panel certificate rotation. */
 export function hostsApi(ctx: PanelContext): Router {
   const r = Router();
-  r.post('/hosts', requireRole('admin'), async (req, res) => {
+  r.post('/hosts', requireRole('operator'), async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const n = await lifecycle(ctx, (e) =>
       e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port }),
     );
     res.status(201).json({ data: newHostJson(n, ctx) });
   });
-  r.delete('/hosts/:hostId', requireRole('admin'), async (req, res) => {
+  r.delete('/hosts/:hostId', requireRole('operator'), async (req, res) => {
     const h = await lifecycle(ctx, (e) => e.removeHost(actorOf(req), param(req, 'hostId')));
     res.json({ data: { id: h.id, name: h.name, removed: true } });
   });
-  r.post('/hosts/:hostId/token', requireRole('admin'), async (req, res) => {
+  r.post('/hosts/:hostId/token', requireRole('operator'), async (req, res) => {
     const n = await lifecycle(ctx, (e) => e.issueToken(actorOf(req), param(req, 'hostId')));
     res.status(201).json({ data: newHostJson(n, ctx) });
   });
-  r.delete('/hosts/:hostId/token', requireRole('admin'), async (req, res) => {
+  r.delete('/hosts/:hostId/token', requireRole('operator'), async (req, res) => {
     const revoked = await lifecycle(ctx, (e) => e.revokeTokens(actorOf(req), param(req, 'hostId')));
     res.json({ data: { revoked } });
   });
-  r.post('/hosts/:hostId/certificate/renew', requireRole('admin'), async (req, res) => {
+  r.post('/hosts/:hostId/certificate/renew', requireRole('operator'), async (req, res) => {
     const id = param(req, 'hostId');
     if (!ctx.hosts.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
     const out = await lifecycle(ctx, (e) => e.renewHost(actorOf(req), id));

@@ -425,12 +425,7 @@ describe('enrollment', () => {
       .get() as { at: number };
     t.panel.ctx.db
       .prepare('INSERT INTO join_tokens (host_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)')
-      .run(
-        'alpha',
-        createHash('sha256').update(stale).digest('hex'),
-        enrolledAt - 1,
-        Date.now() + 60_000,
-      );
+      .run('alpha', createHash('sha256').update(stale).digest('hex'), enrolledAt - 1, Date.now() + 60_000);
     const second = await t.request<{ error: { code: string; message: string } }>('POST', '/enroll', {
       token: null,
       body: { token: stale, csr: csrPem },
@@ -478,11 +473,13 @@ describe('enrollment', () => {
     assert.equal(t.panel.ctx.hosts.repo.list().length, before, 'nothing created');
     const dup = await t.request('POST', '/api/v1/hosts', { body: { name: 'alpha', address: '127.0.0.1' } });
     assert.equal(dup.status, 409);
+    // Operators manage hosts (docs/dashboard.md, as on the dashboard); viewers only read.
     const viewer = await t.request('POST', '/api/v1/hosts', {
       body: { name: 'v1', address: '127.0.0.1' },
-      token: t.token('operator'),
+      token: t.token('viewer'),
     });
     assert.equal(viewer.status, 403);
+    assert.equal(t.panel.ctx.hosts.repo.list().length, before, 'nothing created by a viewer');
     const notJson = await t.request<{ error: { code: string } }>('POST', '/enroll', {
       token: null,
       rawBody: '{not json',
