@@ -204,6 +204,32 @@ describe('websites on a real Apache', () => {
     configTestOk();
   });
 
+  test('delete with removeFiles refuses a symlinked site dir before changing anything', async () => {
+    await create('delta.test');
+    const siteDir = path.join(sandbox, 'var/www/delta.test');
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'ponio-outside-'));
+    await fsp.chmod(outside, 0o755); // Apache's workers must traverse it to keep serving the site
+    await fsp.rename(siteDir, path.join(outside, 'tree'));
+    await fsp.symlink(path.join(outside, 'tree'), siteDir);
+    try {
+      const before = await sitesDigest();
+      const r = await call('delete website', { domain: 'delta.test', removeFiles: true });
+      assert.equal(r.ok, false);
+      // The path guard refuses the tree that resolves outside the web root.
+      assert.equal(!r.ok && r.error.code, 'invalid-argument');
+      assert.match(!r.ok ? r.error.message : '', /Path refused: path escapes .* through a symlink/);
+      assert.equal(await sitesDigest(), before, 'vhost, link and tree unchanged');
+      await fsp.access(path.join(outside, 'tree/public_html/index.html'));
+      assert.equal((await get('delta.test')).status, 200, 'still served');
+    } finally {
+      await fsp.unlink(siteDir);
+      await fsp.rename(path.join(outside, 'tree'), siteDir);
+      await fsp.rm(outside, { recursive: true, force: true });
+    }
+    const rm = await call('delete website', { domain: 'delta.test', removeFiles: true });
+    assert.ok(rm.ok, JSON.stringify(rm));
+  });
+
   test('a vhost Apache refuses is rolled back; every other site keeps being served', async () => {
     await fsp.writeFile(hooksFile(), JSON.stringify({ corruptVhost: ['broken.test'] }));
     try {
