@@ -17,7 +17,6 @@ export type CallMeta = Omit<CallContext, 'requestId' | 'signal' | 'logger'>;
 
 const MAX_PARAM_BYTES = 256 * 1024;
 
-
 const eventLabel = (event: unknown): string =>
   typeof event === 'string' ? event.slice(0, 80) : typeof event;
 

@@ -28,11 +28,9 @@ export function apiRouter(ctx: PanelContext): Router {
     }
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.parse.failed' || e.type === 'entity.too.large') {
-      res
-        .status(e.status ?? 400)
-        .json({
-          error: { code: 'invalid-argument', message: 'The request body is not valid JSON or is too large.' },
-        });
+      res.status(e.status ?? 400).json({
+        error: { code: 'invalid-argument', message: 'The request body is not valid JSON or is too large.' },
+      });
       return;
     }
     ctx.logger.error({ err }, 'API error');

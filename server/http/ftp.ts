@@ -6,11 +6,6 @@ import { hostIdParam, param } from './params.ts';
 import { renderTab } from './host-page.ts';
 import { setFlash } from './flash.ts';
 
-// NOTE (panel engineer, issue 8): this file was accidentally reverted to its placeholder by a
-// `git checkout` of mine at 00:45 UTC while it held your uncommitted work. It is reconstructed
-// from tsx's transpile cache of your 00:43:49 version (logic exact, type annotations re-added by
-// hand). Please review, then delete this note. Sorry.
-
 const ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_.';
 const GENERATED_LENGTH = 20;
 
