@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, readFileSync, readdirSync, chmodSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,6 +138,24 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
       `every sandbox module available: ${ready}`,
     );
     assert.ok(existsSync('/run/netns/ponio-sandbox'), 'the sandbox firewall namespace exists');
+    // The sandbox's private Apache, proftpd and MariaDB run from its dir; Ctrl-C must stop them too.
+    // proftpd renames its process ("proftpd: (accepting connections)"): its pid file names it.
+    const sandboxDir = path.join(data, 'sandbox');
+    const proftpdPid = readFileSync(path.join(sandboxDir, 'run/proftpd.pid'), 'utf8').trim();
+    const leftovers = (): string[] =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .flatMap((p) => {
+          try {
+            const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+            return cmd.includes(sandboxDir) || p === proftpdPid ? [`${p}: ${cmd}`] : [];
+          } catch {
+            return [];
+          }
+        });
+    const running = leftovers().join('\n');
+    for (const service of ['apache2', 'proftpd', 'mariadbd'])
+      assert.ok(running.includes(service), `${service} runs from the sandbox:\n${running}`);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     const stopCode = await exited;
@@ -151,6 +169,8 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
       }
     }
     assert.equal(agentAlive, false, 'the sandbox agent stopped with the panel');
+    for (let i = 0; i < 40 && leftovers().length > 0; i++) await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(leftovers(), [], 'no sandbox service outlives Ctrl-C');
     return { out, stopCode };
   };
   const first = await run();
@@ -170,4 +190,36 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
   } finally {
     db.close();
   }
+});
+
+test('serve --dev-sandbox --no-sandbox: the panel alone, no sandbox host or services', async () => {
+  const data = path.join(tmp(), 'data');
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--dev-sandbox', '--no-sandbox', '--port', '0', '--data-dir', data],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!/PonIO panel: https:\/\/\S+/.test(out) && Date.now() < deadline && child.exitCode === null)
+    await new Promise((r) => setTimeout(r, 100));
+  const url = /PonIO panel: (https:\/\/\S+)/.exec(out)?.[1];
+  assert.ok(url, out);
+  const ca = readFileSync(path.join(data, 'pki/ca.crt'), 'utf8');
+  assert.equal((await get(`${url}/login`, ca)).status, 200);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!/Sandbox host/.test(out), out);
+  assert.ok(!existsSync(path.join(data, 'sandbox')), 'no sandbox dir');
+  const db = openDatabase(path.join(data, 'panel.db'));
+  try {
+    assert.deepEqual(db.prepare('SELECT id FROM hosts').all(), [], 'no host enrolled');
+  } finally {
+    db.close();
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGINT');
+  assert.equal(await exited, 0);
 });

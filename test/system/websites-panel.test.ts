@@ -159,4 +159,32 @@ describe('websites through the panel', () => {
     assert.ok(existsSync(path.join(sandbox, 'var/www/dash.test/public_html/index.html')), 'files kept');
     assert.ok(!(await web.get(tab)).text.includes('data-website="dash.test"'));
   });
+
+  test('overview: load, disk and the counts of sites, FTP users and databases come from the host', async () => {
+    await t.request('POST', base, { body: { domain: 'count.test' } });
+    const sites = await t.request<{ data: { websites: Site[] } }>('GET', base);
+    const ftp = await t.request<{ data: { users: unknown[] } }>('GET', `/api/v1/hosts/${HOST}/ftp-users`);
+    const dbs = await t.request<{ data: { databases: unknown[] } }>('GET', `/api/v1/hosts/${HOST}/databases`);
+    assert.equal(ftp.status, 200, ftp.text);
+    assert.equal(dbs.status, 200, dbs.text);
+    await t.panel.ctx.accounts.users.create({
+      username: 'overviewer',
+      password: 'viewer password 1',
+      role: 'viewer',
+    });
+    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
+    assert.equal((await web.login('overviewer', 'viewer password 1')).status, 303);
+    const page = await web.get('/');
+    assert.equal(page.status, 200);
+    const row = new RegExp(`<tr[^>]*data-host-row="${HOST}"[\\s\\S]*?</tr>`).exec(page.text)?.[0] ?? '';
+    const cell = (tab: string): string | undefined =>
+      new RegExp(`href="/hosts/${HOST}/${tab}">(\\d+)<`).exec(row)?.[1];
+    assert.ok(sites.body.data.websites.some((w) => w.domain === 'count.test'));
+    assert.equal(cell('websites'), String(sites.body.data.websites.length), row);
+    assert.equal(cell('ftp'), String(ftp.body.data.users.length), row);
+    assert.equal(cell('mysql'), String(dbs.body.data.databases.length), row);
+    assert.match(row, /<td>\d+\.\d{2}<\/td>/, 'load average');
+    assert.match(row, /<td[^>]*>\d{1,3} %<\/td>/, 'root disk use');
+    assert.match(row, /data-host-state="web-panel"[^>]*>online</);
+  });
 });
