@@ -146,7 +146,11 @@ async function existingEnrollment(
     const cert = new X509Certificate(certPem);
     const uri = (cert.subjectAltName ?? '').match(/URI:urn:ponio:host:([a-z0-9-]+)/)?.[1];
     if (!uri) return null;
-    const r = verifyPeerCertificate(cert, { caPem, expect: { kind: 'host', hostId: uri } });
+    const r = verifyPeerCertificate(cert, {
+      caPem,
+      expect: { kind: 'host', hostId: uri },
+      purpose: 'serverAuth', // what the agent serves the panel with
+    });
     if (!r.ok) return null;
     const certKey = cert.publicKey.export({ type: 'spki', format: 'der' });
     const ownKey = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
@@ -254,7 +258,11 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     throw new EnrollError('the panel sent an incomplete enrollment reply.');
   if (sha256Hex(new X509Certificate(ca).raw) !== pinHex)
     throw new EnrollError('the panel returned a CA that does not match --ca-pin; nothing was written.');
-  const check = verifyPeerCertificate(certificate, { caPem, expect: { kind: 'host', hostId } });
+  const check = verifyPeerCertificate(certificate, {
+    caPem,
+    expect: { kind: 'host', hostId },
+    purpose: 'serverAuth', // what the agent will serve the panel with
+  });
   if (!check.ok) throw new EnrollError(`the certificate from the panel is not usable: ${check.reason}.`);
   const cert = new X509Certificate(certificate);
   if (

@@ -53,6 +53,7 @@ function peerCheck(
   const r = verifyPeerCertificate(new X509Certificate(raw), {
     caPem,
     expect: { kind: 'panel' },
+    purpose: 'clientAuth', // the panel is the TLS client here
     revoked: opts.revoked(),
   });
   return r.ok ? { ok: true } : r;

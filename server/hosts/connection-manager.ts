@@ -366,6 +366,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
         const r = verifyPeerCertificate(new X509Certificate(cert.raw), {
           caPem,
           expect: { kind: 'host', hostId: expectedId },
+          purpose: 'serverAuth', // the agent is the TLS server here
           ...(revoked ? { revoked: revoked() } : {}),
         });
         if (r.ok) return undefined;

@@ -4,9 +4,28 @@ import { normaliseSerial } from './serial.ts';
 
 export type PeerExpectation = { kind: 'panel' } | { kind: 'host'; hostId: string };
 
+/** The TLS role the peer's certificate is checked for: its extended key usage must name it. */
+export type KeyPurpose = 'serverAuth' | 'clientAuth';
+
+const PURPOSE_OID: Record<KeyPurpose, string> = {
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+};
+
+/**
+ * The purpose each identity is used for on the link: the panel is the TLS client of the
+ * agents (clientAuth), an agent is the TLS server the panel connects to (serverAuth).
+ */
+export const PEER_PURPOSE = { panel: 'clientAuth', host: 'serverAuth' } as const satisfies Record<
+  PeerExpectation['kind'],
+  KeyPurpose
+>;
+
 export interface VerifyOptions {
   caPem: string;
   expect: PeerExpectation;
+  /** The extended key usage the certificate must carry; default PEER_PURPOSE[expect.kind]. */
+  purpose?: KeyPurpose;
   /** Revoked serial numbers (normalised upper-case hex). */
   revoked?: ReadonlySet<string>;
   now?: Date;
@@ -32,8 +51,19 @@ function parseCa(pem: string): X509Certificate {
 }
 
 /**
+ * The extended key usage OIDs of a certificate, or null without that extension. Node reads them
+ * from the certificate it already parsed (OpenSSL), at no cost per handshake; @types/node types
+ * the property as always present, but it is undefined when the extension is absent.
+ */
+export function extendedKeyUsages(cert: X509Certificate): string[] | null {
+  const usages: string[] | undefined = cert.keyUsage;
+  return usages ?? null;
+}
+
+/**
  * Checks a peer certificate against design §3: signed by the pinned CA, within its validity,
- * not revoked, and carrying the expected identity URI. Used on top of TLS's own chain check, so a
+ * not revoked, with the extended key usage of its role (panel: clientAuth, agent: serverAuth)
+ * and carrying the expected identity URI. Used on top of TLS's own chain check, so a
  * mistake in TLS options cannot open the door alone.
  */
 export function verifyPeerCertificate(
@@ -55,6 +85,11 @@ export function verifyPeerCertificate(
   if (now > new Date(peer.validTo).getTime()) return { ok: false, reason: 'certificate has expired' };
   const serial = normaliseSerial(peer.serialNumber);
   if (opts.revoked?.has(serial)) return { ok: false, reason: `certificate ${serial} is revoked` };
+  const purpose = opts.purpose ?? PEER_PURPOSE[opts.expect.kind];
+  const ekus = extendedKeyUsages(peer);
+  if (!ekus) return { ok: false, reason: `certificate has no extended key usage (${purpose} is required)` };
+  if (!ekus.includes(PURPOSE_OID[purpose]))
+    return { ok: false, reason: `certificate's extended key usage does not allow ${purpose}` };
   const uris = sanUris(peer);
   if (opts.expect.kind === 'panel') {
     if (!uris.includes(PANEL_URI)) return { ok: false, reason: 'certificate is not a panel certificate' };
