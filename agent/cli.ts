@@ -1,18 +1,36 @@
 import { Command, Option } from 'commander';
 import { PONIO_VERSION } from '../shared/protocol/version.ts';
-import { ConfigError, loadAgentConfig } from './config.ts';
+import { checkListen, ConfigError, loadAgentConfig } from './config.ts';
 import { EnrollError, enroll } from './enroll.ts';
 
+/** One line on stderr, whatever the message holds. */
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+
 function fail(message: string, code = 2): never {
-  process.stderr.write(`ponio-agent: ${message}\n`);
+  process.stderr.write(`ponio-agent: ${oneLine(message)}\n`);
   process.exit(code);
+}
+
+/**
+ * Commander's own usage errors (unknown option or command, bad choice, missing option or
+ * argument) as one line `ponio-agent: …` with exit code 2, like every other configuration
+ * problem; --help and --version still exit 0. Subcommands inherit both settings.
+ */
+function usageErrorsAsOneLine(program: Command): void {
+  program
+    .configureOutput({
+      outputError: (str, write) => {
+        write(`ponio-agent: ${oneLine(str.replace(/^error: /, ''))}\n`);
+      },
+    })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 }
 
 export function buildAgentCli(): Command {
   const program = new Command('ponio-agent')
     .description('PonIO agent: applies panel requests to this host')
     .version(PONIO_VERSION);
-  program.showHelpAfterError();
+  usageErrorsAsOneLine(program);
 
   program
     .command('serve')
@@ -90,6 +108,12 @@ export function buildAgentCli(): Command {
     )
     .option('--force', 'enroll again even if a valid certificate is installed (needs a new token)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      try {
+        if (typeof o.listen === 'string') checkListen(o.listen, '--listen');
+      } catch (e) {
+        if (e instanceof ConfigError) fail(e.message);
+        throw e;
+      }
       try {
         const r = await enroll({
           panel: String(o.panel),

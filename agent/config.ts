@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -49,6 +50,24 @@ const ENV_KEYS: Record<string, keyof AgentConfigFile> = {
   PONIO_AGENT_LOG_LEVEL: 'logLevel',
 };
 
+const FLAG_NAMES: Partial<Record<keyof AgentConfigFile, string>> = {
+  listen: '--listen',
+  cert: '--cert',
+  key: '--key',
+  ca: '--ca',
+  sandbox: '--sandbox',
+  logLevel: '--log-level',
+};
+
+/** Checks a HOST:PORT listen address; the same rule as the config's `listen`. Throws ConfigError. */
+export function checkListen(value: string, where: string): void {
+  const r = listenSchema.safeParse(value);
+  if (!r.success)
+    throw new ConfigError(
+      `invalid ${where} ${JSON.stringify(value)}: ${r.error.issues[0]?.message ?? 'invalid'}`,
+    );
+}
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
@@ -78,12 +97,19 @@ export function loadAgentConfig(
 ): AgentConfig {
   const configFile = flags.config ?? env.PONIO_AGENT_CONFIG;
   const merged: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+  // Where each setting came from, so an error names the flag, variable or file to fix.
+  const source: Record<string, string> = {};
+  if (configFile) for (const k of Object.keys(merged)) source[k] = `config file ${configFile}`;
   for (const [envKey, key] of Object.entries(ENV_KEYS)) {
     const v = env[envKey];
-    if (v !== undefined && v !== '') merged[key] = v;
+    if (v === undefined || v === '') continue;
+    merged[key] = v;
+    source[key] = envKey;
   }
   for (const [k, v] of Object.entries(flags)) {
-    if (k !== 'config' && v !== undefined) merged[k] = v;
+    if (k === 'config' || v === undefined) continue;
+    merged[k] = v;
+    source[k] = FLAG_NAMES[k as keyof AgentConfigFile] ?? k;
   }
   const parsed = agentConfigSchema.safeParse(merged);
   if (!parsed.success) {
@@ -91,7 +117,9 @@ export function loadAgentConfig(
     const where = i && i.path.length > 0 ? `${i.path.join('.')}: ` : '';
     const what =
       i?.code === 'unrecognized_keys' ? `unknown setting(s) ${i.keys.join(', ')}` : (i?.message ?? 'invalid');
-    throw new ConfigError(`invalid agent configuration: ${where}${what}`);
+    const top = i?.code === 'unrecognized_keys' ? i.keys[0] : i?.path[0];
+    const from = typeof top === 'string' ? source[top] : undefined;
+    throw new ConfigError(`invalid agent configuration: ${where}${what}${from ? ` (from ${from})` : ''}`);
   }
   const c = parsed.data;
   const layout = c.sandbox ? sandboxLayout(c.sandbox) : systemLayout();
@@ -110,7 +138,10 @@ export function loadAgentConfig(
   };
 }
 
-/** Reads the certificate files named by the config; a missing or unreadable file is a ConfigError. */
+/**
+ * Reads the certificate files named by the config and checks that they can serve: each file is
+ * readable PEM that parses, and the certificate belongs to the key. Any problem is a ConfigError.
+ */
 export function readTlsFiles(cfg: AgentConfig): { certPem: string; keyPem: string; caPem: string } {
   const read = (file: string, what: string): string => {
     try {
@@ -122,9 +153,25 @@ export function readTlsFiles(cfg: AgentConfig): { certPem: string; keyPem: strin
       throw new ConfigError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   };
-  return {
-    certPem: read(cfg.certFile, 'certificate'),
-    keyPem: read(cfg.keyFile, 'key'),
-    caPem: read(cfg.caFile, 'CA certificate'),
+  const parseCert = (pem: string, file: string, what: string): X509Certificate => {
+    try {
+      return new X509Certificate(pem);
+    } catch {
+      throw new ConfigError(`${what} ${file} is not a valid X.509 certificate`);
+    }
   };
+  const certPem = read(cfg.certFile, 'certificate');
+  const keyPem = read(cfg.keyFile, 'key');
+  const caPem = read(cfg.caFile, 'CA certificate');
+  const cert = parseCert(certPem, cfg.certFile, 'certificate');
+  parseCert(caPem, cfg.caFile, 'CA certificate');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    throw new ConfigError(`key ${cfg.keyFile} is not a valid private key`);
+  }
+  if (!cert.checkPrivateKey(key))
+    throw new ConfigError(`certificate ${cfg.certFile} and key ${cfg.keyFile} do not match`);
+  return { certPem, keyPem, caPem };
 }

@@ -17,6 +17,25 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/**
+ * Commander's own usage errors (unknown option or command, bad choice, missing option or
+ * argument) as one line `ponio-panel: …` with exit code 2, like the panel's other configuration
+ * errors; --help and --version still exit 0. Subcommands inherit both settings.
+ */
+function usageErrorsAsOneLine(program: Command): void {
+  program
+    .configureOutput({
+      outputError: (str, write) => {
+        const line = str
+          .replace(/^error: /, '')
+          .replace(/\s*\n\s*/g, ' ')
+          .trim();
+        write(`ponio-panel: ${line}\n`);
+      },
+    })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+}
+
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
@@ -77,7 +96,7 @@ function userError(e: unknown): never {
 
 export function buildPanelCli(): Command {
   const program = new Command('ponio-panel').description('PonIO panel').version(PONIO_VERSION);
-  program.showHelpAfterError();
+  usageErrorsAsOneLine(program);
   program
     .command('serve')
     .description('run the panel (HTTPS dashboard, REST API, agent connections)')
