@@ -6,12 +6,15 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, promises as fsp, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { exec } from '../../agent/os/exec.ts';
 import { sandboxLayout } from '../../agent/os/layout.ts';
 import { createFtpModule } from '../../agent/modules/ftp/index.ts';
 import { createSystemAdapter, systemSnippet, type SystemPaths } from '../../agent/modules/ftp/proftpd.ts';
 import { systemAccounts } from '../../agent/modules/ftp/accounts.ts';
 import type { CallContext } from '../../agent/modules/types.ts';
+import type { RpcError } from '../../shared/protocol/errors.ts';
 import { quietLogger } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 
@@ -27,8 +30,15 @@ const call: CallContext = {
   emit: () => undefined,
 };
 
-const adapter = () =>
-  createSystemAdapter({ exec, logger: quietLogger, layout: sandboxLayout(dir), settings: {}, paths });
+const adapter = (logger = quietLogger) =>
+  createSystemAdapter({ exec, logger, layout: sandboxLayout(dir), settings: {}, paths });
+
+/** The `User` of Debian's real config, read here independently of the adapter's parser. */
+const debianUser = (): string => {
+  const m = /^User\s+(\S+)\s*$/m.exec(readFileSync(DEBIAN_CONF, 'utf8'));
+  assert.ok(m?.[1], `${DEBIAN_CONF} has a top-level User directive`);
+  return m[1];
+};
 
 before(async () => {
   requireRoot('the FTP system-mode test');
@@ -65,8 +75,11 @@ describe('system-mode proftpd adapter', () => {
     assert.equal(readFileSync(paths.snippet, 'utf8'), systemSnippet(paths.userFile));
     const st = statSync(paths.userFile);
     assert.equal(st.mode & 0o777, 0o600);
-    const proftpd = (await systemAccounts()).get('proftpd');
-    assert.equal(st.uid, proftpd?.uid ?? 0, 'owned by the proftpd runtime user');
+    assert.equal(debianUser(), 'proftpd', "Debian's config runs the daemon as proftpd");
+    const runtime = (await systemAccounts()).get(debianUser());
+    assert.ok(runtime, 'the proftpd account exists (apt-get install proftpd-core)');
+    assert.notEqual(runtime.uid, 0);
+    assert.deepEqual([st.uid, st.gid], [runtime.uid, runtime.gid], "owned by the config's User account");
     await adapter().check();
 
     // Idempotent: a second start changes nothing.
@@ -80,11 +93,42 @@ describe('system-mode proftpd adapter', () => {
     assert.equal(statSync(paths.userFile).mode & 0o777, 0o600);
   });
 
+  test('the user file follows the User directive of the config in use; an unknown User falls back, logged', async () => {
+    const good = readFileSync(paths.conf, 'utf8');
+    const nobody = (await systemAccounts()).get('nobody');
+    assert.ok(nobody);
+    try {
+      await fsp.writeFile(paths.conf, good.replace(/^User\s+\S+\s*$/m, 'User nobody'));
+      await adapter().start();
+      assert.equal(statSync(paths.userFile).uid, nobody.uid, 'chowned to the configured User');
+      await adapter().check();
+
+      let log = '';
+      const sink = new Writable({
+        write(c: Buffer, _e, cb) {
+          log += c.toString();
+          cb();
+        },
+      });
+      await fsp.writeFile(paths.conf, good.replace(/^User\s+\S+\s*$/m, 'User no-such-account-x'));
+      await adapter(pino({ level: 'warn' }, sink)).start();
+      const proftpd = (await systemAccounts()).get('proftpd');
+      assert.equal(statSync(paths.userFile).uid, proftpd?.uid, 'falls back to the proftpd account');
+      assert.match(log, /User no-such-account-x .* is not in \/etc\/passwd.*owned by proftpd instead/);
+    } finally {
+      await fsp.writeFile(paths.conf, good);
+      await adapter().start();
+    }
+    assert.equal(statSync(paths.userFile).uid, (await systemAccounts()).get(debianUser())?.uid);
+  });
+
   test('the module writes users that the system config accepts', async () => {
-    const docroot = path.join(dir, 'var/www/sys.test/public_html');
+    const siteDir = path.join(dir, 'var/www/sys.test');
+    const docroot = path.join(siteDir, 'public_html');
     await fsp.mkdir(docroot, { recursive: true });
     const www = (await systemAccounts()).get('www-data');
     assert.ok(www, 'www-data account (apt-get install apache2)');
+    await fsp.chown(siteDir, www.uid, www.gid);
     await fsp.chown(docroot, www.uid, www.gid);
     const mod = createFtpModule(
       {
@@ -96,10 +140,22 @@ describe('system-mode proftpd adapter', () => {
       },
       { adapter: adapter() },
     );
-    const u = await mod.handlers['create ftp user'](
-      { username: 'sysuser', password: 'system mode pw', home: docroot },
-      call,
+    const req = { username: 'sysuser', password: 'system mode pw', home: docroot };
+    // A site tree without a vhost in the layout's sites-available is not a website.
+    const users = readFileSync(paths.userFile);
+    await assert.rejects(mod.handlers['create ftp user'](req, call), (e: RpcError) => {
+      assert.equal(e.code, 'invalid-argument');
+      assert.match(e.message, /sys\.test is not the tree of a website on this host/);
+      return true;
+    });
+    assert.deepEqual(readFileSync(paths.userFile), users);
+    const sitesAvailable = path.join(dir, 'etc/apache2/sites-available');
+    await fsp.mkdir(sitesAvailable, { recursive: true });
+    await fsp.writeFile(
+      path.join(sitesAvailable, 'sys.test.conf'),
+      `<VirtualHost *:80>\n  ServerName sys.test\n  DocumentRoot ${docroot}\n</VirtualHost>\n`,
     );
+    const u = await mod.handlers['create ftp user'](req, call);
     assert.deepEqual(u, {
       username: 'sysuser',
       home: docroot,

@@ -15,6 +15,7 @@ import type { EventName, RequestIn } from '../../shared/protocol/index.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 import { testManager } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
+import { systemAccounts } from '../../agent/modules/ftp/accounts.ts';
 import { fetchSite, portOf } from '../helpers/websites.ts';
 
 const HOST = 'ftp1';
@@ -312,6 +313,137 @@ describe('FTP accounts on a real proftpd', () => {
     assert.deepEqual(await entries(), docrootBefore, 'no directory created');
     assert.ok(!existsSync(path.join(ftpRoot() + '.evil', 'x', 'carol')));
     for (const l of ['to-etc', 'to-other']) await fsp.unlink(path.join(docroot, l));
+  });
+
+  test('hostile user names for set password / disable / enable / delete are refused, user file unchanged', async () => {
+    const before = readFileSync(userFile());
+    const hostile = [
+      '..',
+      '.',
+      'a:b',
+      'alice:x:0:0',
+      'alice\n',
+      'alice\nroot:x:0:0::/:/bin/sh',
+      'alice\r',
+      'alice\0',
+      'nul\0byte',
+      '-alice',
+      '-rf',
+      'x'.repeat(200),
+      'x'.repeat(300),
+      'ａｌｉｃｅ', // fullwidth
+      'аlice', // Cyrillic а
+      'alicе', // Cyrillic е
+      'alice\u200b', // zero-width space
+      'ALICE',
+      'alice ',
+      ' alice',
+      '../alice',
+      'a/b',
+      'root',
+      'www-data',
+      'proftpd',
+      'nobody',
+      '',
+    ];
+    const NEW = 'a perfectly good new password';
+    const events = [
+      ['set ftp password', (username: string) => call('set ftp password', { username, password: NEW })],
+      ['disable ftp user', (username: string) => call('disable ftp user', { username })],
+      ['enable ftp user', (username: string) => call('enable ftp user', { username })],
+      ['delete ftp user', (username: string) => call('delete ftp user', { username })],
+    ] as const;
+    for (const [event, send] of events) {
+      for (const username of hostile) {
+        const r = await send(username);
+        const what = `${event} ${JSON.stringify(username)}`;
+        assert.equal(r.ok ? 'ok' : r.error.code, 'invalid-argument', what);
+        assert.ok(!r.ok && r.error.message.length > 10, `${what}: a reason a person can read`);
+        assert.ok(!r.ok && !r.error.message.includes(NEW), `${what}: the password is not echoed`);
+      }
+    }
+    assert.deepEqual(readFileSync(userFile()), before, 'user file byte-for-byte unchanged');
+    // None of the look-alikes reached alice: her password, state and account are as they were.
+    (await assertLoginWorks('alice', PW, 'alice untouched by the look-alikes')).close();
+    await assertLoginRefused('alice', NEW, 'no look-alike changed her password');
+  });
+
+  test('a deleted website’s leftover tree and a hand-made directory under the web root are refused', async () => {
+    const GONE = 'gone-site.test';
+    const created = await call('create website', { domain: GONE });
+    assert.ok(created.ok, JSON.stringify(created));
+    const goneRoot = path.join(sandbox, 'var/www', GONE);
+    const goneDocroot = path.join(goneRoot, 'public_html');
+    // While the website exists, its tree is a valid home (the control for the refusals below).
+    const ok = await call('create ftp user', { username: 'gina', password: PW, home: goneDocroot });
+    assert.ok(ok.ok, JSON.stringify(ok));
+    const deleted = await call('delete website', { domain: GONE });
+    assert.ok(deleted.ok && !deleted.data.filesRemoved, JSON.stringify(deleted));
+    assert.ok(existsSync(goneDocroot), 'the deleted website left its files');
+
+    const handMade = path.join(sandbox, 'var/www/handmade.test/public_html');
+    await fsp.mkdir(handMade, { recursive: true });
+    const www = statSync(docroot);
+    await fsp.chown(path.dirname(handMade), www.uid, www.gid);
+    await fsp.chown(handMade, www.uid, www.gid);
+
+    const before = readFileSync(userFile());
+    const leftovers = [
+      [goneRoot, GONE],
+      [goneDocroot, GONE],
+      [path.join(goneDocroot, 'new', 'sub'), GONE],
+      [path.dirname(handMade), 'handmade.test'],
+      [handMade, 'handmade.test'],
+    ] as const;
+    for (const [home, domain] of leftovers) {
+      const r = await call('create ftp user', { username: 'hank', password: PW, home });
+      assert.equal(r.ok ? 'ok' : r.error.code, 'invalid-argument', `home ${home}`);
+      const dir = path.join(sandbox, 'var/www', domain);
+      assert.equal(
+        !r.ok && r.error.message.startsWith(`${dir} is not the tree of a website on this host`),
+        true,
+        `home ${home}: ${JSON.stringify(r)}`,
+      );
+    }
+    assert.deepEqual(readFileSync(userFile()), before, 'user file byte-for-byte unchanged');
+    assert.ok(!existsSync(path.join(goneDocroot, 'new')), 'no directory created in the leftover tree');
+    // The user made while the site existed is kept (its files too), as a delete of a site keeps them.
+    const list = await call('list ftp users', {});
+    assert.ok(list.ok && list.data.users.some((u) => u.username === 'gina' && u.homeExists));
+    assert.ok((await call('delete ftp user', { username: 'gina' })).ok);
+  });
+
+  test('uid/gid come from the site owner, not from the directory the home is in', async () => {
+    const siteDir = path.dirname(docroot);
+    const site = statSync(siteDir);
+    assert.notEqual(site.uid, 0, 'the websites module made the site tree owned by the site user');
+    const nobody = (await systemAccounts()).get('nobody');
+    assert.ok(nobody && nobody.uid !== site.uid);
+    const other = path.join(docroot, 'owned-by-nobody');
+    await fsp.mkdir(other);
+    await fsp.chown(other, nobody.uid, nobody.gid);
+    try {
+      for (const [username, home] of [
+        ['ivan', other],
+        ['judy', path.join(other, 'new')],
+      ] as const) {
+        const r = await call('create ftp user', { username, password: PW, home });
+        assert.ok(r.ok, JSON.stringify(r));
+        assert.deepEqual(
+          [r.data.uid, r.data.gid],
+          [site.uid, site.gid],
+          `${username} acts as the site owner`,
+        );
+        assert.ok((await call('delete ftp user', { username })).ok);
+      }
+      assert.equal(
+        statSync(path.join(other, 'new')).uid,
+        site.uid,
+        'a new home directory is the site owner’s',
+      );
+    } finally {
+      await fsp.rm(other, { recursive: true, force: true });
+    }
   });
 
   test('20 concurrent creates all land (no lost update)', async () => {

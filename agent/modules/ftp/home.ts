@@ -4,6 +4,7 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import { validateDomain } from '../../../shared/validate/domain.ts';
 import { validateFtpHome } from '../../../shared/validate/ftp.ts';
 import { PathGuardError, resolveRealUnder } from '../../os/files.ts';
+import { findVhost } from './websites.ts';
 
 /** At most this many missing directory levels are created for a new home. */
 const MAX_NEW_LEVELS = 8;
@@ -15,8 +16,16 @@ export interface ResolvedHome {
   gid: number;
   /** Directories that do not exist yet, outermost first (created by `createHome`). */
   missing: string[];
-  /** Where the home lives: a website tree or the FTP root. */
-  area: { kind: 'website'; domain: string; dir: string } | { kind: 'ftp-root'; dir: string };
+  /** Where the home lives: a website tree (with the vhost that makes it one) or the FTP root. */
+  area: { kind: 'website'; domain: string; dir: string; vhost: string } | { kind: 'ftp-root'; dir: string };
+}
+
+/** Where homes may be on this host. */
+export interface HomeRoots {
+  wwwRoot: string;
+  ftpRoot: string;
+  /** Apache's sites-available: `<wwwRoot>/<domain>` is a website's tree only with a vhost for it here. */
+  sitesAvailable: string;
 }
 
 const bad = (message: string): RpcError => new RpcError('invalid-argument', message);
@@ -40,14 +49,14 @@ async function lstatOrNull(p: string) {
 /**
  * Resolves a requested FTP home (already shape-checked by validateFtpHome) against the real file
  * system. It must lie inside a website's tree (`<wwwRoot>/<domain>/…`, the website directory
- * itself allowed) or strictly inside the FTP root; symlinks may not lead out of that website (or
- * the FTP root); the nearest existing directory gives the uid/gid and may not be root's; every
- * directory on the way must be traversable by that uid/gid (proftpd enters the home as the user).
+ * itself allowed, where `<domain>` has a vhost in sites-available — leftovers of a deleted site or
+ * a directory made by hand do not count) or strictly inside the FTP root; symlinks may not lead out
+ * of that website (or the FTP root). uid/gid: for a website, the site's owner (`websiteOwner`); under
+ * the FTP root, the owner of the nearest existing directory. The nearest existing directory may not
+ * be root's, and every directory on the way must be traversable by that uid/gid (proftpd enters
+ * the home as the user).
  */
-export async function resolveHome(
-  requested: string,
-  roots: { wwwRoot: string; ftpRoot: string },
-): Promise<ResolvedHome> {
+export async function resolveHome(requested: string, roots: HomeRoots): Promise<ResolvedHome> {
   const wwwRoot = path.resolve(roots.wwwRoot);
   const ftpRoot = path.resolve(roots.ftpRoot);
   const home = path.resolve(requested);
@@ -61,9 +70,18 @@ export async function resolveHome(
       throw bad(`${home} is not inside a website: "${domain}" under ${wwwRoot} is not a website directory.`);
     const dir = path.join(wwwRoot, domain);
     const st = await lstatOrNull(dir);
+    const vhost = await findVhost(roots.sitesAvailable, domain);
+    if (!vhost)
+      throw bad(
+        st
+          ? `${dir} is not the tree of a website on this host: there is no Apache vhost for ${domain} in ` +
+              `${roots.sitesAvailable} (files left by a deleted website, or a directory made by hand, cannot ` +
+              `be an FTP home; create the website first, or use the FTP root ${ftpRoot}).`
+          : `There is no website ${domain} on this host (no vhost for it in ${roots.sitesAvailable}).`,
+      );
     if (!st || !st.isDirectory())
-      throw bad(`There is no website ${domain} on this host (${dir} is not a directory).`);
-    area = { kind: 'website', domain, dir };
+      throw bad(`The website ${domain} has no directory on this host (${dir} is not a directory).`);
+    area = { kind: 'website', domain, dir, vhost };
     base = dir;
     rest = more.join(path.sep);
   } else if (isStrictlyInside(ftpRoot, home)) {
@@ -118,8 +136,27 @@ export async function resolveHome(
       `${existing} is owned by root; FTP users never act as root. Pick a directory owned by the site's user ` +
         `(for a website: its public_html) or chown it first.`,
     );
-  await assertTraversable(existing, st.uid, st.gid);
-  return { path: real, uid: st.uid, gid: st.gid, missing, area };
+  const owner = area.kind === 'website' ? await websiteOwner(area.dir) : { uid: st.uid, gid: st.gid };
+  await assertTraversable(existing, owner.uid, owner.gid);
+  return { path: real, uid: owner.uid, gid: owner.gid, missing, area };
+}
+
+/**
+ * The owner of a website, whom its FTP users act as: the owner of the site tree `<wwwRoot>/<domain>`
+ * (the websites module creates it and its public_html owned by the site owner, www-data, and only
+ * logs/ by root). A site tree set up by hand is often root's with the content elsewhere: then the
+ * owner of its public_html. Never root: refused when both are root's.
+ */
+export async function websiteOwner(siteDir: string): Promise<{ uid: number; gid: number }> {
+  const top = await fsp.lstat(siteDir);
+  if (top.uid !== 0) return { uid: top.uid, gid: top.gid };
+  const docroot = path.join(siteDir, 'public_html');
+  const pub = await lstatOrNull(docroot);
+  if (pub?.isDirectory() && pub.uid !== 0) return { uid: pub.uid, gid: pub.gid };
+  throw precondition(
+    `${siteDir} ${pub?.isDirectory() ? `and ${docroot} are` : 'is'} owned by root; FTP users never act as ` +
+      `root. chown the site tree to the site's user first.`,
+  );
 }
 
 /** Every directory from / down to `dir` must let uid/gid through (x bit), or proftpd cannot chroot there. */

@@ -153,7 +153,11 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
             'invalid-argument',
             `"${req.username}" is a system account on this host; pick another name.`,
           );
-        const home = await resolveHome(req.home, { wwwRoot: adapter.wwwRoot, ftpRoot: adapter.ftpRoot });
+        const home = await resolveHome(req.home, {
+          wwwRoot: adapter.wwwRoot,
+          ftpRoot: adapter.ftpRoot,
+          sitesAvailable: adapter.sitesAvailable,
+        });
         const hash = await sha512Crypt(exec, req.password);
         const user: PasswdUser = {
           username: req.username,

@@ -9,8 +9,9 @@ import { spawnService, type Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
-import { firstAccount, systemGroups, type Account } from './accounts.ts';
+import { firstAccount, systemAccounts, systemGroups, type Account } from './accounts.ts';
 import { proftpdMissing } from './probe.ts';
+import { fileReader, runtimeUserOf } from './proftpd-conf.ts';
 import type { FtpSettings } from './settings.ts';
 
 /**
@@ -28,6 +29,8 @@ export interface ProftpdAdapter {
   readonly userFile: string;
   /** Website trees (`<wwwRoot>/<domain>/…`). */
   readonly wwwRoot: string;
+  /** Apache's sites-available of this host: a tree under wwwRoot is a website's only with a vhost here. */
+  readonly sitesAvailable: string;
   /** The configured FTP root for homes that are not in a website. */
   readonly ftpRoot: string;
   availability(): ModuleAvailability;
@@ -117,6 +120,35 @@ export function systemSnippet(userFile: string): string {
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/**
+ * Apache's sites-available of the host layout: `/etc/apache2/sites-available` in system mode,
+ * `<sandbox>/etc/apache2/sites-available` in sandbox mode (where the websites module's Apache
+ * adapter keeps vhosts; derived from the layout so the ftp module does not need that module).
+ */
+export const sitesAvailableOf = (layout: HostLayout): string =>
+  path.join(layout.root, 'etc/apache2/sites-available');
+
+/**
+ * The account proftpd runs as: the `User` directive of the configuration in use (followed through
+ * its Includes, see proftpd-conf.ts), resolved from /etc/passwd as data. When that fails — no
+ * `User`, or a name the host does not have — the `proftpd` account, else root, with the reason.
+ */
+export async function proftpdRuntimeUser(
+  conf: string,
+  passwdFile = '/etc/passwd',
+): Promise<{ account: Account; fallback: string | null }> {
+  const name = await runtimeUserOf(conf, fileReader);
+  const accounts = await systemAccounts(passwdFile);
+  const found = name === null ? undefined : accounts.get(name);
+  if (found) return { account: found, fallback: null };
+  const account = accounts.get('proftpd') ?? { name: 'root', uid: 0, gid: 0 };
+  const why =
+    name === null
+      ? `no User directive found in ${conf}`
+      : `proftpd's User ${name} (${conf}) is not in ${passwdFile}`;
+  return { account, fallback: `${why}; the FTP user file is owned by ${account.name} instead` };
+}
+
 export function createSystemAdapter(opts: {
   exec: Exec;
   logger: Logger;
@@ -127,8 +159,14 @@ export function createSystemAdapter(opts: {
   const { exec, logger, layout, settings } = opts;
   const p = opts.paths ?? SYSTEM_PATHS;
   const userFile = p.userFile;
-  const owner = async (): Promise<Account> =>
-    (await firstAccount(['proftpd'])) ?? { name: 'root', uid: 0, gid: 0 };
+  let warned: string | null = null;
+  const owner = async (): Promise<Account> => {
+    const { account, fallback } = await proftpdRuntimeUser(p.conf);
+    if (fallback !== null && fallback !== warned)
+      logger.warn({ conf: p.conf, owner: account.name }, fallback);
+    warned = fallback;
+    return account;
+  };
 
   const reload = async (): Promise<void> => {
     if (existsSync(p.systemdMarker)) {
@@ -150,6 +188,7 @@ export function createSystemAdapter(opts: {
     mode: 'system',
     userFile,
     wwwRoot: layout.wwwRoot,
+    sitesAvailable: sitesAvailableOf(layout),
     ftpRoot: settings.ftpRoot ?? '/srv/ftp',
     availability() {
       const missing = proftpdMissing();
@@ -405,6 +444,7 @@ export function createSandboxAdapter(opts: {
     mode: 'sandbox',
     userFile: paths.userFile,
     wwwRoot: layout.wwwRoot,
+    sitesAvailable: sitesAvailableOf(layout),
     ftpRoot: paths.ftpRoot,
     availability() {
       const missing = proftpdMissing();
