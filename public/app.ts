@@ -144,13 +144,40 @@ function connectLive(): void {
   });
   socket.on('hostsChanged', () => void refreshRegions());
   socket.on('agentEvent', (e: AgentEventMsg) => {
+    if (e.topic === 'progress') {
+      showProgress(e.data);
+      return;
+    }
     const d = e.data as { message?: unknown } | null;
     const msg = d && typeof d.message === 'string' ? d.message : e.topic;
     toast(msg, e.topic.includes('revert') || e.topic.includes('fail') ? 'warning' : 'info');
   });
 }
 
-// Progress: a submitted form's button shows a spinner until the next page arrives.
+// Progress: a submitted form's button shows a spinner until the next page arrives; on a host page
+// the form carries a fresh progressId, and the agent's steps for that very call ('progress'
+// events, server/http/progress.ts) are shown next to the spinner as they happen.
+let pending: { id: string; step: HTMLElement } | null = null;
+
+function showProgress(data: unknown): void {
+  const d = data as { requestId?: unknown; message?: unknown } | null;
+  if (!pending || !d || d.requestId !== pending.id || typeof d.message !== 'string') return;
+  pending.step.textContent = `${d.message}…`;
+}
+
+function tagForProgress(form: HTMLFormElement): string | null {
+  if (!hostId || form.method.toLowerCase() !== 'post' || typeof crypto.randomUUID !== 'function') return null;
+  let input = form.querySelector<HTMLInputElement>('input[name="progressId"]');
+  if (!input) {
+    input = document.createElement('input');
+    input.type = 'hidden';
+    input.name = 'progressId';
+    form.append(input);
+  }
+  input.value = crypto.randomUUID();
+  return input.value;
+}
+
 document.addEventListener('submit', (ev) => {
   const form = ev.target;
   if (!(form instanceof HTMLFormElement)) return;
@@ -163,6 +190,7 @@ document.addEventListener('submit', (ev) => {
     });
     return;
   }
+  const progressId = tagForProgress(form);
   const btn = form.querySelector<HTMLButtonElement>('button[type="submit"], button:not([type])');
   if (btn && !btn.disabled) {
     window.setTimeout(() => {
@@ -172,6 +200,14 @@ document.addEventListener('submit', (ev) => {
       spin.setAttribute('role', 'status');
       spin.setAttribute('aria-label', 'Working');
       btn.append(spin);
+      if (progressId) {
+        const step = document.createElement('span');
+        step.className = 'small text-muted ms-2';
+        step.dataset.progressStep = '';
+        step.setAttribute('aria-live', 'polite');
+        btn.after(step);
+        pending = { id: progressId, step };
+      }
     }, 0);
   }
 });

@@ -12,7 +12,17 @@ export interface CallContext {
   logger: Logger;
   /** Progress and state-change notifications to the panel (`event` {topic, data}). */
   emit(topic: string, data: unknown): void;
+  /**
+   * One step of a mutation ("Testing the Apache configuration"), shown live to the admin who
+   * asked: `event` {topic: 'progress', data: {requestId, event, step, message}} to the calling
+   * panel. A no-op for a call without a requestId.
+   */
+  progress(message: string): void;
 }
+
+/** Reports the steps of one change (CallContext.progress, or nothing). */
+export type Progress = (message: string) => void;
+export const noProgress: Progress = () => undefined;
 
 export type Handler<E extends EventName> = (req: RequestOf<E>, ctx: CallContext) => Promise<ReplyData<E>>;
 

@@ -13,7 +13,7 @@ import type { AnyAgentModule, CallContext, Handler } from '../modules/types.ts';
 import { KeyedMutex } from './lock.ts';
 import { RequestCache } from './idempotency.ts';
 
-export type CallMeta = Omit<CallContext, 'requestId' | 'signal' | 'logger'>;
+export type CallMeta = Omit<CallContext, 'requestId' | 'signal' | 'logger' | 'progress'>;
 
 const MAX_PARAM_BYTES = 256 * 1024;
 
@@ -90,6 +90,13 @@ class Call implements CallContext {
   abort(): void {
     this.aborted = true;
     this.controller?.abort();
+  }
+
+  private step = 0;
+  progress(message: string): void {
+    if (this.requestId === undefined || this.aborted) return;
+    this.step += 1;
+    this.emit('progress', { requestId: this.requestId, event: this.event, step: this.step, message });
   }
 }
 

@@ -1,6 +1,7 @@
 import express, { Router } from 'express';
 import type { PanelContext } from '../context.ts';
 import { csrfProtection } from '../auth/csrf.ts';
+import { progressScope } from './progress.ts';
 import { loginRoutes, requireLogin } from '../auth/login.ts';
 import { sessionMiddleware } from '../auth/sessions.ts';
 import { websitesPages } from './websites.ts';
@@ -32,6 +33,7 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 200 }));
   r.use(sessionMiddleware(accounts.sessions));
   r.use(csrfProtection());
+  r.use(progressScope());
   r.use(loginRoutes(ctx, accounts));
   r.use(requireLogin(accounts));
   r.use(overviewPages(ctx));

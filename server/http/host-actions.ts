@@ -12,6 +12,7 @@ import type { PanelEvents } from '../events.ts';
 import type { HostRegistry } from '../hosts/registry.ts';
 import { roleAtLeast } from '../auth/roles.ts';
 import { PanelHttpError } from './errors.ts';
+import { takeProgressId } from './progress.ts';
 
 /**
  * The one way the dashboard and the API act on a host: checks the actor's role (viewer reads,
@@ -39,6 +40,12 @@ export class HostActions {
     if (!this.registry.repo.get(hostId))
       throw new PanelHttpError(404, 'not-found', `No host with id ${hostId}.`);
     const started = performance.now();
+    // A dashboard form with live progress: its id becomes the call's requestId (server/http/progress.ts).
+    const progressId =
+      def.mutation && (params as { requestId?: unknown }).requestId === undefined
+        ? takeProgressId()
+        : undefined;
+    if (progressId !== undefined) params = { ...params, requestId: progressId };
     // The panel checks the request against the same contract schema as the agent (shared/protocol,
     // shared/validate): bad input is refused here, with the agent's wording, and never sent.
     const checked = def.request.safeParse(params);

@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
@@ -16,6 +16,7 @@ const HOST = 'sandbox';
 // The sandbox firewall lives in a network namespace of this test's own.
 const NS = `ponio-e2e-${randomBytes(3).toString('hex')}`;
 let t: TestPanel;
+let sandboxDir: string;
 let browser: Browser;
 const problems: string[] = [];
 const contexts: BrowserContext[] = [];
@@ -48,7 +49,7 @@ before(async () => {
   requireProgram('ip', 'iproute2');
   t = await startTestPanel();
   execFileSync('ip', ['netns', 'add', NS]);
-  await t.addSandboxHost(HOST, { modules: { firewall: { netns: NS } } });
+  sandboxDir = (await t.addSandboxHost(HOST, { modules: { firewall: { netns: NS } } })).sandboxDir;
   await t.panel.ctx.accounts.users.create({ username: 'alice', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'bob', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'vera', password: PW, role: 'viewer' });
@@ -132,6 +133,31 @@ test('create a website; a second browser sees it arrive live; toasts; sign out',
   await watcher.locator('#tab-content').getByText(domain).first().waitFor({ timeout: 30_000 });
   await watcher.locator('#toasts .toast').first().waitFor({ timeout: 10_000 });
   await shot(watcher, 'live-update');
+
+  // Live progress: on a slow host (sandbox hook: each Apache reload waits 2 s) the button shows the
+  // agent's current step of this very call while the page waits for the reply. (Playwright cannot
+  // query a page whose navigation is pending: an observer injected into the page reports what
+  // the step label shows.)
+  const seen: string[] = [];
+  await page.exposeFunction('ponioStepSeen', (text: string) => seen.push(text));
+  await page.addInitScript(() => {
+    const report = (window as unknown as { ponioStepSeen: (t: string) => void }).ponioStepSeen;
+    new MutationObserver(() => {
+      document.querySelectorAll('[data-progress-step]').forEach((el) => report(el.textContent ?? ''));
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+  await page.goto(`${t.url}/hosts/${HOST}/websites`);
+  const hooks = path.join(sandboxDir, 'var/lib/ponio-agent/websites-test-hooks.json');
+  writeFileSync(hooks, JSON.stringify({ slowReloadMs: 2_000 }));
+  try {
+    await form.locator('input[name="domain"]').fill(`slow-${domain}`);
+    await form.locator('button[type="submit"]').click();
+    await page.locator('#tab-content').getByText(`slow-${domain}`).first().waitFor({ timeout: 30_000 });
+  } finally {
+    rmSync(hooks, { force: true });
+  }
+  assert.ok(seen.includes('Reloading Apache…'), `progress shown: ${JSON.stringify(seen)}`);
+  assert.ok(seen.indexOf('Testing the Apache configuration…') < seen.indexOf('Reloading Apache…'));
 
   await page.locator('#user-menu').click();
   await page.locator('#logout').click();

@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { WebClient } from '../helpers/web-client.ts';
@@ -246,4 +247,50 @@ test('Add host wizard: shows the enrollment command once; bad input is refused; 
   assert.equal((await vc.login('viewer', PW)).status, 303);
   const v = await vc.submit('/', '/hosts/new', { name: 'web11', address: '192.0.2.11' });
   assert.equal(v.status, 403);
+});
+
+test('live progress: a form with a progressId gets the agent steps of its own call, in order', async () => {
+  const s = browserSocket(admin);
+  assert.equal(await connected(s), 'connected');
+  assert.equal(await s.timeout(5_000).emitWithAck('watch host', 'web1'), true);
+  const steps: { requestId: string; event: string; step: number; message: string }[] = [];
+  s.on('agentEvent', (e: { hostId: string; topic: string; data: (typeof steps)[number] }) => {
+    if (e.hostId === 'web1' && e.topic === 'progress') steps.push(e.data);
+  });
+  const progressId = randomUUID();
+  const tab = '/hosts/web1/websites';
+  const r = await admin.submit(tab, `${tab}/create`, {
+    domain: 'progress.example',
+    aliases: '',
+    adminEmail: '',
+    progressId,
+  });
+  assert.equal(r.status, 303);
+  const deadline = Date.now() + 5_000;
+  while (!steps.some((x) => x.message === 'Reloading Apache') && Date.now() < deadline)
+    await new Promise((res) => setTimeout(res, 50));
+  const mine = steps.filter((x) => x.requestId === progressId);
+  assert.deepEqual(
+    mine.map((x) => [x.event, x.step, x.message]),
+    [
+      ['create website', 1, 'Creating the site tree and the vhost of progress.example'],
+      ['create website', 2, 'Testing the Apache configuration'],
+      ['create website', 3, 'Reloading Apache'],
+    ],
+  );
+  // The id is the call's requestId (audited), so the steps belong to exactly that call.
+  const row = t.panel.ctx.db
+    .prepare("SELECT params FROM audit_log WHERE action = 'create website' ORDER BY id DESC LIMIT 1")
+    .get() as { params: string };
+  assert.equal((JSON.parse(row.params) as { requestId?: string }).requestId, progressId);
+  // A malformed id is ignored (never forwarded): the call gets a requestId of the panel's own.
+  steps.length = 0;
+  const plain = await admin.submit(tab, `${tab}/progress.example/disable`, { progressId: 'not-a-uuid' });
+  assert.equal(plain.status, 303);
+  const last = t.panel.ctx.db
+    .prepare("SELECT params, ok FROM audit_log WHERE action = 'disable website' ORDER BY id DESC LIMIT 1")
+    .get() as { params: string; ok: number };
+  assert.equal(last.ok, 1);
+  assert.equal((JSON.parse(last.params) as { requestId?: string }).requestId, undefined);
+  assert.ok(!steps.some((x) => x.requestId === 'not-a-uuid'));
 });

@@ -28,6 +28,7 @@ const call: CallContext = {
   signal: new AbortController().signal,
   logger: quietLogger,
   emit: () => undefined,
+  progress: () => undefined,
 };
 
 const adapter = (logger = quietLogger) =>

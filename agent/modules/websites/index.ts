@@ -24,10 +24,11 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
     stop: () => apache.stop(),
     handlers: {
       'list websites': () => service.list(),
-      'create website': (req) => service.create(req),
-      'enable website': (req) => service.enable(req.domain),
-      'disable website': (req) => service.disable(req.domain),
-      'delete website': (req) => service.delete(req.domain, req.removeFiles === true),
+      'create website': (req, call) => service.create(req, (m) => call.progress(m)),
+      'enable website': (req, call) => service.enable(req.domain, (m) => call.progress(m)),
+      'disable website': (req, call) => service.disable(req.domain, (m) => call.progress(m)),
+      'delete website': (req, call) =>
+        service.delete(req.domain, req.removeFiles === true, (m) => call.progress(m)),
     },
   };
 }

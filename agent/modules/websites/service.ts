@@ -11,6 +11,7 @@ import type { ApacheHost, CheckResult } from './apache.ts';
 import { createSiteTree, removeCreated, removeSiteTree, siteOwner, sitePaths } from './site-tree.ts';
 import { maybeCrash, readTestHooks } from './test-hooks.ts';
 import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
+import { noProgress, type Progress } from '../types.ts';
 
 interface Entry {
   /** File name, e.g. `example.com.conf`. */
@@ -174,7 +175,7 @@ export class WebsitesService {
 
   // --- mutations --------------------------------------------------------------------------
 
-  async create(req: RequestOf<'create website'>): Promise<Website> {
+  async create(req: RequestOf<'create website'>, progress: Progress = noProgress): Promise<Website> {
     const { domain } = req;
     const aliases = req.aliases ?? [];
     if (aliases.includes(domain))
@@ -220,20 +221,24 @@ export class WebsitesService {
       await removeCreated(created);
     };
     try {
+      progress(`Creating the site tree and the vhost of ${domain}`);
       created = await createSiteTree(paths, domain, domainForDisplay(domain), owner);
       maybeCrash(hooks, 'after-tree');
       // Not live yet: Apache reads sites-enabled only.
       await atomicWrite(vhostFile, text, { mode: 0o644 });
       maybeCrash(hooks, 'after-vhost-write');
+      progress('Testing the Apache configuration');
       const test = await this.apache.configTest(vhostFile);
       if (!test.ok) throw checkerFailed('Apache config test failed', test);
       // From here on, the live config is one the checker accepted.
       await atomicSymlink(path.relative(this.apache.sitesEnabled, vhostFile), link);
       linked = true;
       maybeCrash(hooks, 'after-enable');
+      progress('Reloading Apache');
       const r = await this.reloadFor(domain);
       if (!r.ok) throw checkerFailed('Apache did not reload', r);
     } catch (e) {
+      progress('Rolling back');
       await undo();
       if (linked) await this.reloadAfterRollback();
       await this.clearJournal();
@@ -250,15 +255,18 @@ export class WebsitesService {
     });
   }
 
-  async enable(domain: string): Promise<Website> {
+  async enable(domain: string, progress: Progress = noProgress): Promise<Website> {
     const e = await this.findManaged(domain);
     if (e.enabled) return this.toWebsite(e);
     const link = this.enabledLink(domain);
+    progress('Testing the Apache configuration');
     const test = await this.apache.configTest(e.file);
     if (!test.ok) throw checkerFailed('Apache config test failed', test);
     await atomicSymlink(path.relative(this.apache.sitesEnabled, e.file), link);
+    progress('Reloading Apache');
     const r = await this.reloadFor(domain);
     if (!r.ok) {
+      progress('Rolling back');
       await removeLink(link);
       await this.reloadAfterRollback();
       throw checkerFailed('Apache did not reload', r);
@@ -268,7 +276,7 @@ export class WebsitesService {
   }
 
   /** Takes a site out of sites-enabled, checks and reloads; restores the link on any failure. */
-  private async unlink(domain: string): Promise<void> {
+  private async unlink(domain: string, progress: Progress): Promise<void> {
     const link = this.enabledLink(domain);
     const st = await fsp.lstat(link);
     const target = st.isSymbolicLink() ? await fsp.readlink(link) : null;
@@ -278,38 +286,48 @@ export class WebsitesService {
       else if (content !== null) await atomicWrite(link, content);
     };
     await removeLink(link);
+    progress('Testing the Apache configuration');
     const test = await this.apache.configTest();
     if (!test.ok) {
       await restore();
       throw checkerFailed('Apache config test failed', test);
     }
+    progress('Reloading Apache');
     const r = await this.reloadFor(domain);
     if (!r.ok) {
+      progress('Rolling back');
       await restore();
       await this.reloadAfterRollback();
       throw checkerFailed('Apache did not reload', r);
     }
   }
 
-  async disable(domain: string): Promise<Website> {
+  async disable(domain: string, progress: Progress = noProgress): Promise<Website> {
     const e = await this.findManaged(domain);
     if (!e.enabled) return this.toWebsite(e);
-    await this.unlink(domain);
+    await this.unlink(domain, progress);
     this.logger.info({ domain }, 'website disabled');
     return this.toWebsite({ ...e, enabled: false });
   }
 
-  async delete(domain: string, removeFiles: boolean): Promise<ReplyData<'delete website'>> {
+  async delete(
+    domain: string,
+    removeFiles: boolean,
+    progress: Progress = noProgress,
+  ): Promise<ReplyData<'delete website'>> {
     const e = await this.findManaged(domain);
     // Resolve (and guard) the site tree before changing anything: a refused tree (e.g. a symlink
     // planted in place of the site directory) fails the call with the site still intact.
     const tree = removeFiles ? await sitePaths(this.apache.wwwRoot, domain) : null;
-    if (e.enabled) await this.unlink(domain);
+    if (e.enabled) await this.unlink(domain, progress);
     // No longer live: removing the file cannot affect Apache.
     await fsp.rm(e.file, { force: true });
     await fsyncDir(path.dirname(e.file));
     let filesRemoved = false;
-    if (tree) filesRemoved = await removeSiteTree(tree);
+    if (tree) {
+      progress(`Removing the files of ${domain}`);
+      filesRemoved = await removeSiteTree(tree);
+    }
     this.logger.info({ domain, filesRemoved }, 'website deleted');
     return { domain, filesRemoved };
   }
@@ -317,6 +335,7 @@ export class WebsitesService {
   /** The graceful reload after a change to `domain` (a sandbox test hook may report it failed). */
   private async reloadFor(domain: string): Promise<CheckResult> {
     const hooks = await readTestHooks(this.layout);
+    if (hooks.slowReloadMs) await new Promise((r) => setTimeout(r, hooks.slowReloadMs));
     if (hooks.failReload?.includes(domain))
       return { ok: false, output: 'reload failure injected by a test hook' };
     return this.apache.reload();

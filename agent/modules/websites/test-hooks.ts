@@ -8,6 +8,7 @@ import type { HostLayout } from '../../os/layout.ts';
  * reads this file): `<stateDir>/websites-test-hooks.json`.
  * - corruptVhost: domains whose vhost gets a directive Apache refuses (the checker fails);
  * - failReload: domains whose reload (after create, enable, disable or delete) is reported failed;
+ * - slowReloadMs: each reload waits this long first (a busy host; the dashboard's live progress);
  * - crashAt: the agent process SIGKILLs itself at that step of `create website` (only for tests
  *   that run the agent as a separate process).
  */
@@ -17,6 +18,7 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 const hooksSchema = z.strictObject({
   corruptVhost: z.array(z.string()).optional(),
   failReload: z.array(z.string()).optional(),
+  slowReloadMs: z.number().int().min(0).max(10_000).optional(),
   crashAt: z.enum(CRASH_POINTS).optional(),
 });
 export type TestHooks = z.infer<typeof hooksSchema>;
