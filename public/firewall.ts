@@ -1,15 +1,27 @@
 // Firewall tab: counts down the pending-confirmation banner and reloads the page when the change
 // reverts (the agent restores the previous rules on its own). Without JavaScript the banner shows
 // the remaining seconds as of page load and the Confirm button still works.
-const countdown = document.getElementById('fw-countdown');
-if (countdown) {
-  const left = Number(countdown.dataset.secondsLeft ?? '0');
-  const end = Date.now() + (Number.isFinite(left) ? left : 0) * 1000;
-  const tick = (): void => {
+// The tab is a live region: app.ts re-renders it when anyone changes this host, which replaces
+// the banner (or adds one). So every tick looks the countdown up again, and a new one restarts
+// from the seconds it was rendered with.
+let shown: HTMLElement | null = null;
+let end = 0;
+let reloading = false;
+const tick = (): void => {
+  const countdown = document.getElementById('fw-countdown');
+  if (countdown !== shown) {
+    shown = countdown;
+    const left = Number(countdown?.dataset.secondsLeft ?? '0');
+    end = Date.now() + (Number.isFinite(left) ? left : 0) * 1000;
+  }
+  if (countdown) {
     const s = Math.max(0, Math.ceil((end - Date.now()) / 1000));
     countdown.textContent = s > 0 ? `${s} s` : 'now — reverting…';
-    if (s > 0) window.setTimeout(tick, 250);
-    else window.setTimeout(() => location.reload(), 2000);
-  };
-  tick();
-}
+    if (s === 0 && !reloading) {
+      reloading = true;
+      window.setTimeout(() => location.reload(), 2000);
+    }
+  }
+  window.setTimeout(tick, 250);
+};
+tick();

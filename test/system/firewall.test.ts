@@ -299,6 +299,113 @@ describe('firewall in a network namespace (real iptables, real TCP)', () => {
     assert.equal(foreignRules(), foreignBefore);
   });
 
+  test('closing the agent port for a source other than the panel is applied in confirm mode and reverts', async () => {
+    assert.equal(await probe(AGENT_PORT, { from: net.panelIp2 }), 'open', 'another client reaches the agent');
+    const r = await ok('add firewall rule', {
+      action: 'reject',
+      protocol: 'tcp',
+      port: AGENT_PORT,
+      source: net.panelIp2,
+    });
+    assert.ok(r.pending, 'confirmation is due');
+    assert.ok(r.pending.dueAt <= Date.now() + CONFIRM_SECONDS * 1000);
+    assert.ok(
+      r.pending.reason.includes(`port ${AGENT_PORT} for ${net.panelIp2}`),
+      `the reason names the agent port: ${r.pending.reason}`,
+    );
+    assert.equal(await probe(AGENT_PORT, { from: net.panelIp2 }), 'refused', 'in force while pending');
+    assert.equal(await probe(AGENT_PORT, { from: net.panelIp }), 'open', 'the panel is never cut');
+    assert.ok(
+      nsRun(net.hostNs, 'iptables-save', []).includes(
+        `-A PONIO-INPUT -s ${net.panelIp2}/32 -p tcp -m tcp --dport ${AGENT_PORT}`,
+      ),
+    );
+    await waitUntil(
+      'the change reverts',
+      async () => (await probe(AGENT_PORT, { from: net.panelIp2 })) === 'open',
+      (CONFIRM_SECONDS + 5) * 1000,
+    );
+    const l = await ok('list firewall rules', {});
+    assert.equal(l.pending, null);
+    assert.deepEqual(l.rules, []);
+    assert.ok(
+      !nsRun(net.hostNs, 'iptables-save', []).includes(`--dport ${AGENT_PORT}`),
+      'gone from iptables',
+    );
+    const events = await panel.request<{ topic: string }[]>('events');
+    assert.ok(
+      events.some((e) => e.topic === 'firewall pending') &&
+        events.some((e) => e.topic === 'firewall reverted'),
+      `the panel is told: ${JSON.stringify(events)}`,
+    );
+    assert.equal(foreignRules(), foreignBefore);
+  });
+
+  test('block ip: a narrow block applies at once, the panel’s own address is refused, a wide one needs confirmation', async () => {
+    const stateFile = path.join(sandbox, 'host/var/lib/ponio-agent/firewall.json');
+    // Narrow (one address, a /24, an IPv6 /64) and not the panel: in force and saved at once.
+    const one = await ok('block ip', { address: net.panelIp2 });
+    assert.equal(one.pending, null, 'no confirm mode for one address');
+    assert.equal(await probe(8080, { from: net.panelIp2, expectDrop: true }), 'timeout');
+    assert.equal(
+      await probe(22, { from: net.panelIp2, expectDrop: true }),
+      'timeout',
+      'SSH too, still no confirm',
+    );
+    for (const address of ['203.0.113.0/24', '2001:db8:1::/64']) {
+      const b = await ok('block ip', { address });
+      assert.equal(b.pending, null, `no confirm mode for ${address}`);
+    }
+    const saved = readFileSync(stateFile, 'utf8');
+    for (const a of [net.panelIp2, '203.0.113.0/24', '2001:db8:1::/64'])
+      assert.ok(saved.includes(a), `${a} saved`);
+    assert.equal((await ok('list firewall rules', {})).pending, null);
+    for (const address of [net.panelIp2, '203.0.113.0/24', '2001:db8:1::/64'])
+      await ok('unblock ip', { address });
+    assert.equal(await probe(8080, { from: net.panelIp2 }), 'open');
+
+    // The panel's own address, narrow or wide: refused, with nothing changed.
+    const before = fullRules();
+    const panelNet = `${net.panelIp.split('.').slice(0, 3).join('.')}.0/24`;
+    for (const address of [net.panelIp, panelNet, '10.0.0.0/8']) {
+      const r = await call('block ip', { address });
+      assert.equal(!r.ok && r.error.code, 'failed-precondition', address);
+      assert.match(!r.ok ? r.error.message : '', /panel’s own connection/);
+    }
+    assert.equal(fullRules(), before, 'iptables unchanged');
+
+    // A wide range without the panel (100.0.0.0/8): confirm mode, in force until it reverts. A
+    // client inside it (100.64.0.5 on the panel side) proves it with real connections.
+    const veth = (ns: string): string => {
+      const m = /^\d+:\s+([^@:\s]+)/.exec(nsRun(ns, 'ip', ['-o', 'link', 'show', 'type', 'veth']));
+      if (!m?.[1]) throw new Error(`no veth in ${ns}`);
+      return m[1];
+    };
+    nsRun(net.panelNs, 'ip', ['addr', 'add', '100.64.0.5/32', 'dev', veth(net.panelNs)]);
+    nsRun(net.hostNs, 'ip', ['route', 'add', '100.64.0.0/24', 'dev', veth(net.hostNs)]);
+    assert.equal(await probe(8080, { from: '100.64.0.5' }), 'open');
+    const wide = await ok('block ip', { address: '100.0.0.0/8' });
+    assert.ok(wide.pending, 'a /8 goes through confirm mode');
+    assert.match(wide.pending.reason, /closes TCP port 22 for 100\./);
+    assert.equal(
+      await probe(22, { from: '100.64.0.5', expectDrop: true }),
+      'timeout',
+      'in force while pending',
+    );
+    assert.equal(await probe(22, { from: net.panelIp2 }), 'open', 'only that range');
+    assert.ok(!readFileSync(stateFile, 'utf8').includes('100.0.0.0/8'), 'a pending block is not saved');
+    await waitUntil(
+      'the wide block reverts',
+      async () => (await probe(22, { from: '100.64.0.5' })) === 'open',
+      (CONFIRM_SECONDS + 5) * 1000,
+    );
+    const l = await ok('list firewall rules', {});
+    assert.equal(l.pending, null);
+    assert.deepEqual(l.blocks, []);
+    await panel.request('events'); // drop this test's notifications
+    assert.equal(foreignRules(), foreignBefore);
+  });
+
   test('a confirmed risky change stays', async () => {
     const r = await ok('add firewall rule', {
       action: 'deny',

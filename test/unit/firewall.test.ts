@@ -182,6 +182,25 @@ describe('lock-out guard', () => {
     assert.equal(lostAccess(withBaseline, emptyState(), [22], NOW), null, 'removing the baseline opens');
   });
 
+  test('a deny or reject on the agent port for a source other than the panel is risky', () => {
+    const empty = emptyState();
+    for (const action of ['deny', 'reject'] as const) {
+      const after = state({ rules: [rule({ action, port: '7443', source: '198.51.100.0/24' })] });
+      assert.match(
+        lostAccess(empty, after, [22, 7443], NOW) ?? '',
+        /port 7443 for 198\.51\.100\./,
+        `${action} on the agent port`,
+      );
+      assert.equal(lostAccess(empty, after, [22], NOW), null, 'only because 7443 is a protected port');
+    }
+    // The panel (192.0.2.10) keeps its own allow rule: another source losing the port is still risky.
+    const panelOnly = state({
+      rules: [rule({ action: 'allow', port: '7443', source: '192.0.2.10' }), rule({ port: '7443' })],
+    });
+    assert.match(lostAccess(empty, panelOnly, [22, 7443], NOW) ?? '', /port 7443/);
+    assert.equal(verdictFor(panelOnly, '192.0.2.10', 7443, NOW), 'accept');
+  });
+
   test('exact over every source, even between nested ranges', () => {
     // 10.0.0.0/9 and 10.255.0.0/16 are blocked; denying 10.0.0.0/8 still closes 10.128.0.0–10.254.255.255.
     const blocks = [
@@ -286,6 +305,40 @@ describe('apply orchestration (fake iptables: failures the kernel rarely produce
   }
   const peer = { address: '192.0.2.10', localPort: 7443 };
   const addRule = (s: FirewallState): FirewallState => ({ ...s, rules: [rule({ port: '8080' })] });
+
+  test('closing the agent port for a non-panel source is applied in confirm mode, and reverts', async () => {
+    for (const action of ['deny', 'reject'] as const) {
+      const { calls, fw, store } = setup({});
+      const closeAgentPort = (s: FirewallState): FirewallState => ({
+        ...s,
+        rules: [rule({ action, port: '7443', source: '198.51.100.0/24' })],
+      });
+      const r = await fw.change(peer, closeAgentPort);
+      assert.ok(r.pending, `${action}: confirmation is due`);
+      assert.match(r.pending.reason, /confirm mode because it closes TCP port 7443 for 198\.51\.100\./);
+      const applied = calls.filter((c) => c.bin === 'iptables-restore' && !c.args.includes('--test'));
+      assert.match(
+        applied.at(-1)?.input ?? '',
+        /-s 198\.51\.100\.0\/24 -p tcp .*--dport 7443 .*-j (DROP|REJECT)/,
+      );
+      assert.equal(await store.load(), null, 'a pending change is not saved');
+      // Stopping the agent before the confirmation reverts it (the 30 s timer never fires here).
+      await fw.stop();
+      assert.equal(fw.pendingView(), null);
+      assert.deepEqual(fw.current().rules, []);
+      const last = calls.filter((c) => c.bin === 'iptables-restore' && !c.args.includes('--test')).at(-1);
+      assert.doesNotMatch(last?.input ?? '', /7443/, 'the previous rules are back in iptables');
+    }
+  });
+
+  test('the agent port from the panel itself is refused, not put in confirm mode', async () => {
+    const { fw } = setup({});
+    await assert.rejects(
+      fw.change(peer, (s) => ({ ...s, rules: [rule({ action: 'reject', port: '7443' })] })),
+      (e: RpcError) => e.code === 'failed-precondition' && /panel’s own connection/.test(e.message),
+    );
+    assert.equal(fw.pendingView(), null);
+  });
 
   test('--test refuses: nothing is applied, nothing saved, the checker output is in the reply', async () => {
     const { calls, fw, store } = setup({ test: 'ipv6' });
