@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import { RpcError } from '../shared/protocol/errors.ts';
 import { HOST_URI_PREFIX } from '../shared/pki/identity.ts';
-import { sanUris } from '../shared/pki/verify.ts';
+import { sanUris, verifyPeerCertificate } from '../shared/pki/verify.ts';
 import { normaliseSerial } from '../shared/pki/serial.ts';
 import { atomicWrite } from './os/files.ts';
 import type { Handler } from './modules/types.ts';
@@ -104,6 +104,13 @@ export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
           'failed-precondition',
           `The certificate identifies ${got ?? 'no host'}, but this agent is ${want ?? 'unknown'}.`,
         );
+      // The same rules the panel applies to this agent (design §3), key usage included.
+      const rules = verifyPeerCertificate(cert, {
+        caPem: now.caPem,
+        expect: { kind: 'host', hostId: want.slice(HOST_URI_PREFIX.length) },
+      });
+      if (!rules.ok)
+        throw new RpcError('failed-precondition', `The renewed certificate was refused: ${rules.reason}.`);
       const keyPem = pending.keyPem;
       // Key first, then certificate; each replace is atomic. The TLS context switches afterwards.
       await fsp.mkdir(path.dirname(deps.files.keyFile), { recursive: true, mode: 0o700 });
