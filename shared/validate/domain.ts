@@ -41,10 +41,59 @@ export function validateDomain(input: unknown): Validated<string> {
         `The label "${label}" of ${describeInput(input)} is not valid (it may not start or end with a dash).`,
       );
   }
+  const mixed = mixedScriptLabel(domainToUnicode(ascii));
+  if (mixed)
+    return invalid(
+      `The label "${mixed.label}" of ${describeInput(input)} mixes ${mixed.scripts.join(' and ')} letters, the mark of a look-alike name; use one script per label.`,
+    );
   const tld = labels[labels.length - 1] ?? '';
   if (/^[0-9]+$/.test(tld))
     return invalid(`The top-level label of ${describeInput(input)} cannot be all digits.`);
   return valid(ascii);
+}
+
+/**
+ * Scripts a label's letters are checked against (homograph attacks mix look-alike letters of
+ * several scripts, e.g. a Cyrillic "а" in "pаypal"). Letters of any other script count as one
+ * script of their own.
+ */
+const SCRIPTS: readonly [string, RegExp][] = [
+  ['Latin', /\p{Script=Latin}/u],
+  ['Cyrillic', /\p{Script=Cyrillic}/u],
+  ['Greek', /\p{Script=Greek}/u],
+  ['Armenian', /\p{Script=Armenian}/u],
+  ['Georgian', /\p{Script=Georgian}/u],
+  ['Hebrew', /\p{Script=Hebrew}/u],
+  ['Arabic', /\p{Script=Arabic}/u],
+  ['Han', /\p{Script=Han}/u],
+  ['Hiragana', /\p{Script=Hiragana}/u],
+  ['Katakana', /\p{Script=Katakana}/u],
+  ['Hangul', /\p{Script=Hangul}/u],
+  ['Bopomofo', /\p{Script=Bopomofo}/u],
+  ['Thai', /\p{Script=Thai}/u],
+  ['Devanagari', /\p{Script=Devanagari}/u],
+];
+/** Mixes that are one writing system (as browsers' IDN display policies allow). */
+const ALLOWED_MIXES: readonly (readonly string[])[] = [
+  ['Latin', 'Han', 'Hiragana', 'Katakana'],
+  ['Latin', 'Han', 'Hangul'],
+  ['Latin', 'Han', 'Bopomofo'],
+];
+
+/** The first label whose letters mix scripts outside the allowed mixes, with those scripts. */
+function mixedScriptLabel(unicode: string): { label: string; scripts: string[] } | null {
+  for (const label of unicode.split('.')) {
+    const scripts = new Set<string>();
+    for (const ch of label) {
+      if (!/\p{L}/u.test(ch)) continue;
+      scripts.add(SCRIPTS.find(([, re]) => re.test(ch))?.[0] ?? 'other');
+    }
+    if (scripts.size < 2) continue;
+    const list = [...scripts];
+    if (ALLOWED_MIXES.some((mix) => list.every((x) => mix.includes(x)))) continue;
+    return { label, scripts: list };
+  }
+  return null;
 }
 
 /** The human form of an ASCII domain (for display). */
