@@ -40,6 +40,24 @@ const unescapeHtml = (s: string): string =>
     .replace(/&gt;/g, '>')
     .replace(/&amp;/g, '&');
 
+/**
+ * The hidden fields of the tab's form posting to `action` for one account (and database), as
+ * rendered on the page; null when the page has no such form.
+ */
+function formOf(html: string, action: string, match: Record<string, string>): Record<string, string> | null {
+  for (const m of html.matchAll(/<form\b[^>]*\baction="([^"]*)"[^>]*>([\s\S]*?)<\/form>/g)) {
+    if (!unescapeHtml(m[1] ?? '').endsWith(action)) continue;
+    const hidden: Record<string, string> = {};
+    for (const i of (m[2] ?? '').matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g))
+      hidden[i[1] ?? ''] = unescapeHtml(i[2] ?? '');
+    if (Object.entries(match).every(([k, v]) => hidden[k] === v)) {
+      delete hidden._csrf;
+      return hidden;
+    }
+  }
+  return null;
+}
+
 before(async () => {
   requireRoot('the MySQL panel test');
   requireProgram('mariadbd', 'mariadb-server');
@@ -139,7 +157,7 @@ describe('databases through the panel', () => {
     assert.ok(!list.body.data.databases.some((d) => d.name === 'viewerdb'));
   });
 
-  test('dashboard: create database and user (generated password shown once), grant, drop with confirmation', async () => {
+  test('dashboard: create database and user (generated password shown once), grant, set password, revoke, drop with confirmation', async () => {
     await t.panel.ctx.accounts.users.create({
       username: 'dbop',
       password: 'operator password 1',
@@ -183,6 +201,45 @@ describe('databases through the panel', () => {
     assert.match(after.text, /data-grant="webdb"/);
     assert.equal(await dbLogin('webuser', generated, 'webdb'), true);
 
+    // The account's Password form: a typed password, then an empty one (generated, shown once).
+    const account = { user: 'webuser', host: '127.0.0.1' };
+    const pwForm = formOf(after.text, '/users/password', account);
+    assert.deepEqual(pwForm, account, 'the tab has a Password form for webuser@127.0.0.1');
+    const typed = 'form-Password-2 ü';
+    const setTyped = await web.submit(tab, `${tab}/users/password`, { ...pwForm, password: typed });
+    assert.equal(setTyped.status, 303, setTyped.text.slice(0, 300));
+    assert.match((await web.get(tab)).text, /New password set for webuser@127\.0\.0\.1\./);
+    assert.equal(
+      await dbLogin('webuser', generated),
+      'ER_ACCESS_DENIED_ERROR',
+      'the old password is refused',
+    );
+    assert.equal(await dbLogin('webuser', typed, 'webdb'), true, 'the new one works');
+    const setGenerated = await web.submit(tab, `${tab}/users/password`, { ...pwForm, password: '' });
+    assert.equal(setGenerated.status, 200, setGenerated.text.slice(0, 300));
+    assert.match(String(setGenerated.headers['cache-control']), /no-store/);
+    const g2 = /id="db-generated-password"[^>]*>([^<]+)</.exec(setGenerated.text);
+    assert.ok(g2?.[1], 'the generated password is shown');
+    const current = unescapeHtml(g2[1]);
+    assert.notEqual(current, generated);
+    assert.equal(await dbLogin('webuser', typed), 'ER_ACCESS_DENIED_ERROR');
+    assert.equal(await dbLogin('webuser', current, 'webdb'), true);
+    assert.ok(!(await web.get(tab)).text.includes(current), 'shown only once');
+
+    // The revoke button next to the grant.
+    const revokeForm = formOf((await web.get(tab)).text, '/users/revoke', { ...account, database: 'webdb' });
+    assert.deepEqual(revokeForm, { ...account, database: 'webdb' }, 'a revoke form for the grant');
+    const revoked = await web.submit(tab, `${tab}/users/revoke`, revokeForm);
+    assert.equal(revoked.status, 303, revoked.text.slice(0, 300));
+    const afterRevoke = await web.get(tab);
+    assert.match(afterRevoke.text, /Privileges of webuser@127\.0\.0\.1 on webdb revoked\./);
+    assert.equal(formOf(afterRevoke.text, '/users/revoke', { ...account, database: 'webdb' }), null);
+    assert.equal(await dbLogin('webuser', current, 'webdb'), 'ER_DBACCESS_DENIED_ERROR', 'access denied');
+    assert.equal(await dbLogin('webuser', current), true, 'the account itself stays');
+    const again = await web.submit(tab, `${tab}/users/revoke`, revokeForm);
+    assert.equal(again.status, 303);
+    assert.match((await web.get(tab)).text, /has no privileges on the database webdb/);
+
     const refused = await web.submit(tab, `${tab}/databases/create`, { name: 'bad name' });
     assert.equal(refused.status, 303);
     assert.match((await web.get(tab)).text, /only letters/);
@@ -191,7 +248,7 @@ describe('databases through the panel', () => {
     assert.equal(noConfirm.status, 303);
     assert.match((await web.get(tab)).text, /data-database="webdb"/);
     await web.submit(tab, `${tab}/users/drop`, { user: 'webuser', host: '127.0.0.1', confirm: 'yes' });
-    assert.match(String(await dbLogin('webuser', generated)), DENIED);
+    assert.match(String(await dbLogin('webuser', current)), DENIED);
     await web.submit(tab, `${tab}/databases/drop`, { name: 'webdb', confirm: 'yes' });
     const final = await web.get(tab);
     assert.ok(!final.text.includes('data-database="webdb"'));
