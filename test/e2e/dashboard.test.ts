@@ -7,6 +7,8 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireProgram } from '../helpers/programs.ts';
+import { enrollWith, freePort, lightSandbox, serveAgent } from '../helpers/enroll.ts';
+import type { AgentProcess } from '../helpers/agent-process.ts';
 
 // The dashboard in a real headless Chromium (Debian package `chromium`) against a real panel
 // with a real sandbox agent. Screenshots of the main pages go to test-output/screenshots/.
@@ -20,6 +22,7 @@ let sandboxDir: string;
 let browser: Browser;
 const problems: string[] = [];
 const contexts: BrowserContext[] = [];
+const agents: AgentProcess[] = [];
 
 async function newPage(): Promise<Page> {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
@@ -67,6 +70,7 @@ before(async () => {
   });
 });
 after(async () => {
+  for (const a of agents) await a.stop();
   for (const c of contexts) await c.close().catch(() => undefined);
   await browser?.close();
   await t?.close();
@@ -164,6 +168,49 @@ test('create a website; a second browser sees it arrive live; toasts; sign out',
   await page.waitForURL(/\/login$/);
   const back = await page.goto(`${t.url}/`);
   assert.match(back?.url() ?? '', /\/login/);
+});
+
+test('Add host wizard: copy the command, run it on a new host, watch the host come online live', async () => {
+  const page = await newPage();
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+  await login(page, 'alice');
+  await page
+    .getByRole('link', { name: /Add host/ })
+    .first()
+    .click();
+  await page.waitForURL(`${t.url}/hosts/new`);
+  await shot(page, 'add-host');
+  const port = await freePort();
+  await page.getByLabel('Name').fill('e2e-web');
+  await page.getByLabel('Address').fill('127.0.0.1');
+  await page.getByLabel('Agent port').fill(String(port));
+  await page.locator('#add-host-form button[type="submit"]').click();
+  await page.locator('#enroll-command-card').waitFor({ timeout: 15_000 });
+  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
+  const badge = page.locator('#enroll-command-card [data-host-state="e2e-web"]');
+  assert.equal((await badge.textContent())?.trim(), 'waiting for the agent');
+  // The one line that is shown first: the installer when the panel serves an agent, else enroll.
+  const target =
+    (await page.locator('#install-command').count()) > 0 ? '#install-command' : '#enroll-command';
+  const shown = ((await page.locator(target).textContent()) ?? '').trim();
+  assert.match(shown, /--token \S+ --ca-pin sha256:[0-9a-f]{64}/);
+  await page.locator(`button[data-copy-target="${target}"]`).click();
+  await page.getByText('Copied to the clipboard.').waitFor({ timeout: 5_000 });
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shown);
+  // On the "new host" (a sandbox dir, no services), run the enroll command as copied, then serve.
+  const enrollCmd = ((await page.locator('#enroll-command').textContent()) ?? '').trim();
+  const sbx = lightSandbox('e2e-wizard');
+  const enrolled = await enrollWith(enrollCmd, sbx.dir, port);
+  assert.equal(enrolled.code, 0, enrolled.stderr);
+  agents.push(await serveAgent(sbx.configFile));
+  // No reload: the badge on the wizard page turns online over socket.io.
+  await page.locator('#enroll-command-card [data-host-state="e2e-web"]', { hasText: 'online' }).waitFor({
+    timeout: 30_000,
+  });
+  await shot(page, 'add-host-online');
+  const token = /--token (\S+)/.exec(shown)?.[1] ?? '';
+  await page.goto(`${t.url}/hosts/e2e-web`);
+  assert.ok(!(await page.content()).includes(token), 'the join token is shown only once');
 });
 
 test('a viewer sees no mutating forms, and a forged POST is refused', async () => {
