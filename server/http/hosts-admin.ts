@@ -75,6 +75,38 @@ export function hostsAdminPages(ctx: PanelContext): Router {
       res.redirect(303, `/hosts/${encodeURIComponent(hostIdParam(req))}`);
     }
   });
+  r.post('/hosts/:hostId/certificate/renew', requireRole('operator'), async (req, res) => {
+    const hostId = hostIdParam(req);
+    const back = `/hosts/${encodeURIComponent(hostId)}`;
+    try {
+      const out = await enrollment().renewHost(actorOf(req), hostId);
+      setFlash(
+        req,
+        out.ok ? 'success' : 'danger',
+        out.ok
+          ? `New certificate ${out.serial} installed on the host without a disconnection; the old one is revoked.`
+          : out.message,
+      );
+    } catch (e) {
+      if (!(e instanceof EnrollmentError)) throw e;
+      setFlash(req, 'danger', e.message);
+    }
+    res.redirect(303, back);
+  });
+  r.post('/settings/panel-certificate/rotate', requireRole('admin'), async (req, res) => {
+    try {
+      const out = await enrollment().rotatePanelCertificate(actorOf(req));
+      setFlash(
+        req,
+        'success',
+        `The panel now connects with certificate ${out.newSerial}; ${out.oldSerial} is revoked and every agent was told.`,
+      );
+    } catch (e) {
+      if (!(e instanceof EnrollmentError)) throw e;
+      setFlash(req, 'danger', e.message);
+    }
+    res.redirect(303, '/settings');
+  });
   r.post('/hosts/:hostId/remove', requireRole('operator'), (req, res) => {
     const hostId = hostIdParam(req);
     const b = (req.body ?? {}) as Record<string, unknown>;

@@ -15,6 +15,7 @@ import {
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import type { AgentProcess } from '../helpers/agent-process.ts';
 import { enrollWith, freePort, lightSandbox, parseEnrollCommand, serveAgent } from '../helpers/enroll.ts';
+import { WebClient } from '../helpers/web-client.ts';
 
 let t: TestPanel;
 const agents: AgentProcess[] = [];
@@ -370,6 +371,50 @@ describe('enrollment', () => {
       .prepare("SELECT ok FROM audit_log WHERE action = 'panel certificate rotate'")
       .all() as { ok: number }[];
     assert.deepEqual(audit, [{ ok: 1 }]);
+  });
+
+  test('dashboard: an operator renews a host certificate now, an admin rotates the panel certificate', async () => {
+    const PW = 'lifecycle password 1';
+    await t.panel.ctx.accounts.users.create({ username: 'lc-op', password: PW, role: 'operator' });
+    await t.panel.ctx.accounts.users.create({ username: 'lc-view', password: PW, role: 'viewer' });
+    await t.panel.ctx.accounts.users.create({ username: 'lc-admin', password: PW, role: 'admin' });
+    const as = async (name: string): Promise<WebClient> => {
+      const c = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
+      assert.equal((await c.login(name, PW)).status, 303);
+      return c;
+    };
+    const op = await as('lc-op');
+    const viewer = await as('lc-view');
+    const admin = await as('lc-admin');
+    const hostPage = '/hosts/web1';
+    assert.match((await op.get(hostPage)).text, /id="renew-certificate"/);
+    assert.ok(!(await viewer.get(hostPage)).text.includes('id="renew-certificate"'), 'viewers see no button');
+    assert.equal((await viewer.submit(hostPage, `${hostPage}/certificate/renew`, {})).status, 403);
+    const before = t.panel.ctx.hosts.repo.get('web1')?.cert_serial;
+    const renewed = await op.submit(hostPage, `${hostPage}/certificate/renew`, {});
+    assert.equal(renewed.status, 303);
+    const after = t.panel.ctx.hosts.repo.get('web1')?.cert_serial;
+    assert.ok(after && after !== before, 'a new certificate serial is on record');
+    assert.match((await op.get(hostPage)).text, new RegExp(`New certificate ${after} installed`));
+    const onDisk = certOf(web1.configDir);
+    assert.equal(onDisk.serialNumber.toUpperCase(), after.toUpperCase(), 'installed on the host');
+    await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);
+    assert.equal((await t.request('POST', '/api/v1/hosts/web1/ping')).status, 200);
+
+    assert.ok(
+      !(await op.get('/settings')).text.includes('rotate-panel-certificate'),
+      'operators: no rotation',
+    );
+    assert.equal((await op.submit('/settings', '/settings/panel-certificate/rotate', {})).status, 403);
+    const serialOf = (pem: string): string => new X509Certificate(pem).serialNumber.toUpperCase();
+    const oldSerial = serialOf(t.panel.ctx.pki.clientTls().certPem);
+    const rotated = await admin.submit('/settings', '/settings/panel-certificate/rotate', {});
+    assert.equal(rotated.status, 303);
+    const newSerial = serialOf(t.panel.ctx.pki.clientTls().certPem);
+    assert.notEqual(newSerial, oldSerial);
+    assert.match((await admin.get('/settings')).text, /is revoked and every agent was told/);
+    await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);
+    assert.equal((await t.request('POST', '/api/v1/hosts/web1/ping')).status, 200);
   });
 
   test('deleting a host cuts its live connection at once and the panel never reconnects', async () => {
