@@ -407,12 +407,54 @@ describe('enrollment', () => {
     );
     assert.equal((await op.submit('/settings', '/settings/panel-certificate/rotate', {})).status, 403);
     const serialOf = (pem: string): string => new X509Certificate(pem).serialNumber.toUpperCase();
-    const oldSerial = serialOf(t.panel.ctx.pki.clientTls().certPem);
+    // Rotate while the agent is down: it learns of the revocation when it is back, and keeps it.
+    const old = t.panel.ctx.pki.clientTls();
+    const oldSerial = serialOf(old.certPem);
+    await web1.agent.stop();
+    await t.panel.ctx.hosts.manager.waitForState('web1', 'offline', 20_000);
     const rotated = await admin.submit('/settings', '/settings/panel-certificate/rotate', {});
     assert.equal(rotated.status, 303);
     const newSerial = serialOf(t.panel.ctx.pki.clientTls().certPem);
     assert.notEqual(newSerial, oldSerial);
     assert.match((await admin.get('/settings')).text, /is revoked and every agent was told/);
+    const revokedFile = path.join(web1.configDir, '../../var/lib/ponio-agent/revoked.json');
+    const revokedList = (): string[] => {
+      try {
+        return JSON.parse(readFileSync(revokedFile, 'utf8')) as string[];
+      } catch {
+        return [];
+      }
+    };
+    assert.ok(!revokedList().includes(oldSerial), 'the offline agent has not heard of it yet');
+    web1.agent = await serveAgent(path.join(web1.configDir, 'config.json'));
+    agents.push(web1.agent);
+    await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);
+    await waitFor('the reconnected agent to store the revocation', () => revokedList().includes(oldSerial));
+    assert.equal((await t.request('POST', '/api/v1/hosts/web1/ping')).status, 200);
+    // After another restart the stored list is still enforced: the old certificate is refused.
+    await web1.agent.stop();
+    web1.agent = await serveAgent(path.join(web1.configDir, 'config.json'));
+    agents.push(web1.agent);
+    const refused = await new Promise<string>((resolve) => {
+      const sock = ioc(`https://127.0.0.1:${web1.port}`, {
+        transports: ['websocket'],
+        reconnection: false,
+        timeout: 5000,
+        cert: old.certPem,
+        key: old.keyPem,
+        ca: old.caPem,
+        checkServerIdentity: () => undefined,
+      } as Parameters<typeof ioc>[1]);
+      sock.once('hello', () => {
+        sock.close();
+        resolve('accepted');
+      });
+      sock.once('connect_error', (e) => {
+        sock.close();
+        resolve(`refused: ${e.message}`);
+      });
+    });
+    assert.match(refused, /^refused/);
     await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);
     assert.equal((await t.request('POST', '/api/v1/hosts/web1/ping')).status, 200);
   });
