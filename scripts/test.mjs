@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm test: type check, lint, then every test tier in one `node --test` run (one summary).
+// npm test: type check, lint, format check, then every test tier in one `node --test` run (one summary).
 //   node scripts/test.mjs [unit|integration|system|e2e ...] [--no-check] [--only PATTERN]
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -41,6 +41,13 @@ if (!noCheck) {
   run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
   console.log('› lint (eslint)');
   run(process.execPath, [path.join(root, 'node_modules/eslint/bin/eslint.js'), '--max-warnings=0', root]);
+  console.log('› format (prettier --check)');
+  run(process.execPath, [
+    path.join(root, 'node_modules/prettier/bin/prettier.cjs'),
+    '--check',
+    '--log-level=warn',
+    root,
+  ]);
 }
 
 let files = selected.flatMap((t) => findTests(path.join(root, 'test', t)));
