@@ -283,6 +283,33 @@ test('live progress: a form with a progressId gets the agent steps of its own ca
     .prepare("SELECT params FROM audit_log WHERE action = 'create website' ORDER BY id DESC LIMIT 1")
     .get() as { params: string };
   assert.equal((JSON.parse(row.params) as { requestId?: string }).requestId, progressId);
+  // The FTP tab's create form reports the FTP module's steps the same way.
+  const sites = await t.request<{ data: { websites: { domain: string; docroot: string | null }[] } }>(
+    'GET',
+    '/api/v1/hosts/web1/websites',
+  );
+  const docroot = sites.body.data.websites.find((w) => w.domain === 'progress.example')?.docroot ?? '';
+  const ftpId = randomUUID();
+  const ftpTab = '/hosts/web1/ftp';
+  const ftp = await admin.submit(ftpTab, `${ftpTab}/create`, {
+    username: 'progftp',
+    password: 'a long ftp password 1',
+    home: docroot,
+    progressId: ftpId,
+  });
+  assert.ok(ftp.status === 303 || ftp.status === 200, ftp.text.slice(0, 300));
+  const ftpDeadline = Date.now() + 5_000;
+  while (steps.filter((x) => x.requestId === ftpId).length < 3 && Date.now() < ftpDeadline)
+    await new Promise((res) => setTimeout(res, 50));
+  assert.deepEqual(
+    steps.filter((x) => x.requestId === ftpId).map((x) => x.message),
+    [
+      'Hashing the password (SHA-512 crypt)',
+      'Writing the FTP user file',
+      'Checking the proftpd configuration (proftpd -t)',
+    ],
+  );
+
   // A malformed id is ignored (never forwarded): the call gets a requestId of the panel's own.
   steps.length = 0;
   const plain = await admin.submit(tab, `${tab}/progress.example/disable`, { progressId: 'not-a-uuid' });

@@ -365,4 +365,16 @@ describe('apply orchestration (fake iptables: failures the kernel rarely produce
     assert.equal(await store.load(), null);
     assert.deepEqual(fw.current().rules, []);
   });
+  test('a change reports its steps to the caller, in order', async () => {
+    const { fw } = setup({});
+    const steps: string[] = [];
+    await fw.change({ ...peer, progress: (m) => steps.push(m) }, addRule);
+    assert.deepEqual(steps, [
+      'Checking that the change keeps the panel connected',
+      'Testing the rule set (iptables-restore --test)',
+      'Applying the ipv4 rules',
+      'Applying the ipv6 rules',
+      'Saving the rule set for the next boot',
+    ]);
+  });
 });

@@ -10,9 +10,12 @@ import { activeBlocks, countRendered, FAMILIES, renderRestore, type Family } fro
 import type { ResolvedFirewallSettings } from './settings.ts';
 import { cloneState, emptyState, type FirewallState, type FirewallStore } from './state.ts';
 
+/** The panel connection a change comes in on (the lock-out guard protects it). */
 export interface Peer {
   address: string;
   localPort: number;
+  /** Reports the steps of the change to that panel (CallContext.progress). */
+  progress?: (message: string) => void;
 }
 
 type ReplyDataFirewallList = ReplyData<'list firewall rules'>;
@@ -146,6 +149,8 @@ export class Firewall {
       const before = this.state;
       const after = mutate(this.pruneExpired(cloneState(before)), now);
 
+      const step = peer.progress ?? ((): void => undefined);
+      step('Checking that the change keeps the panel connected');
       const panelIp = validateIp(peer.address);
       if (panelIp.ok && peer.localPort > 0) {
         const v = verdictFor(after, panelIp.value.address, peer.localPort, now);
@@ -163,7 +168,7 @@ export class Firewall {
       ];
       const risk = opts.forceConfirm ?? (opts.noConfirm ? null : lostAccess(before, after, ports, now));
 
-      await this.apply(after);
+      await this.apply(after, step);
       if (risk !== null) {
         const seconds = this.d.settings.confirmTimeoutSeconds;
         const dueAt = now + seconds * 1000;
@@ -175,6 +180,7 @@ export class Firewall {
         this.d.broadcast('firewall pending', { dueAt, reason, message: `Firewall: ${reason}` });
       } else {
         try {
+          step('Saving the rule set for the next boot');
           await this.persist(after);
         } catch (e) {
           await this.apply(before).catch((err: unknown) =>
@@ -275,7 +281,7 @@ export class Firewall {
    * Renders both families, has iptables-restore --test check them, applies them one transaction
    * per family, verifies what the kernel now holds, and puts PonIO's chains back on any failure.
    */
-  private async apply(next: FirewallState): Promise<void> {
+  private async apply(next: FirewallState, step: (message: string) => void = () => undefined): Promise<void> {
     const now = this.now();
     const ipt = this.d.iptables;
     const snaps: Snapshot[] = [];
@@ -285,6 +291,7 @@ export class Firewall {
       snaps.push(snap);
       inputs.push(renderRestore(next, family, { insertJump: !snap.hasJump, now }));
     }
+    step('Testing the rule set (iptables-restore --test)');
     for (const [i, family] of this.families.entries()) {
       const problem = await ipt.test(family, inputs[i] ?? '');
       if (problem !== null)
@@ -298,6 +305,7 @@ export class Firewall {
       for (const [i, family] of this.families.entries()) {
         const input = inputs[i] ?? '';
         const snap = snaps[i];
+        step(`Applying the ${family} rules`);
         await ipt.restore(family, input);
         if (snap) done.push(snap);
         const problem = await ipt.verify(family, input);

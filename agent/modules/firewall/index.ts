@@ -16,7 +16,11 @@ import { FirewallStore, type FirewallState } from './state.ts';
 /** A single network at most: IPv4 /24 or longer, IPv6 /64 or longer. */
 export const isNarrow = (c: Cidr): boolean => c.prefix >= (c.version === 4 ? 24 : 64);
 
-const peerOf = (ctx: CallContext): Peer => ({ address: ctx.peer.address, localPort: ctx.peer.localPort });
+const peerOf = (ctx: CallContext): Peer => ({
+  address: ctx.peer.address,
+  localPort: ctx.peer.localPort,
+  progress: (m) => ctx.progress(m),
+});
 
 function newRuleId(state: FirewallState): string {
   for (;;) {

@@ -6,7 +6,7 @@ import type { ReplyData } from '../../../shared/protocol/index.ts';
 import '../../../shared/protocol/events/ftp.ts';
 import type { Exec } from '../../os/exec.ts';
 import { atomicWrite } from '../../os/files.ts';
-import type { AgentModule, ModuleContext } from '../types.ts';
+import { noProgress, type AgentModule, type ModuleContext, type Progress } from '../types.ts';
 import { systemAccounts } from './accounts.ts';
 import { sha512Crypt } from './hash.ts';
 import { createHome, removeDirs, resolveHome } from './home.ts';
@@ -69,8 +69,13 @@ class UserFile {
     return { raw, lines: raw === null ? [] : parsePasswd(raw.toString('utf8')) };
   }
 
-  async write(before: Buffer | null, lines: readonly PasswdLine[]): Promise<void> {
+  async write(
+    before: Buffer | null,
+    lines: readonly PasswdLine[],
+    step: Progress = noProgress,
+  ): Promise<void> {
     const text = formatPasswd(lines);
+    step('Writing the FTP user file');
     const owner = await this.adapter.userFileOwner();
     const opts = { mode: 0o600, uid: owner.uid, gid: owner.gid };
     await atomicWrite(this.adapter.userFile, text, opts);
@@ -78,6 +83,7 @@ class UserFile {
       const back = await fsp.readFile(this.adapter.userFile, 'utf8');
       if (formatPasswd(parsePasswd(back)) !== text)
         throw new Error('the user file did not read back as written');
+      step('Checking the proftpd configuration (proftpd -t)');
       await this.adapter.check();
     } catch (e) {
       if (before === null) await fsp.rm(this.adapter.userFile, { force: true });
@@ -122,13 +128,18 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     return { raw, lines, user };
   };
 
-  const change = async (username: string, edit: (u: PasswdUser) => PasswdUser): Promise<FtpUserReply> => {
+  const change = async (
+    username: string,
+    edit: (u: PasswdUser) => PasswdUser,
+    step: Progress = noProgress,
+  ): Promise<FtpUserReply> => {
     const { raw, lines, user } = await existing(username);
     const next = edit(user);
     if (JSON.stringify(next) !== JSON.stringify(user))
       await store.write(
         raw,
         updateUser(lines, username, () => next),
+        step,
       );
     return toReply(next);
   };
@@ -158,6 +169,8 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
           ftpRoot: adapter.ftpRoot,
           sitesAvailable: adapter.sitesAvailable,
         });
+        const step: Progress = (m) => call.progress(m);
+        step('Hashing the password (SHA-512 crypt)');
         const hash = await sha512Crypt(exec, req.password);
         const user: PasswdUser = {
           username: req.username,
@@ -177,7 +190,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
               'failed-precondition',
               `The home ${home.path} changed while it was being set up; try again.`,
             );
-          await store.write(raw, [...lines, { kind: 'user', user }]);
+          await store.write(raw, [...lines, { kind: 'user', user }], step);
         } catch (e) {
           await removeDirs(made);
           throw e;
@@ -190,9 +203,15 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
 
       'set ftp password': async (req, call) => {
         await existing(req.username); // not-found before spending time on the hash
+        const step: Progress = (m) => call.progress(m);
+        step('Hashing the password (SHA-512 crypt)');
         const hash = await sha512Crypt(exec, req.password);
         // A disabled user stays disabled: the new hash is stored locked.
-        const out = await change(req.username, (u) => ({ ...u, hash: isEnabled(u) ? hash : lockHash(hash) }));
+        const out = await change(
+          req.username,
+          (u) => ({ ...u, hash: isEnabled(u) ? hash : lockHash(hash) }),
+          step,
+        );
         const ended = await adapter.endSessions(req.username);
         call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp password changed');
         call.emit('ftp user changed', out);
@@ -200,7 +219,11 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
       },
 
       'disable ftp user': async (req, call) => {
-        const out = await change(req.username, (u) => ({ ...u, hash: lockHash(u.hash) }));
+        const out = await change(
+          req.username,
+          (u) => ({ ...u, hash: lockHash(u.hash) }),
+          (m) => call.progress(m),
+        );
         const ended = await adapter.endSessions(req.username);
         call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp user disabled');
         call.emit('ftp user changed', out);
@@ -215,7 +238,11 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
             'failed-precondition',
             `The FTP user "${req.username}" has no usable password; set a new password to enable it.`,
           );
-        const out = await change(req.username, (u) => ({ ...u, hash: unlockHash(u.hash) }));
+        const out = await change(
+          req.username,
+          (u) => ({ ...u, hash: unlockHash(u.hash) }),
+          (m) => call.progress(m),
+        );
         call.emit('ftp user changed', out);
         return out;
       },
@@ -225,6 +252,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
         await store.write(
           raw,
           updateUser(lines, req.username, () => null),
+          (m) => call.progress(m),
         );
         const ended = await adapter.endSessions(req.username);
         call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp user deleted (files kept)');
