@@ -43,8 +43,36 @@ async function login(page: Page, username: string): Promise<void> {
   await page.waitForURL(`${t.url}/`);
 }
 
-const shot = (page: Page, name: string): Promise<Buffer> =>
-  page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+/** Screenshot for review, after the page's basic accessibility check (collected in `problems`). */
+async function shot(page: Page, name: string): Promise<Buffer> {
+  problems.push(...(await a11yProblems(page)));
+  return page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Form fields without a label, buttons and links without an accessible name, no page language. */
+function a11yProblems(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const out: string[] = [];
+    const where = location.pathname;
+    for (const el of document.querySelectorAll<HTMLInputElement>(
+      'input:not([type=hidden]), select, textarea',
+    )) {
+      const named =
+        (el.labels?.length ?? 0) > 0 ||
+        !!el.getAttribute('aria-label') ||
+        !!el.getAttribute('aria-labelledby') ||
+        !!el.getAttribute('title');
+      if (!named) out.push(`${where}: ${el.outerHTML.slice(0, 160)} has no label`);
+    }
+    for (const el of document.querySelectorAll<HTMLElement>('button, a[href]')) {
+      const name = (el.textContent ?? '').trim() || el.getAttribute('aria-label') || el.getAttribute('title');
+      if (!name) out.push(`${where}: ${el.outerHTML.slice(0, 160)} has no accessible name`);
+    }
+    if (!document.documentElement.lang) out.push(`${where}: <html> has no lang attribute`);
+    if (!document.title.trim()) out.push(`${where}: no <title>`);
+    return out;
+  });
+}
 
 before(async () => {
   const chromiumPath = requireProgram('chromium', 'chromium');
@@ -251,7 +279,7 @@ test('a POST without the CSRF token is refused', async () => {
   assert.equal(t.panel.ctx.accounts.users.getByName('nocsrf'), null);
 });
 
-test('no console errors on any page', () => {
+test('no console errors and no unlabelled field, nameless button or link on any page', () => {
   // Expected 403s from the forged requests above are network results, not console errors of the pages' own code.
   const real = problems.filter((p) => !/status of 403/.test(p));
   assert.deepEqual(real, []);
