@@ -11,8 +11,10 @@ const tick = (): void => {
   const countdown = document.getElementById('fw-countdown');
   if (countdown !== shown) {
     shown = countdown;
-    const left = Number(countdown?.dataset.secondsLeft ?? '0');
-    end = Date.now() + (Number.isFinite(left) ? left : 0) * 1000;
+    // Milliseconds left as the agent counted them when the page was rendered (no clock mixing,
+    // no rounding carried over from one re-render to the next).
+    const ms = Number(countdown?.dataset.msLeft ?? Number(countdown?.dataset.secondsLeft ?? '0') * 1000);
+    end = Date.now() + (Number.isFinite(ms) ? ms : 0);
   }
   if (countdown) {
     const s = Math.max(0, Math.ceil((end - Date.now()) / 1000));

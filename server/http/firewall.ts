@@ -55,12 +55,15 @@ export function firewallPages(ctx: PanelContext): Router {
   r.get('/', requireRole('viewer'), async (req, res) => {
     const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'list firewall rules', {});
     const now = Date.now();
+    // The agent's own count (its clock may differ from the panel's); dueAt only for older agents.
+    const pending = reply.ok ? reply.data.pending : null;
+    const msLeft = pending ? Math.max(0, pending.msLeft ?? pending.dueAt - now) : 0;
     await renderTab(ctx, req, res, 'firewall', {
       fw: reply.ok ? reply.data : null,
       listError: reply.ok ? null : reply.error.message,
       now,
-      secondsLeft:
-        reply.ok && reply.data.pending ? Math.max(0, Math.ceil((reply.data.pending.dueAt - now) / 1000)) : 0,
+      msLeft,
+      secondsLeft: Math.ceil(msLeft / 1000),
     });
   });
 

@@ -94,7 +94,9 @@ export class Firewall {
   }
 
   pendingView(): FirewallPending {
-    return this.pending ? { dueAt: this.pending.dueAt, reason: this.pending.reason } : null;
+    if (!this.pending) return null;
+    const { dueAt, reason } = this.pending;
+    return { dueAt, msLeft: Math.max(0, Math.round(dueAt - this.now())), reason };
   }
 
   current(): FirewallState {

@@ -68,6 +68,11 @@ export const pendingSchema = z
   .strictObject({
     /** Epoch ms at which the change reverts unless confirmed. */
     dueAt: z.number(),
+    /**
+     * Milliseconds left when the agent replied. Count down from this rather than from dueAt:
+     * the panel's and the host's clocks may differ. (Optional: older agents do not send it.)
+     */
+    msLeft: z.number().int().nonnegative().optional(),
     reason: z.string(),
   })
   .nullable();
