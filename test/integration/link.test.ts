@@ -1,5 +1,6 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { io as ioc, type Socket } from 'socket.io-client';
@@ -197,6 +198,48 @@ describe('the agent refuses every client but the panel', () => {
     });
     assert.ok(r.socket, r.error ?? '');
     r.socket.close();
+  });
+
+  test('the HTTP long-polling transport is refused, even with the panel’s certificate', async () => {
+    const status = await new Promise<{ code: number; body: string }>((resolve, reject) => {
+      const req = https.get(
+        `https://127.0.0.1:${agent.port}/socket.io/?EIO=4&transport=polling`,
+        {
+          cert: pki.panel.certPem,
+          key: pki.panel.keyPem,
+          ca: pki.ca.certPem,
+          checkServerIdentity: () => undefined,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+    });
+    assert.equal(status.code, 400, status.body);
+    assert.match(status.body, /Transport unknown/);
+    const r = await new Promise<string>((resolve) => {
+      const socket = ioc(`https://127.0.0.1:${agent.port}`, {
+        transports: ['polling'],
+        reconnection: false,
+        timeout: 3000,
+        cert: pki.panel.certPem,
+        key: pki.panel.keyPem,
+        ca: pki.ca.certPem,
+        checkServerIdentity: () => undefined,
+      } as Parameters<typeof ioc>[1]);
+      socket.once('hello', () => {
+        socket.close();
+        resolve('connected');
+      });
+      socket.once('connect_error', (err) => {
+        socket.close();
+        resolve(err.message);
+      });
+    });
+    assert.notEqual(r, 'connected');
   });
 });
 
