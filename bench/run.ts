@@ -5,7 +5,8 @@ import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { QUICK, ROOT, humanTable, type Bench, type BenchResult } from './lib.ts';
+import { QUICK, ROOT, type Bench, type BenchResult } from './lib.ts';
+import { humanTable } from './table.ts';
 import { removeAgentBundle } from './agent.ts';
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
