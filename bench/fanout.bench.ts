@@ -100,6 +100,7 @@ export const bench: Bench = {
       targets.sort((a, b) => a.hostId.localeCompare(b.hostId));
       const agentRss = agentProcs.reduce((sum, p) => sum + (rssBytes(p.pid!) ?? 0), 0);
 
+      let prev: { n: number; delta: number } | null = null;
       for (const n of SIZES) {
         const panel = await startPanelWorker();
         try {
@@ -132,6 +133,11 @@ export const bench: Bench = {
           }
           const perAgentKb = (rss: unknown): number => ((rss as number) - (c.rssBefore as number)) / n / 1024;
           const rssKb = perAgentKb(c.rssConnected);
+          // What one more agent costs: the growth between this N and the previous one (the fixed
+          // start-up cost of a connection storm cancels out).
+          const delta = (c.rssConnected as number) - (c.rssBefore as number);
+          const marginalKb = prev ? (delta - prev.delta) / (n - prev.n) / 1024 : null;
+          prev = { n, delta };
           const wall = median(walls);
           results.push({
             bench: 'fanout',
@@ -146,6 +152,7 @@ export const bench: Bench = {
             failed,
             panel_rss_mb: round((c.rssConnected as number) / 2 ** 20, 1),
             panel_rss_per_agent_kb: round(rssKb, 1),
+            ...(marginalKb === null ? {} : { panel_rss_marginal_kb_per_agent: round(marginalKb, 1) }),
             panel_heap_per_agent_kb: round(
               ((c.heapConnected as number) - (c.heapBefore as number)) / n / 1024,
               1,
