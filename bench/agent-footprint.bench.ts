@@ -1,5 +1,5 @@
 // agent-footprint: idle RSS and start-to-ready time of the BUNDLED agent (dist's
-// ponio-agent.mjs, started with the node flags and environment of deploy/systemd/ponio-agent.service)
+// ponio-agent.cjs, started with the node flags and environment of deploy/systemd/ponio-agent.service)
 // next to a bare `node -e` in the same run. The agent runs on a host without any of its services
 // (they are hidden in a private mount namespace), so absent modules must cost nothing.
 // Targets: idle RSS <= bare + 12 MB, ready <= 300 ms.
@@ -26,7 +26,7 @@ import {
 export function unitRuntime(): { nodeFlags: string[]; env: Record<string, string> } {
   const unit = readFileSync(path.join(ROOT, 'deploy/systemd/ponio-agent.service'), 'utf8');
   const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
-  const bundleAt = exec.findIndex((a) => a.endsWith('.mjs'));
+  const bundleAt = exec.findIndex((a) => a.endsWith('.cjs'));
   const nodeFlags = exec.slice(1, bundleAt < 0 ? 1 : bundleAt);
   const env: Record<string, string> = {};
   for (const m of unit.matchAll(/^Environment=(.*)$/gm))

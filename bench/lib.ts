@@ -166,7 +166,7 @@ export function spawnUntil(
 export async function buildAgentBundle(): Promise<string> {
   const out = tempDir('dist');
   await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--agent-only', '--out', out]);
-  return path.join(out, 'agent', 'ponio-agent.mjs');
+  return path.join(out, 'agent', 'ponio-agent.cjs');
 }
 
 export interface BenchPki {

@@ -16,7 +16,7 @@ panel_units() { return 1; }
 usage() {
   cat <<'EOF'
 Usage: install-agent.sh [options]
-  --bundle FILE       the agent bundle (default: ponio-agent.mjs next to this script; in the
+  --bundle FILE       the agent bundle (default: ponio-agent.cjs next to this script; in the
                       script the panel serves: downloaded from the panel and checked)
   --panel URL         the panel, e.g. https://panel.example.com:8443   } enroll this host
   --token TOKEN       the single-use join token from the panel          } after installing
@@ -159,18 +159,18 @@ if [ -n "$PANEL_URL" ]; then
   UNIT_SRC=$DL
   if [ -z "$BUNDLE" ]; then
     echo "Downloading the agent from $PANEL_URL …"
-    fetch /agent/ponio-agent.mjs "$DL/ponio-agent.mjs"
-    got=$(sha256sum "$DL/ponio-agent.mjs" | cut -d' ' -f1)
+    fetch /agent/ponio-agent.cjs "$DL/ponio-agent.cjs"
+    got=$(sha256sum "$DL/ponio-agent.cjs" | cut -d' ' -f1)
     [ "$got" = "$PANEL_BUNDLE_SHA256" ] ||
       die "the downloaded agent has SHA-256 $got, not $PANEL_BUNDLE_SHA256 as announced by the panel; nothing was installed (if the panel was just upgraded, run the command again)"
-    BUNDLE="$DL/ponio-agent.mjs"
+    BUNDLE="$DL/ponio-agent.cjs"
   fi
   if [ "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" != "$OPT/install-agent.sh" ]; then
     fetch /agent/install.sh "$DL/install-agent.sh"
     SELF="$DL/install-agent.sh"
   fi
 fi
-[ -n "$BUNDLE" ] || BUNDLE="$SCRIPT_DIR/ponio-agent.mjs"
+[ -n "$BUNDLE" ] || BUNDLE="$SCRIPT_DIR/ponio-agent.cjs"
 [ -f "$BUNDLE" ] || die "agent bundle not found: $BUNDLE (use --bundle FILE)"
 if [ -z "$UNIT_SRC" ]; then
   # The unit comes from the same release as the bundle (next to it), else from next to this script.
@@ -187,14 +187,14 @@ chmod 0755 "$OPT"
 put() { # put MODE SRC DEST
   install -m "$1" "$2" "$3.new" && mv -f "$3.new" "$3"
 }
-put 0755 "$BUNDLE" "$OPT/ponio-agent.mjs"
+put 0755 "$BUNDLE" "$OPT/ponio-agent.cjs"
 if [ "$(cd "$(dirname "$SELF")" && pwd)/$(basename "$SELF")" != "$OPT/install-agent.sh" ]; then
   put 0755 "$SELF" "$OPT/install-agent.sh"
 fi
 for u in $UNIT_NAMES; do
   [ -f "$UNIT_SRC/$u" ] && put 0644 "$UNIT_SRC/$u" "$UNITS/$u"
 done
-ln -sfn /opt/ponio-agent/ponio-agent.mjs "$LINK"
+ln -sfn /opt/ponio-agent/ponio-agent.cjs "$LINK"
 
 mkdir -p "$ETC" "$STATE"
 chmod 0700 "$ETC" "$STATE"
@@ -215,11 +215,15 @@ if [ "$ENROLL" = 1 ]; then
   [ -n "$LISTEN" ] && set -- "$@" --listen "$LISTEN"
   # Under --root the agent's files live in DIR/etc/ponio-agent: that is its sandbox layout.
   [ "$SYSTEM" = 1 ] || set -- "$@" --sandbox "$ROOT"
-  node "$OPT/ponio-agent.mjs" "$@"
+  node "$OPT/ponio-agent.cjs" "$@"
 fi
 
+have_systemd && systemctl daemon-reload
+# Earlier releases installed the agent as an ES module, ponio-agent.mjs; the unit and the link now
+# name ponio-agent.cjs. Removed once systemd has read the new unit (an agent still running the old
+# file has all of it in memory until the restart below).
+rm -f "$OPT/ponio-agent.mjs"
 if have_systemd; then
-  systemctl daemon-reload
   if [ "$NO_START" = 0 ] && [ -f "$ETC/agent.crt" ]; then
     systemctl enable ponio-agent.service >/dev/null 2>&1
     systemctl restart ponio-agent.service

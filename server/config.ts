@@ -25,8 +25,8 @@ export const panelConfigSchema = z.strictObject({
   /** Express "trust proxy": only set when the panel runs behind a reverse proxy you control. */
   trustProxy: z.union([z.boolean(), z.string(), z.number()]).default(false),
   /**
-   * The agent release the panel serves to new hosts (GET /agent/install.sh, /agent/ponio-agent.mjs):
-   * a directory with ponio-agent.mjs, install-agent.sh and ponio-agent.service. Default: agent/
+   * The agent release the panel serves to new hosts (GET /agent/install.sh, /agent/ponio-agent.cjs):
+   * a directory with ponio-agent.cjs, install-agent.sh and ponio-agent.service. Default: agent/
    * next to the built panel, or dist/agent in a development checkout (docs/install.md).
    */
   agentDir: z.string().min(1).optional(),

@@ -13,7 +13,7 @@ import type { PanelContext } from '../context.ts';
  * - `GET /agent/install.sh`: deploy/install-agent.sh of that release, with the panel URL, the
  *   panel's HTTPS key pin, the bundle's SHA-256 and the systemd units filled in, wrapped in one
  *   `{ … }` block so a cut-off download runs nothing;
- * - `GET /agent/ponio-agent.mjs`: the single-file agent bundle.
+ * - `GET /agent/ponio-agent.cjs`: the single-file agent bundle.
  *
  * Public (they carry no secret), rate-limited per client address, strong `ETag` (SHA-256 of
  * the body). Only these two paths: nothing is looked up from the request.
@@ -49,7 +49,7 @@ export function findAgentRelease(config: { agentDir?: string | undefined }): Age
     ? [path.resolve(config.agentDir)]
     : [path.join(ROOT, 'agent'), path.join(ROOT, 'dist', 'agent')];
   for (const dir of dirs) {
-    const bundle = path.join(dir, 'ponio-agent.mjs');
+    const bundle = path.join(dir, 'ponio-agent.cjs');
     const script = path.join(dir, 'install-agent.sh');
     if (!isFile(bundle) || !isFile(script) || !isFile(path.join(dir, 'ponio-agent.service'))) continue;
     return { dir, bundle, script, units: UNIT_FILES.filter((u) => isFile(path.join(dir, u))) };
@@ -171,7 +171,7 @@ function sendFile(req: Request, res: Response, body: Buffer | string, sha256hex:
 const NOT_BUILT =
   'This panel has no agent release to serve (build it with `npm run build`, or set agentDir in the panel config). Install the agent from dist/agent instead (docs/install.md).\n';
 
-/** GET /agent/install.sh and GET /agent/ponio-agent.mjs (see the top of this file). */
+/** GET /agent/install.sh and GET /agent/ponio-agent.cjs (see the top of this file). */
 export function agentDownloadsRouter(ctx: PanelContext): Router {
   const r = Router();
   const limited = rateLimit({
@@ -223,7 +223,7 @@ export function agentDownloadsRouter(ctx: PanelContext): Router {
     );
   });
 
-  r.get('/agent/ponio-agent.mjs', limited, (req, res) => {
+  r.get('/agent/ponio-agent.cjs', limited, (req, res) => {
     const rel = release(res);
     if (!rel) return;
     const f = readCached(rel.bundle);
@@ -234,7 +234,7 @@ export function agentDownloadsRouter(ctx: PanelContext): Router {
     res
       .status(404)
       .type('text/plain')
-      .send('Only GET /agent/install.sh and GET /agent/ponio-agent.mjs are served here.\n');
+      .send('Only GET /agent/install.sh and GET /agent/ponio-agent.cjs are served here.\n');
   });
   return r;
 }

@@ -57,7 +57,7 @@ export function createApp(ctx: PanelContext): Express {
   app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
   app.use('/static', scriptAssets(path.join(ROOT, 'public')));
   app.use(enrollmentRouter(ctx)); // /enroll, /enroll/ca: before the dashboard (own JSON parser, no CSRF)
-  app.use(agentDownloadsRouter(ctx)); // /agent/install.sh, /agent/ponio-agent.mjs: public, no session
+  app.use(agentDownloadsRouter(ctx)); // /agent/install.sh, /agent/ponio-agent.cjs: public, no session
   app.use('/api/v1', apiRouter(ctx));
   app.use(dashboardRouter(ctx));
   app.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'Page not found.')));

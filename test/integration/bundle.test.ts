@@ -3,7 +3,8 @@
 // loads only when a service is there (a domain module, the MariaDB driver) work from the bundle too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -36,7 +37,7 @@ before(async () => {
   const built = await buildAgentBundle();
   // Alone in an empty directory far from the repository's node_modules.
   dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-bundle-'));
-  bundle = path.join(dir, 'ponio-agent.mjs');
+  bundle = path.join(dir, 'ponio-agent.cjs');
   copyFileSync(built, bundle);
   rmSync(path.dirname(path.dirname(built)), { recursive: true, force: true });
   const files = await pki.agent('bundled');
@@ -71,17 +72,27 @@ after(async () => {
   if (pki) rmSync(pki.dir, { recursive: true, force: true });
 });
 
-test('the bundle is one self-contained file: no import or require of a package left outside it', () => {
+test('the bundle is one self-contained CommonJS file: no import or require of a package left outside it', () => {
   const text = readFileSync(bundle, 'utf8');
-  assert.ok(text.startsWith('#!/usr/bin/env node\n'), 'starts with a node shebang');
-  // Only node: built-ins (and the optional ws accelerators, which ws loads in a try/catch).
-  const imports = [
-    ...text.matchAll(/\bimport\s*[\w$*{},\s]*?\s*from\s*"([^"]+)"|\bimport\("([^"]+)"\)/g),
-  ].map((m) => m[1] ?? m[2]);
-  assert.ok(imports.includes('node:tls'), 'the import scan sees the bundle’s imports');
-  const foreign = imports.filter((s) => s !== undefined && !s.startsWith('node:'));
-  assert.deepEqual(foreign, [], `imports outside the bundle: ${foreign.join(', ')}`);
+  assert.ok(text.startsWith("#!/usr/bin/env node\n'use strict';\n"), 'a node shebang, then strict mode');
+  // CommonJS: no ESM syntax (Node's ESM loader costs ~1 MB of idle RSS, docs/benchmarks.md).
+  assert.doesNotMatch(text, /^import\s|\bimport\.meta\b|\bimport\(/m, 'no ESM import');
+  const required = [...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!);
+  assert.ok(required.includes('node:tls'), 'the require scan sees the bundle’s requires');
+  // Only built-ins, and the optional accelerators ws and debug load in a try/catch.
+  const optional = new Set(['bufferutil', 'utf-8-validate', 'supports-color']);
+  const builtin = new Set(builtinModules);
+  const foreign = required.filter((s) => !s.startsWith('node:') && !builtin.has(s) && !optional.has(s));
+  assert.deepEqual(foreign, [], `requires outside the bundle: ${foreign.join(', ')}`);
   assert.doesNotMatch(text, /\.node["']\)/, 'no native addon is loaded');
+});
+
+test('the bundle runs as CommonJS also next to a package.json that says "type": "module"', async () => {
+  const esmDir = mkdtempSync(path.join(dir, 'esm-'));
+  writeFileSync(path.join(esmDir, 'package.json'), '{ "type": "module" }\n');
+  const there = path.join(esmDir, 'ponio-agent.cjs');
+  copyFileSync(bundle, there);
+  assert.equal((await run(process.execPath, [there, '--version'])).trim(), PONIO_VERSION);
 });
 
 test('--version prints the package version', async () => {

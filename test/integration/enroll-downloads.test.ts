@@ -1,5 +1,5 @@
 // The panel serves the agent release on its HTTPS port for the one-line install
-// (GET /agent/install.sh, GET /agent/ponio-agent.mjs): a real panel with a real `npm run build`
+// (GET /agent/install.sh, GET /agent/ponio-agent.cjs): a real panel with a real `npm run build`
 // agent bundle, fetched without a login; a panel without a bundle answers 404 and the Add-host
 // output falls back to the two-step command.
 import { test, before, after } from 'node:test';
@@ -65,15 +65,15 @@ after(async () => {
   for (const d of [dist, t?.dataDir, ...dirs]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
-test('GET /agent/ponio-agent.mjs: the built bundle, no login, strong ETag, JavaScript type, 304 on match', async () => {
-  const r = await get(`${t.url}/agent/ponio-agent.mjs`);
+test('GET /agent/ponio-agent.cjs: the built bundle, no login, strong ETag, JavaScript type, 304 on match', async () => {
+  const r = await get(`${t.url}/agent/ponio-agent.cjs`);
   assert.equal(r.status, 200, r.body.toString());
   const file = readFileSync(bundle);
   assert.ok(r.body.equals(file), 'the bundle, byte for byte');
   assert.match(String(r.headers['content-type']), /^text\/javascript; charset=utf-8$/);
   assert.equal(r.headers.etag, etagOf(sha256(file)));
   assert.equal(r.headers['x-content-sha256'], sha256(file));
-  const again = await get(`${t.url}/agent/ponio-agent.mjs`, { 'if-none-match': String(r.headers.etag) });
+  const again = await get(`${t.url}/agent/ponio-agent.cjs`, { 'if-none-match': String(r.headers.etag) });
   assert.equal(again.status, 304);
   assert.equal(again.body.length, 0);
 });
@@ -115,10 +115,13 @@ test('no other file is served under /agent/', async () => {
   for (const p of [
     '/agent/install-agent.sh',
     '/agent/ponio-agent.service',
-    '/agent/ponio-agent.mjs.map',
+    '/agent/ponio-agent.cjs.map',
+    '/agent/ponio-agent.cjs.LEGAL.txt',
+    // the bundle's name while it was an ES module: not served any more
+    '/agent/ponio-agent.mjs',
     '/agent/config.example.json',
     '/agent/',
-    '/agent/..%2fponio-agent.mjs',
+    '/agent/..%2fponio-agent.cjs',
     '/agent/%2e%2e/panel.db',
   ]) {
     const r = await get(`${t.url}${p}`);
@@ -214,7 +217,7 @@ test('without an agent release: 404 with a sentence, and Add host gives only the
   const p = await startTestPanel({ agentDir: empty });
   dirs.push(p.dataDir);
   try {
-    for (const f of ['install.sh', 'ponio-agent.mjs']) {
+    for (const f of ['install.sh', 'ponio-agent.cjs']) {
       const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
         https
           .get(`${p.url}/agent/${f}`, { ca: p.panel.ctx.pki.ca.certPem }, (res) => {

@@ -102,7 +102,7 @@ test('install-agent.sh --panel/--token/--ca-pin enrolls; the installed agent ser
   const again = await sh(path.join(root, 'opt/ponio-agent/install-agent.sh'), [
     ...args,
     '--bundle',
-    path.join(dist, 'agent/ponio-agent.mjs'),
+    path.join(dist, 'agent/ponio-agent.cjs'),
   ]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /Already enrolled as host deployed1/);
@@ -111,7 +111,7 @@ test('install-agent.sh --panel/--token/--ca-pin enrolls; the installed agent ser
   // What the unit runs: the installed bundle with the installed config.
   const started = await spawnUntil(
     process.execPath,
-    [path.join(root, 'opt/ponio-agent/ponio-agent.mjs'), 'serve', '--config', path.join(etc, 'config.json')],
+    [path.join(root, 'opt/ponio-agent/ponio-agent.cjs'), 'serve', '--config', path.join(etc, 'config.json')],
     (l) => parseReady(l) !== null,
     { cwd: root },
   );

@@ -106,11 +106,11 @@ test('the one line from Add host installs and enrolls; the installed agent answe
   const etc = path.join(root, 'etc/ponio-agent');
   const mode = (f: string): string => (statSync(f).mode & 0o777).toString(8);
   assert.ok(
-    readFileSync(path.join(opt, 'ponio-agent.mjs')).equals(
-      readFileSync(path.join(dist, 'agent/ponio-agent.mjs')),
+    readFileSync(path.join(opt, 'ponio-agent.cjs')).equals(
+      readFileSync(path.join(dist, 'agent/ponio-agent.cjs')),
     ),
   );
-  assert.equal(mode(path.join(opt, 'ponio-agent.mjs')), '755');
+  assert.equal(mode(path.join(opt, 'ponio-agent.cjs')), '755');
   assert.equal(
     readFileSync(path.join(root, 'etc/systemd/system/ponio-agent.service'), 'utf8'),
     readFileSync(path.join(dist, 'agent/ponio-agent.service'), 'utf8'),
@@ -128,7 +128,7 @@ test('the one line from Add host installs and enrolls; the installed agent answe
 
   const started = await spawnUntil(
     process.execPath,
-    [path.join(opt, 'ponio-agent.mjs'), 'serve', '--config', path.join(etc, 'config.json')],
+    [path.join(opt, 'ponio-agent.cjs'), 'serve', '--config', path.join(etc, 'config.json')],
     (l) => parseReady(l) !== null,
     { cwd: root },
   );
@@ -236,12 +236,12 @@ test('the built panel (npm run build) finds the agent release next to itself and
   try {
     const url = `https://127.0.0.1:${port}`;
     const ca = path.join(data, 'pki/ca.crt');
-    const bundle = await bash(`curl -fsS --cacert ${ca} -o ${out}/got.mjs -D - ${url}/agent/ponio-agent.mjs`);
+    const bundle = await bash(`curl -fsS --cacert ${ca} -o ${out}/got.cjs -D - ${url}/agent/ponio-agent.cjs`);
     assert.equal(bundle.code, 0, bundle.stderr);
     assert.match(bundle.stdout, /^etag: "sha256-/im);
     assert.ok(
-      readFileSync(path.join(out, 'got.mjs')).equals(
-        readFileSync(path.join(panelDir, 'agent/ponio-agent.mjs')),
+      readFileSync(path.join(out, 'got.cjs')).equals(
+        readFileSync(path.join(panelDir, 'agent/ponio-agent.cjs')),
       ),
     );
     const script = await bash(`curl -fsS --cacert ${ca} ${url}/agent/install.sh`);

@@ -11,7 +11,9 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -84,11 +86,11 @@ const AGENT_LAYOUT = [
   'opt 0755',
   'opt/ponio-agent 0755',
   'opt/ponio-agent/install-agent.sh 0755',
-  'opt/ponio-agent/ponio-agent.mjs 0755',
+  'opt/ponio-agent/ponio-agent.cjs 0755',
   'usr 0755',
   'usr/local 0755',
   'usr/local/bin 0755',
-  'usr/local/bin/ponio-agent -> /opt/ponio-agent/ponio-agent.mjs',
+  'usr/local/bin/ponio-agent -> /opt/ponio-agent/ponio-agent.cjs',
   'var 0755',
   'var/lib 0755',
   'var/lib/ponio-agent 0700',
@@ -112,12 +114,12 @@ describe('install-agent.sh into a temporary root', () => {
       // Empty: `ponio-agent enroll` fills in the port the panel expects; serve defaults to 0.0.0.0:7443.
       const cfg = JSON.parse(readFileSync(path.join(root, 'etc/ponio-agent/config.json'), 'utf8'));
       assert.deepEqual(cfg, {});
-      const installed = readFileSync(path.join(root, 'opt/ponio-agent/ponio-agent.mjs'));
-      assert.ok(installed.equals(readFileSync(path.join(dist, 'agent/ponio-agent.mjs'))));
+      const installed = readFileSync(path.join(root, 'opt/ponio-agent/ponio-agent.cjs'));
+      assert.ok(installed.equals(readFileSync(path.join(dist, 'agent/ponio-agent.cjs'))));
       const v = await new Promise<string>((resolve, reject) =>
         execFile(
           process.execPath,
-          [path.join(root, 'opt/ponio-agent/ponio-agent.mjs'), '--version'],
+          [path.join(root, 'opt/ponio-agent/ponio-agent.cjs'), '--version'],
           (e, o) => (e ? reject(new Error(e.message)) : resolve(String(o))),
         ),
       );
@@ -138,13 +140,48 @@ describe('install-agent.sh into a temporary root', () => {
         '--root',
         root,
         '--bundle',
-        path.join(dist, 'agent/ponio-agent.mjs'),
+        path.join(dist, 'agent/ponio-agent.cjs'),
         '--listen',
         '0.0.0.0:9999',
       ]);
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(listing(root).sort(), expectedAgentLayout());
       assert.equal(readFileSync(cfgFile, 'utf8'), '{ "listen": "10.0.0.5:7443" }\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('upgrading an install of the ES module bundle (ponio-agent.mjs) removes it; unit and link name the .cjs', async () => {
+    const root = tempRoot();
+    try {
+      assert.equal((await sh(path.join(dist, 'agent/install-agent.sh'), ['--root', root])).code, 0);
+      // What an earlier release left: the bundle as ponio-agent.mjs, named by the link and the unit.
+      const opt = path.join(root, 'opt/ponio-agent');
+      renameSync(path.join(opt, 'ponio-agent.cjs'), path.join(opt, 'ponio-agent.mjs'));
+      rmSync(path.join(root, 'usr/local/bin/ponio-agent'));
+      symlinkSync('/opt/ponio-agent/ponio-agent.mjs', path.join(root, 'usr/local/bin/ponio-agent'));
+      const unitFile = path.join(root, 'etc/systemd/system/ponio-agent.service');
+      const unit = readFileSync(path.join(dist, 'agent/ponio-agent.service'), 'utf8');
+      assert.match(unit, /^ExecStart=\S+ .*\/opt\/ponio-agent\/ponio-agent\.cjs serve /m);
+      writeFileSync(unitFile, unit.replaceAll('ponio-agent.cjs', 'ponio-agent.mjs'));
+
+      const r = await sh(path.join(dist, 'agent/install-agent.sh'), ['--root', root]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(listing(root).sort(), expectedAgentLayout(), 'no ponio-agent.mjs left');
+      assert.equal(readFileSync(unitFile, 'utf8'), unit);
+      const v = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [path.join(opt, 'ponio-agent.cjs'), '--version'], (e, o) =>
+          e ? reject(new Error(e.message)) : resolve(String(o)),
+        ),
+      );
+      assert.match(v.trim(), /^\d+\.\d+\.\d+/);
+
+      // --uninstall removes the old file as well, should one still be there.
+      writeFileSync(path.join(opt, 'ponio-agent.mjs'), '// an earlier release\n');
+      const u = await sh(path.join(opt, 'install-agent.sh'), ['--root', root, '--uninstall']);
+      assert.equal(u.code, 0, u.stderr);
+      assert.deepEqual(listing(root), []);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -260,7 +297,7 @@ describe('install-panel.sh into a temporary root', () => {
         'var/lib/ponio-panel 0700',
       ]);
       // The panel carries the agent bundle and installer so it can hand them to new hosts.
-      assert.ok(all.includes('opt/ponio-panel/agent/ponio-agent.mjs 0755'));
+      assert.ok(all.includes('opt/ponio-panel/agent/ponio-agent.cjs 0755'));
       assert.ok(all.includes('opt/ponio-panel/agent/install-agent.sh 0755'));
       assert.ok(
         all.some((l) =>
