@@ -11,6 +11,7 @@ import type { ApacheHost, CheckResult } from './apache.ts';
 import { createSiteTree, removeCreated, removeSiteTree, siteOwner, sitePaths } from './site-tree.ts';
 import { maybeCrash, readTestHooks } from './test-hooks.ts';
 import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
+import { VhostCache } from './vhost-cache.ts';
 import { noProgress, type Progress } from '../types.ts';
 
 interface Entry {
@@ -79,6 +80,12 @@ const checkerFailed = (what: string, r: CheckResult): RpcError =>
  */
 export class WebsitesService {
   private readonly journalFile: string;
+  /** Parsed vhosts by file, re-read only when a file changed (vhost-cache.ts). */
+  private readonly vhosts = new VhostCache<ParsedVhost>((text, file) => {
+    const name = path.basename(file);
+    const inAvailable = path.dirname(file) === this.apache.sitesAvailable;
+    return parseVhost(text, inAvailable ? name.slice(0, -'.conf'.length) : null);
+  });
 
   constructor(
     private readonly apache: ApacheHost,
@@ -92,37 +99,33 @@ export class WebsitesService {
 
   private async scan(): Promise<Entry[]> {
     const { sitesAvailable, sitesEnabled } = this.apache;
-    const availableNames = (await readdirOrEmpty(sitesAvailable)).filter(isConfName);
-    const enabledNames = new Set((await readdirOrEmpty(sitesEnabled)).filter(isConfName));
+    const [availableNames, enabledList] = await Promise.all([
+      readdirOrEmpty(sitesAvailable).then((names) => names.filter(isConfName)),
+      readdirOrEmpty(sitesEnabled).then((names) => names.filter(isConfName)),
+    ]);
+    const enabledNames = new Set(enabledList);
+    const availableFiles = availableNames.map((name) => path.join(sitesAvailable, name));
+    const available = await this.vhosts.read(availableFiles);
     const out: Entry[] = [];
-    for (const name of availableNames) {
-      const file = path.join(sitesAvailable, name);
-      const text = await readIfExists(file);
-      if (text === null) continue;
-      out.push({
-        name,
-        file,
-        inAvailable: true,
-        enabled: enabledNames.has(name),
-        parsed: parseVhost(text, name.slice(0, -'.conf'.length)),
-      });
+    for (const [i, name] of availableNames.entries()) {
+      const parsed = available[i];
+      const file = availableFiles[i];
+      if (!parsed || file === undefined) continue;
+      out.push({ name, file, inAvailable: true, enabled: enabledNames.has(name), parsed });
       enabledNames.delete(name);
     }
-    for (const name of enabledNames) {
-      const file = path.join(sitesEnabled, name);
-      let text = '';
-      try {
-        text = await fsp.readFile(file, 'utf8');
-      } catch {
-        /* a dangling link: still listed, so an admin sees it */
-      }
-      // A file that lives only in sites-enabled was not written by PonIO.
+    // A file that lives only in sites-enabled was not written by PonIO (a dangling link is still
+    // listed, so an admin sees it).
+    const onlyEnabled = [...enabledNames];
+    const enabledFiles = onlyEnabled.map((name) => path.join(sitesEnabled, name));
+    const enabled = await this.vhosts.read(enabledFiles);
+    for (const [i, name] of onlyEnabled.entries()) {
       out.push({
         name,
-        file,
+        file: enabledFiles[i] ?? path.join(sitesEnabled, name),
         inAvailable: false,
         enabled: true,
-        parsed: { ...parseVhost(text, null), managed: false },
+        parsed: { ...(enabled[i] ?? parseVhost('', null)), managed: false },
       });
     }
     return out;
