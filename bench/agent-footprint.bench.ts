@@ -3,6 +3,11 @@
 // next to a bare `node -e` in the same run. The agent runs on a host without any of its services
 // (they are hidden in a private mount namespace), so absent modules must cost nothing.
 // Targets: idle RSS <= bare + 12 MB, ready <= 300 ms.
+//
+// RSS is sampled twice in each process, without forcing any GC: 2 s after ready (what this bench
+// reported first) and 15 s after ready, the settled idle figure the target is judged on. V8's memory
+// reducer frees the start-up garbage by itself ~8 s after start; from then on the agent's RSS stays
+// flat while idle (checked up to 60 s), and idle is where an agent spends its months.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { agentBundle } from './agent.ts';
@@ -40,33 +45,47 @@ export function unitRuntime(): { nodeFlags: string[]; env: Record<string, string
 export const bench: Bench = {
   name: 'agent-footprint',
   async run() {
-    const runs = count(5, 2);
-    const idleMs = count(2000, 1500);
+    const runs = count(3, 2);
+    const earlyMs = 2000;
+    const settledMs = count(15_000, 3000);
     const bundle = await agentBundle();
     const pki = await makePki();
     const files = await pki.agent('footprint');
     const { nodeFlags, env } = unitRuntime();
     const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env };
-    const agentReady: number[] = [];
-    const agentRss: number[] = [];
-    const bareReady: number[] = [];
-    const bareRss: number[] = [];
+    const agent = { ready: [] as number[], early: [] as number[], settled: [] as number[] };
+    const bare = { ready: [] as number[], early: [] as number[], settled: [] as number[] };
     let modules: Array<{ name: string; available: boolean }> = [];
+    /** RSS of each process at its own ready + earlyMs and ready + settledMs, in time order. */
+    const sample = async (
+      procs: Array<{ pid: number; readyAt: number; into: typeof agent }>,
+    ): Promise<void> => {
+      const due = procs
+        .flatMap((p) => [
+          { at: p.readyAt + earlyMs, pid: p.pid, into: p.into.early },
+          { at: p.readyAt + settledMs, pid: p.pid, into: p.into.settled },
+        ])
+        .sort((x, y) => x.at - y.at);
+      for (const d of due) {
+        await sleep(Math.max(0, d.at - performance.now()));
+        d.into.push(rssBytes(d.pid) ?? NaN);
+      }
+    };
     try {
       for (let i = 0; i < runs; i++) {
-        // bare node, same wrapper (namespace + exec) so both pay the same start-up overhead
-        const bare = withoutServices(process.execPath, [
+        // Bare node, same wrapper (namespace + exec) so both pay the same start-up overhead. The
+        // agent starts once bare node is ready and idle, so neither start competes with the other;
+        // then both idle side by side (to keep the run short) and each is sampled on its own clock.
+        const bareCmd = withoutServices(process.execPath, [
           '-e',
           'process.stdout.write("ready\\n"); setInterval(() => {}, 1e9);',
         ]);
-        const b = await spawnUntil(bare.file, bare.args, (l) => l === 'ready', { env: childEnv });
-        bareReady.push(Number(b.readyNs) / 1e6);
-        await sleep(idleMs);
-        bareRss.push(rssBytes(b.proc.pid!) ?? NaN);
-        await stopChild(b.proc);
+        const b = await spawnUntil(bareCmd.file, bareCmd.args, (l) => l === 'ready', { env: childEnv });
+        const bareReadyAt = performance.now();
+        bare.ready.push(Number(b.readyNs) / 1e6);
 
         const sandbox = tempDir('footprint');
-        const agent = withoutServices(process.execPath, [
+        const agentCmd = withoutServices(process.execPath, [
           ...nodeFlags,
           bundle,
           'serve',
@@ -82,15 +101,22 @@ export const bench: Bench = {
           sandbox,
         ]);
         try {
-          const s = await spawnUntil(agent.file, agent.args, (l) => parseReady(l) !== null, {
+          const s = await spawnUntil(agentCmd.file, agentCmd.args, (l) => parseReady(l) !== null, {
             env: childEnv,
           });
-          agentReady.push(Number(s.readyNs) / 1e6);
-          modules = parseReady(s.line)!.modules;
-          await sleep(idleMs);
-          agentRss.push(rssBytes(s.proc.pid!) ?? NaN);
-          await stopChild(s.proc);
+          const agentReadyAt = performance.now();
+          try {
+            agent.ready.push(Number(s.readyNs) / 1e6);
+            modules = parseReady(s.line)!.modules;
+            await sample([
+              { pid: b.proc.pid!, readyAt: bareReadyAt, into: bare },
+              { pid: s.proc.pid!, readyAt: agentReadyAt, into: agent },
+            ]);
+          } finally {
+            await stopChild(s.proc);
+          }
         } finally {
+          await stopChild(b.proc);
           rmSync(sandbox, { recursive: true, force: true });
         }
       }
@@ -98,15 +124,17 @@ export const bench: Bench = {
       pki.cleanup();
     }
     const mb = (b: number): number => round(b / 2 ** 20, 1);
-    const rssDelta = mb(median(agentRss) - median(bareRss));
-    const ready = round(median(agentReady), 0);
+    const over = (k: 'early' | 'settled'): number => mb(median(agent[k]) - median(bare[k]));
+    const rssDelta = over('settled');
+    const ready = round(median(agent.ready), 0);
     return [
       {
         bench: 'agent-footprint',
         subject: 'bare node -e (reference)',
         runs,
-        idle_rss_mb: mb(median(bareRss)),
-        ready_ms: round(median(bareReady), 0),
+        rss_2s_mb: mb(median(bare.early)),
+        idle_rss_mb: mb(median(bare.settled)),
+        ready_ms: round(median(bare.ready), 0),
       },
       {
         bench: 'agent-footprint',
@@ -114,15 +142,18 @@ export const bench: Bench = {
         runs,
         node_flags: nodeFlags.join(' '),
         bundle_kb: Math.round(readFileSync(bundle).length / 1024),
-        idle_rss_mb: mb(median(agentRss)),
+        rss_2s_mb: mb(median(agent.early)),
+        rss_2s_over_bare_mb: over('early'),
+        idle_rss_mb: mb(median(agent.settled)),
         rss_over_bare_mb: rssDelta,
+        idle_sampled_after_ready_s: settledMs / 1000,
         ready_ms: ready,
-        ready_over_bare_ms: round(ready - median(bareReady), 0),
+        ready_over_bare_ms: round(ready - median(bare.ready), 0),
         modules_available: modules
           .filter((m) => m.available)
           .map((m) => m.name)
           .join(','),
-        target: 'RSS <= bare + 12 MB, ready <= 300 ms',
+        target: `idle RSS (${settledMs / 1000} s after ready, no forced GC) <= bare + 12 MB, ready <= 300 ms`,
         meets_target: rssDelta <= 12 && ready <= 300,
       },
     ];
