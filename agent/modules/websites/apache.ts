@@ -38,7 +38,10 @@ export interface ApacheHost {
    * were enabled (`-c "Include FILE"`), without making it live.
    */
   configTest(candidate?: string): Promise<CheckResult>;
-  /** Graceful reload; resolves when Apache runs the new config (sandbox) or the ctl returned. */
+  /**
+   * Graceful reload; resolves when Apache reports that it runs the new config, or fails when the
+   * restart failed (e.g. a log it cannot open: `apache2 -t` does not open logs) or Apache died.
+   */
   reload(): Promise<CheckResult>;
 }
 
@@ -59,7 +62,96 @@ export function createApacheHost(layout: HostLayout, exec: Exec, logger: Logger)
   return layout.mode === 'system' ? new SystemApache(layout, exec) : new SandboxApache(layout, exec, logger);
 }
 
+// --- both modes: Apache reports each new generation in its main error log -----------------
+
+const READY = /AH00489|resuming normal operations/;
+const FAILED =
+  /AH00015|AH00016|AH00072|AH00076|no listening sockets|Configuration Failed|Unable to open logs/;
+
+/** Whether a process runs (a zombie does not: PID 1 of a container may reap it seconds later). */
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function logSize(file: string): Promise<number> {
+  try {
+    return (await fsp.stat(file)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** What Apache appended to `file` after `offset` (all of it when the log was rotated meanwhile). */
+async function logSince(file: string, offset: number): Promise<string> {
+  let fh;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const { size } = await fh.stat();
+    const from = size < offset ? 0 : offset;
+    if (size <= from) return '';
+    const buf = Buffer.alloc(Math.min(size - from, 256 * 1024));
+    await fh.read(buf, 0, buf.length, from);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Waits until Apache logs "resuming normal operations" in its main error log after `offset`, a
+ * failure, or the death of `pid` (the server that was signalled).
+ */
+async function waitForReady(
+  errorLog: string,
+  offset: number,
+  pid: number | null,
+  timeoutMs = 15_000,
+): Promise<CheckResult> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    const text = await logSince(errorLog, offset);
+    if (READY.test(text)) return { ok: true, output: '' };
+    if (FAILED.test(text)) return { ok: false, output: text.trim().split('\n').slice(-20).join('\n') };
+    if (pid !== null && !isAlive(pid))
+      return { ok: false, output: text.trim() || 'Apache exited during the reload.' };
+    if (Date.now() > deadline)
+      return {
+        ok: false,
+        output: `Apache did not report ready within ${timeoutMs / 1000} s. ${text.trim()}`,
+      };
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+async function pidIn(file: string): Promise<number | null> {
+  const pid = Number((await readIfExists(file))?.trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : null;
+}
+
 // --- system mode: Debian's apache2 --------------------------------------------------------
+
+interface RuntimeFiles {
+  errorLog: string;
+  pidFile: string;
+}
 
 class SystemApache implements ApacheHost {
   readonly mode = 'system' as const;
@@ -68,6 +160,8 @@ class SystemApache implements ApacheHost {
   readonly sitesEnabled = '/etc/apache2/sites-enabled';
   readonly wwwRoot: string;
   readonly vhostListen = '*:80';
+  /** Learned at start (and after each reload): where to watch a reload happen. */
+  private runtime: RuntimeFiles | null = null;
 
   constructor(
     layout: HostLayout,
@@ -95,8 +189,9 @@ class SystemApache implements ApacheHost {
     await fsp.mkdir(this.wwwRoot, { recursive: true });
   }
 
-  start(): Promise<void> {
-    return this.prepare();
+  async start(): Promise<void> {
+    await this.prepare();
+    this.runtime = await this.readRuntime();
   }
 
   stop(): Promise<void> {
@@ -112,11 +207,40 @@ class SystemApache implements ApacheHost {
     return { ok: r.code === 0, output: outputOf(r) };
   }
 
+  /** Apache's main error log and pid file, from its own dump of the run-time config; null if unreadable. */
+  private async readRuntime(): Promise<RuntimeFiles | null> {
+    const r = await this.exec('apache2ctl', ['-t', '-D', 'DUMP_RUN_CFG'], { timeoutMs: 30_000 });
+    const text = `${r.stdout}\n${r.stderr}`;
+    const errorLog = /^Main ErrorLog: "(\/[^"]+)"$/m.exec(text)?.[1];
+    const pidFile = /^PidFile: "(\/[^"]+)"$/m.exec(text)?.[1];
+    return r.code === 0 && errorLog !== undefined && pidFile !== undefined ? { errorLog, pidFile } : null;
+  }
+
   async reload(): Promise<CheckResult> {
-    const r = existsSync('/run/systemd/system')
+    const systemd = existsSync('/run/systemd/system');
+    const rt = this.runtime;
+    let pid = rt === null ? null : await pidIn(rt.pidFile);
+    if (rt !== null && pid !== null && !isAlive(pid)) {
+      // Apache died (a restart that failed) and left its pid file, naming a zombie until PID 1
+      // reaps it: httpd would take that for a running server and signal it instead of starting
+      // (the graceful of a stopped Apache starts it). systemd keeps its own account of the unit.
+      if (!systemd) await fsp.rm(rt.pidFile, { force: true });
+      pid = null;
+    }
+    const offset = rt === null ? 0 : await logSize(rt.errorLog);
+    const r = systemd
       ? await this.exec('systemctl', ['reload', 'apache2'], { timeoutMs: 60_000 })
       : await this.exec('apache2ctl', ['graceful'], { timeoutMs: 60_000 });
-    return { ok: r.code === 0, output: outputOf(r) };
+    if (r.code !== 0) return { ok: false, output: outputOf(r) };
+    if (rt === null) {
+      this.runtime = await this.readRuntime();
+      return { ok: true, output: outputOf(r) };
+    }
+    // Both only signal Apache: the restart happens after they returned, and it can still fail
+    // (a log that cannot be opened passes `apache2 -t`), taking every site down.
+    const [ready, fresh] = await Promise.all([waitForReady(rt.errorLog, offset, pid), this.readRuntime()]);
+    this.runtime = fresh ?? rt;
+    return ready;
   }
 }
 
@@ -124,9 +248,6 @@ class SystemApache implements ApacheHost {
 
 const MODULES = ['mpm_event', 'authz_core', 'dir', 'mime', 'alias'] as const;
 const MODULE_DIR = '/usr/lib/apache2/modules';
-const READY = /AH00489|resuming normal operations/;
-const FAILED =
-  /AH00015|AH00016|AH00072|AH00076|no listening sockets|Configuration Failed|Unable to open logs/;
 
 async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -138,23 +259,6 @@ async function freeLoopbackPort(): Promise<number> {
     });
   });
 }
-
-/** Whether a process runs (a zombie does not: PID 1 of a container may reap it seconds later). */
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-};
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The sandbox's state file (<runDir>/apache.json): where the private Apache listens. */
 export interface SandboxApacheInfo {
@@ -304,52 +408,6 @@ class SandboxApache implements ApacheHost {
     return pid;
   }
 
-  private async logSize(): Promise<number> {
-    try {
-      return (await fsp.stat(this.errorLog)).size;
-    } catch {
-      return 0;
-    }
-  }
-
-  private async logSince(offset: number): Promise<string> {
-    let fh;
-    try {
-      fh = await fsp.open(this.errorLog, 'r');
-    } catch {
-      return '';
-    }
-    try {
-      const { size } = await fh.stat();
-      if (size <= offset) return '';
-      const buf = Buffer.alloc(Math.min(size - offset, 256 * 1024));
-      await fh.read(buf, 0, buf.length, offset);
-      return buf.toString('utf8');
-    } finally {
-      await fh.close();
-    }
-  }
-
-  /** Waits until Apache logs "resuming normal operations" after `offset`, or a failure. */
-  private async waitForReady(offset: number, pid: number | null, timeoutMs = 15_000): Promise<CheckResult> {
-    const deadline = Date.now() + timeoutMs;
-    let delay = 2;
-    for (;;) {
-      const text = await this.logSince(offset);
-      if (READY.test(text)) return { ok: true, output: '' };
-      if (FAILED.test(text)) return { ok: false, output: text.trim().split('\n').slice(-20).join('\n') };
-      if (pid !== null && !isAlive(pid))
-        return { ok: false, output: text.trim() || 'Apache exited during the reload.' };
-      if (Date.now() > deadline)
-        return {
-          ok: false,
-          output: `Apache did not report ready within ${timeoutMs / 1000} s. ${text.trim()}`,
-        };
-      await sleep(delay);
-      delay = Math.min(delay * 2, 50);
-    }
-  }
-
   async start(): Promise<void> {
     await this.prepare();
     const info = await this.readInfo();
@@ -390,10 +448,10 @@ class SandboxApache implements ApacheHost {
   private async launch(): Promise<CheckResult> {
     // A stale pid file naming a recycled pid would make Apache believe it already runs.
     await fsp.rm(this.pidFile, { force: true });
-    const offset = await this.logSize();
+    const offset = await logSize(this.errorLog);
     const r = await this.exec('apache2', ['-f', this.mainConf, '-k', 'start'], { timeoutMs: 30_000 });
     if (r.code !== 0) return { ok: false, output: outputOf(r) };
-    return this.waitForReady(offset, null);
+    return waitForReady(this.errorLog, offset, null);
   }
 
   private async readInfo(): Promise<SandboxApacheInfo | null> {
@@ -413,9 +471,9 @@ class SandboxApache implements ApacheHost {
       await atomicWrite(this.mainConf, this.mainConfText(this.port));
       return this.launch();
     }
-    const offset = await this.logSize();
+    const offset = await logSize(this.errorLog);
     process.kill(pid, 'SIGUSR1'); // Apache's graceful restart (what `apache2 -k graceful` sends)
-    return this.waitForReady(offset, pid);
+    return waitForReady(this.errorLog, offset, pid);
   }
 
   private async killAndWait(pid: number): Promise<void> {
