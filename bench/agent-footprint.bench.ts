@@ -7,7 +7,7 @@
 // RSS is sampled twice in each process, without forcing any GC: 2 s after ready (what this bench
 // reported first) and 15 s after ready, the settled idle figure the target is judged on. V8's memory
 // reducer frees the start-up garbage by itself ~8 s after start; from then on the agent's RSS stays
-// flat while idle (checked up to 60 s), and idle is where an agent spends its months.
+// flat while idle (checked up to 5 min), and idle is where an agent spends its months.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { agentBundle } from './agent.ts';
