@@ -224,20 +224,6 @@ export function parseReady(
 
 // --- output ---------------------------------------------------------------------------------
 
-/** A short human table of result lines (stderr), one row per result. */
-export function humanTable(results: readonly BenchResult[]): string {
-  const rows = results.map((r) => {
-    const { bench, ...rest } = r;
-    const figures = Object.entries(rest)
-      .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join('  ');
-    return [bench, figures] as const;
-  });
-  const w = Math.max(5, ...rows.map(([b]) => b.length));
-  return rows.map(([b, f]) => `${b.padEnd(w)}  ${f}`).join('\n');
-}
-
 // --- "service absent" hosts -------------------------------------------------------------------
 
 /** Allowed binaries that belong to the system module; every other one belongs to a service. */
