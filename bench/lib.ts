@@ -222,8 +222,6 @@ export function parseReady(
   }
 }
 
-// --- output ---------------------------------------------------------------------------------
-
 // --- "service absent" hosts -------------------------------------------------------------------
 
 /** Allowed binaries that belong to the system module; every other one belongs to a service. */
