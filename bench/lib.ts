@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks (bench/*.bench.ts). Nothing here times assertions: benches
 // measure and print; docs/benchmarks.md explains how to read the figures.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -220,6 +220,36 @@ export function parseReady(
   } catch {
     return null;
   }
+}
+
+// --- CPU placement ------------------------------------------------------------------------------
+
+/**
+ * Puts the main thread of the bench process (the client) on CPU 0 and those of the given server
+ * processes on CPU 1, with `taskset` (their GC and thread-pool helpers stay free to run anywhere). On a small VM the scheduler otherwise places each ping-pong pair on one
+ * CPU (a cheap context switch) or on two (a cross-CPU wake-up, 2-3x slower) as it pleases, per
+ * process and per run, so a reference and PonIO could be measured under different placements and
+ * their ratio would mean nothing (measured here: TLS echo 46 vs 120 us, Socket.IO 121 vs 185 us).
+ * Two CPUs is also what a real panel -> agent link looks like (two hosts). Returns how the run was
+ * placed and a function that gives the bench process all CPUs back.
+ */
+export function pinClientAndServers(serverPids: readonly number[]): { placement: string; restore(): void } {
+  const cpus = os.cpus().length;
+  const taskset = (cpuList: string, pid: number): boolean => {
+    try {
+      execFileSync('taskset', ['-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (cpus < 2 || !taskset('0', process.pid))
+    return { placement: 'unpinned (needs 2 CPUs and taskset)', restore: () => undefined };
+  for (const pid of serverPids) taskset('1', pid);
+  return {
+    placement: 'client on CPU 0, servers on CPU 1',
+    restore: () => void taskset(`0-${cpus - 1}`, process.pid),
+  };
 }
 
 // --- "service absent" hosts -------------------------------------------------------------------

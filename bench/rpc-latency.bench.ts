@@ -14,6 +14,7 @@ import {
   ROOT,
   count,
   latencyStats,
+  pinClientAndServers,
   round,
   spawnUntil,
   stopChild,
@@ -71,6 +72,7 @@ export const bench: Bench = {
     const echo = await startEchoServer(a.agentFiles.certFile, a.agentFiles.keyFile, a.pki.caFile);
     const servers: ChildProcess[] = [echo.proc];
     const results: BenchResult[] = [];
+    let unpin = (): void => undefined;
     try {
       const sio = await startSioEcho(a, false);
       servers.push(sio.proc);
@@ -89,6 +91,13 @@ export const bench: Bench = {
         key: a.pki.panel.keyPem,
         ca: readFileSync(a.pki.caFile, 'utf8'),
       });
+      // Every subject under the same CPU placement (see pinClientAndServers).
+      const pinned = pinClientAndServers([
+        a.pid,
+        ...servers.map((proc) => proc.pid ?? 0).filter((p) => p > 0),
+      ]);
+      unpin = () => pinned.restore();
+      const placement = pinned.placement;
       const msg = Buffer.alloc(64, 'x');
       const ping = async (): Promise<void> => {
         const r = await a.manager.call(a.hostId, 'ping', {});
@@ -132,7 +141,7 @@ export const bench: Bench = {
       sioWireClient.close();
       const ref = latencyStats(echoNs);
       const p = latencyStats(pingNs);
-      results.push({ bench: 'rpc-latency', subject: 'raw TLS echo (reference)', ...ref });
+      results.push({ bench: 'rpc-latency', subject: 'raw TLS echo (reference)', placement, ...ref });
       const transport = latencyStats(sioNs);
       results.push({
         bench: 'rpc-latency',
@@ -152,6 +161,7 @@ export const bench: Bench = {
       results.push({
         bench: 'rpc-latency',
         subject: 'ping',
+        placement,
         ...p,
         p50_vs_tls: ratio,
         p50_vs_socketio: round(p.p50_us / transport.p50_us, 2),
@@ -192,6 +202,7 @@ export const bench: Bench = {
       }
       return results;
     } finally {
+      unpin();
       for (const proc of servers) await stopChild(proc);
       await a.stop();
     }
