@@ -27,11 +27,17 @@ import {
   type Bench,
 } from './lib.ts';
 
-/** Node flags and Environment= of the shipped unit, so the bench measures what is deployed. */
-export function unitRuntime(): { nodeFlags: string[]; env: Record<string, string> } {
-  const unit = readFileSync(path.join(ROOT, 'deploy/systemd/ponio-agent.service'), 'utf8');
+/**
+ * Node flags and Environment= of a shipped unit (the agent's by default), so the benches measure
+ * what is deployed.
+ */
+export function unitRuntime(unitName = 'ponio-agent.service'): {
+  nodeFlags: string[];
+  env: Record<string, string>;
+} {
+  const unit = readFileSync(path.join(ROOT, 'deploy/systemd', unitName), 'utf8');
   const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
-  const bundleAt = exec.findIndex((a) => a.endsWith('.cjs'));
+  const bundleAt = exec.findIndex((a) => /\.(c|m)?js$/.test(a));
   const nodeFlags = exec.slice(1, bundleAt < 0 ? 1 : bundleAt);
   const env: Record<string, string> = {};
   for (const m of unit.matchAll(/^Environment=(.*)$/gm))

@@ -7,6 +7,7 @@
 // under a low allocation rate); `panel_heap_per_agent_kb` is the JS heap retained per connection.
 // `panel_cpu_ms_p50` is the panel's CPU time for one fan-out round.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { unitRuntime } from './agent-footprint.bench.ts';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -38,10 +39,13 @@ interface PanelWorker {
   request(msg: unknown): Promise<Record<string, unknown>>;
 }
 
+/** The panel runs with the node flags of its shipped unit (deploy/systemd/ponio-panel.service). */
+const PANEL_NODE_FLAGS = unitRuntime('ponio-panel.service').nodeFlags;
+
 function startPanelWorker(): Promise<PanelWorker> {
   const proc = spawn(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', path.join(ROOT, 'bench/fanout-panel.ts')],
+    [...PANEL_NODE_FLAGS, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'bench/fanout-panel.ts')],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
   );
   const queue: Array<(m: Record<string, unknown>) => void> = [];
