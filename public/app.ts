@@ -74,7 +74,10 @@ async function refreshRegions(): Promise<void> {
   }
   refreshing = true;
   try {
-    const res = await fetch(location.href, { headers: { accept: 'text/html' }, credentials: 'same-origin' });
+    const res = await fetch(location.href, {
+      headers: { accept: 'text/html', 'x-ponio-refresh': '1' },
+      credentials: 'same-origin',
+    });
     if (!res.ok) return;
     const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
     document.querySelectorAll<HTMLElement>('[data-live-region]').forEach((region) => {

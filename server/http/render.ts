@@ -23,5 +23,8 @@ export function renderPage(
   view: string,
   locals: Record<string, unknown> = {},
 ): void {
-  res.render(view, { ...pageLocals(req), flash: takeFlash(req), ...locals });
+  // A live-region refresh (public/app.ts) is not a page view: it leaves the flash messages for
+  // the page the browser is about to show (a refresh racing a form's redirect used to eat them).
+  const refresh = req.get('x-ponio-refresh') === '1';
+  res.render(view, { ...pageLocals(req), flash: refresh ? [] : takeFlash(req), ...locals });
 }

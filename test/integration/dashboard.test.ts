@@ -321,3 +321,16 @@ test('live progress: a form with a progressId gets the agent steps of its own ca
   assert.equal((JSON.parse(last.params) as { requestId?: string }).requestId, undefined);
   assert.ok(!steps.some((x) => x.requestId === 'not-a-uuid'));
 });
+
+test('a live-region refresh does not eat the flash message meant for the next page', async () => {
+  const tab = '/hosts/web1/websites';
+  const r = await admin.submit(tab, `${tab}/create`, { domain: 'bad..flash', aliases: '', adminEmail: '' });
+  assert.equal(r.status, 303);
+  // What public/app.ts sends when another change arrives over the socket meanwhile.
+  const refresh = await admin.request('GET', tab, { headers: { 'x-ponio-refresh': '1' } });
+  assert.equal(refresh.status, 200);
+  assert.ok(!refresh.text.includes('empty label'), 'the refresh shows no flash');
+  const page = await admin.get(tab);
+  assert.match(page.text, /empty label/, 'the page after the redirect still shows it');
+  assert.ok(!(await admin.get(tab)).text.includes('empty label'), 'shown once');
+});
