@@ -4,7 +4,6 @@ import { existsSync, readFileSync, statSync, rmSync, writeFileSync } from 'node:
 import { X509Certificate, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { io as ioc } from 'socket.io-client';
 import {
   certFingerprint,
   createCa,
@@ -16,6 +15,7 @@ import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import type { AgentProcess } from '../helpers/agent-process.ts';
 import { enrollWith, freePort, lightSandbox, parseEnrollCommand, serveAgent } from '../helpers/enroll.ts';
 import { WebClient } from '../helpers/web-client.ts';
+import { tryAgentConnection } from '../helpers/agent-client.ts';
 
 let t: TestPanel;
 const agents: AgentProcess[] = [];
@@ -342,24 +342,10 @@ describe('enrollment', () => {
 
     // The old certificate is still within its validity and from the right CA, but revoked.
     const refusalsBefore = count(web1.agent.output(), 'refused a client');
-    const refused = await new Promise<string>((resolve) => {
-      const s = ioc(`https://127.0.0.1:${web1.port}`, {
-        transports: ['websocket'],
-        reconnection: false,
-        timeout: 5000,
-        cert: old.certPem,
-        key: old.keyPem,
-        ca: old.caPem,
-        checkServerIdentity: () => undefined,
-      } as Parameters<typeof ioc>[1]);
-      s.once('hello', () => {
-        s.close();
-        resolve('accepted');
-      });
-      s.once('connect_error', (e) => {
-        s.close();
-        resolve(`refused: ${e.message}`);
-      });
+    const refused = await tryAgentConnection(web1.port, {
+      cert: old.certPem,
+      key: old.keyPem,
+      ca: old.caPem,
     });
     assert.match(refused, /^refused/);
     await waitFor(
@@ -435,24 +421,10 @@ describe('enrollment', () => {
     await web1.agent.stop();
     web1.agent = await serveAgent(path.join(web1.configDir, 'config.json'));
     agents.push(web1.agent);
-    const refused = await new Promise<string>((resolve) => {
-      const sock = ioc(`https://127.0.0.1:${web1.port}`, {
-        transports: ['websocket'],
-        reconnection: false,
-        timeout: 5000,
-        cert: old.certPem,
-        key: old.keyPem,
-        ca: old.caPem,
-        checkServerIdentity: () => undefined,
-      } as Parameters<typeof ioc>[1]);
-      sock.once('hello', () => {
-        sock.close();
-        resolve('accepted');
-      });
-      sock.once('connect_error', (e) => {
-        sock.close();
-        resolve(`refused: ${e.message}`);
-      });
+    const refused = await tryAgentConnection(web1.port, {
+      cert: old.certPem,
+      key: old.keyPem,
+      ca: old.caPem,
     });
     assert.match(refused, /^refused/);
     await t.panel.ctx.hosts.manager.waitForState('web1', 'online', 20_000);

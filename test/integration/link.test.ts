@@ -8,6 +8,7 @@ import { createCa, issueCertificate } from '../../shared/pki/index.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { makeTestPki, type TestPki } from '../helpers/pki.ts';
+import { tryAgentConnection } from '../helpers/agent-client.ts';
 import { quietLogger, testManager } from '../helpers/panel-link.ts';
 import { spawnAgent } from '../helpers/agent-process.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -220,26 +221,12 @@ describe('the agent refuses every client but the panel', () => {
     });
     assert.equal(status.code, 400, status.body);
     assert.match(status.body, /Transport unknown/);
-    const r = await new Promise<string>((resolve) => {
-      const socket = ioc(`https://127.0.0.1:${agent.port}`, {
-        transports: ['polling'],
-        reconnection: false,
-        timeout: 3000,
-        cert: pki.panel.certPem,
-        key: pki.panel.keyPem,
-        ca: pki.ca.certPem,
-        checkServerIdentity: () => undefined,
-      } as Parameters<typeof ioc>[1]);
-      socket.once('hello', () => {
-        socket.close();
-        resolve('connected');
-      });
-      socket.once('connect_error', (err) => {
-        socket.close();
-        resolve(err.message);
-      });
-    });
-    assert.notEqual(r, 'connected');
+    const r = await tryAgentConnection(
+      agent.port,
+      { cert: pki.panel.certPem, key: pki.panel.keyPem, ca: pki.ca.certPem },
+      { transports: ['polling'], timeoutMs: 3000 },
+    );
+    assert.match(r, /^refused/);
   });
 });
 
