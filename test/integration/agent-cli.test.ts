@@ -51,6 +51,18 @@ const dir = tempDir('ponio-agent-cli-');
 let pki: TestPki;
 let a: AgentFiles;
 let b: AgentFiles;
+/** `serve` on a free loopback port with agent a's TLS files, or the ones given instead. */
+const serveWith = (files: { cert?: string; key?: string; ca?: string } = {}): string[] => [
+  'serve',
+  '--listen',
+  '127.0.0.1:0',
+  '--cert',
+  files.cert ?? a.certFile,
+  '--key',
+  files.key ?? a.keyFile,
+  '--ca',
+  files.ca ?? a.caFile,
+];
 const write = (name: string, content: string): string => {
   const f = path.join(dir, name);
   writeFileSync(f, content);
@@ -113,62 +125,22 @@ describe('ponio-agent: bad input exits 2 with one line naming the problem', { co
     },
     {
       name: 'a missing certificate file',
-      args: () => [
-        'serve',
-        '--listen',
-        '127.0.0.1:0',
-        '--cert',
-        '/nonexistent.crt',
-        '--key',
-        a.keyFile,
-        '--ca',
-        a.caFile,
-      ],
+      args: () => serveWith({ cert: '/nonexistent.crt' }),
       line: /cannot read certificate \/nonexistent\.crt: ENOENT$/,
     },
     {
       name: 'a missing key file',
-      args: () => [
-        'serve',
-        '--listen',
-        '127.0.0.1:0',
-        '--cert',
-        a.certFile,
-        '--key',
-        '/nonexistent.key',
-        '--ca',
-        a.caFile,
-      ],
+      args: () => serveWith({ key: '/nonexistent.key' }),
       line: /cannot read key \/nonexistent\.key: ENOENT$/,
     },
     {
       name: 'a certificate file that is not a certificate',
-      args: () => [
-        'serve',
-        '--listen',
-        '127.0.0.1:0',
-        '--cert',
-        write('text.crt', 'hello'),
-        '--key',
-        a.keyFile,
-        '--ca',
-        a.caFile,
-      ],
+      args: () => serveWith({ cert: write('text.crt', 'hello') }),
       line: /certificate .*text\.crt is not a PEM file$/,
     },
     {
       name: 'a certificate and key that do not match',
-      args: () => [
-        'serve',
-        '--listen',
-        '127.0.0.1:0',
-        '--cert',
-        a.certFile,
-        '--key',
-        b.keyFile,
-        '--ca',
-        a.caFile,
-      ],
+      args: () => serveWith({ key: b.keyFile }),
       line: /certificate \S+ and key \S+ do not match$/,
     },
     {
