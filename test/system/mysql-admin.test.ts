@@ -9,8 +9,6 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import mysql from 'mysql2/promise';
-import { loadAgentConfig } from '../../agent/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { createMysqlModule } from '../../agent/modules/mysql/index.ts';
 import { exec } from '../../agent/os/exec.ts';
@@ -23,6 +21,7 @@ import { makeTestPki } from '../helpers/pki.ts';
 import { quietLogger, testManager } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { mysqlOnlyAgentConfig, rootQuery, tcpLogin } from '../helpers/mysql.ts';
 
 const HOST = 'db-admin';
 const ADMIN = 'ponio_admin';
@@ -36,15 +35,8 @@ let port: number;
 let router: Router;
 let hostModule: AgentModule<'mysql'>;
 
-async function asRoot<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = await mysql.createConnection({ socketPath, user: 'root' });
-  try {
-    const [rows] = await c.query(sql, params);
-    return rows as T[];
-  } finally {
-    await c.end();
-  }
-}
+const asRoot = <T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> =>
+  rootQuery<T>(socketPath, sql, params);
 
 /** Everything about these accounts the server holds: hashes, plugins, global and db privileges. */
 async function accountState(user: string): Promise<string> {
@@ -58,22 +50,8 @@ async function accountState(user: string): Promise<string> {
   return JSON.stringify({ rows, grants, db });
 }
 
-async function tcpLogin(user: string, password: string, database?: string): Promise<true | string> {
-  try {
-    const c = await mysql.createConnection({
-      host: '127.0.0.1',
-      port,
-      user,
-      password,
-      connectTimeout: 5000,
-      ...(database ? { database } : {}),
-    });
-    await c.end();
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-}
+const login = (user: string, password: string, database?: string): Promise<true | string> =>
+  tcpLogin(port, user, password, database);
 
 /** Every event that could change an account, aimed at `user@host`. */
 const attacks = (user: string, host: string): [EventName, Record<string, unknown>][] => [
@@ -96,22 +74,7 @@ before(async () => {
   const pki = await makeTestPki();
   const files = await pki.agent(HOST);
   const sandbox = tempDir('ponio-myadm-');
-  const cfgFile = path.join(sandbox, 'agent.json');
-  writeFileSync(cfgFile, JSON.stringify({ modules: { websites: false, ftp: false, firewall: false } }));
-  agent = await startAgent(
-    loadAgentConfig(
-      {
-        config: cfgFile,
-        listen: '127.0.0.1:0',
-        cert: files.certFile,
-        key: files.keyFile,
-        ca: files.caFile,
-        sandbox,
-      },
-      {},
-    ),
-    quietLogger,
-  );
+  agent = await startAgent(mysqlOnlyAgentConfig(sandbox, files), quietLogger);
   manager = testManager(pki);
   manager.add({ id: HOST, address: '127.0.0.1', port: agent.port });
   const st = await manager.waitForState(HOST, 'online');
@@ -185,8 +148,8 @@ describe('the agent’s own MariaDB admin account is untouchable', () => {
     const dropped = await dispatch('drop database', { name: 'keepdb' });
     assert.ok(dropped.ok, JSON.stringify(dropped));
     assert.equal(await accountState(ADMIN), before, 'the admin account is byte-for-byte unchanged');
-    assert.equal(await tcpLogin(ADMIN, ADMIN_PW), true, 'its password still works');
-    assert.equal(await tcpLogin(ADMIN, 'taken-over-pass-1'), 'ER_ACCESS_DENIED_ERROR');
+    assert.equal(await login(ADMIN, ADMIN_PW), true, 'its password still works');
+    assert.equal(await login(ADMIN, 'taken-over-pass-1'), 'ER_ACCESS_DENIED_ERROR');
     // The same events on an ordinary account work (the refusals above are the guard, not a fault).
     for (const [event, params] of [
       ['grant database', { user: 'app_user', host: '%', database: 'appdb', privileges: 'read-only' }],
@@ -195,7 +158,7 @@ describe('the agent’s own MariaDB admin account is untouchable', () => {
       const r = await dispatch(event, params);
       assert.ok(r.ok, `${event}: ${JSON.stringify(r)}`);
     }
-    assert.equal(await tcpLogin('app_user', 'app-user-pass-2', 'appdb'), true);
+    assert.equal(await login('app_user', 'app-user-pass-2', 'appdb'), true);
     const revoked = await dispatch('revoke database', { user: 'app_user', host: '%', database: 'appdb' });
     assert.ok(revoked.ok, JSON.stringify(revoked));
     assert.ok((await dispatch('drop database user', { user: 'app_user', host: '%' })).ok);

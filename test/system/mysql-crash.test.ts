@@ -11,16 +11,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../helpers/agent-process.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
+import { isAlive } from '../helpers/mysql.ts';
 
 const sandbox = mkdtempSync(path.join(os.tmpdir(), 'ponio-mycrash-'));
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = isAlive;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let mariadbPid = 0;
 

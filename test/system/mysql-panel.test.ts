@@ -4,10 +4,10 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import mysql from 'mysql2/promise';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { WebClient } from '../helpers/web-client.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
+import { tcpLogin } from '../helpers/mysql.ts';
 
 /** A refused login: wrong password (1045) or, for a dropped account, possibly 1698. */
 const DENIED = /^ER_ACCESS_DENIED(_NO_PASSWORD)?_ERROR$/;
@@ -15,22 +15,8 @@ const HOST = 'db-panel';
 let t: TestPanel;
 let port: number;
 
-async function dbLogin(user: string, password: string, database?: string): Promise<true | string> {
-  try {
-    const c = await mysql.createConnection({
-      host: '127.0.0.1',
-      port,
-      user,
-      password,
-      connectTimeout: 5000,
-      ...(database ? { database } : {}),
-    });
-    await c.end();
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-}
+const dbLogin = (user: string, password: string, database?: string): Promise<true | string> =>
+  tcpLogin(port, user, password, database);
 
 const unescapeHtml = (s: string): string =>
   s

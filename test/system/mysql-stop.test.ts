@@ -4,14 +4,14 @@
 // starts again after a clean stop.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadAgentConfig } from '../../agent/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { makeTestPki } from '../helpers/pki.ts';
 import { quietLogger } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { isAlive, mysqlOnlyAgentConfig } from '../helpers/mysql.ts';
 
 let agent: RunningAgent | null = null;
 
@@ -19,14 +19,7 @@ after(async () => {
   await agent?.stop();
 });
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = isAlive;
 
 /** Pids of every mariadbd started with this sandbox's config file. */
 function serversOf(cnf: string): number[] {
@@ -50,19 +43,7 @@ test('the agent’s stop() shuts its sandbox MariaDB down cleanly before it retu
   const pki = await makeTestPki();
   const files = await pki.agent('db-stop');
   const sandbox = tempDir('ponio-mystop-');
-  const cfgFile = path.join(sandbox, 'agent.json');
-  writeFileSync(cfgFile, JSON.stringify({ modules: { websites: false, ftp: false, firewall: false } }));
-  const config = loadAgentConfig(
-    {
-      config: cfgFile,
-      listen: '127.0.0.1:0',
-      cert: files.certFile,
-      key: files.keyFile,
-      ca: files.caFile,
-      sandbox,
-    },
-    {},
-  );
+  const config = mysqlOnlyAgentConfig(sandbox, files);
   const cnf = path.join(sandbox, 'var/lib/mysql-sandbox/my.cnf');
   const socket = path.join(sandbox, 'run/mysqld.sock');
   const pidFile = path.join(sandbox, 'run/mysqld.pid');

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import mysql, { type Connection } from 'mysql2/promise';
+import type { Connection } from 'mysql2/promise';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { exec } from '../../agent/os/exec.ts';
 import { systemLayout } from '../../agent/os/layout.ts';
@@ -21,6 +21,7 @@ import { makeTestPki, type TestPki } from '../helpers/pki.ts';
 import { testManager } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { rootQuery, tcpConnect } from '../helpers/mysql.ts';
 
 /** A refused login: wrong password (1045) or, for a dropped account, possibly 1698. */
 const DENIED = /^ER_ACCESS_DENIED(_NO_PASSWORD)?_ERROR$/;
@@ -58,15 +59,8 @@ async function fails<E extends EventName>(event: E, params: RequestIn<E>, code: 
 }
 
 /** A direct admin connection over the sandbox socket (the test's own view of the server). */
-async function adminQuery<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = await mysql.createConnection({ socketPath, user: 'root' });
-  try {
-    const [rows] = await c.query(sql, params);
-    return rows as T[];
-  } finally {
-    await c.end();
-  }
-}
+const adminQuery = <T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> =>
+  rootQuery<T>(socketPath, sql, params);
 
 /** Everything on the server the module could change: schemas, accounts with hashes, db grants. */
 async function serverState(): Promise<string> {
@@ -82,20 +76,8 @@ async function serverState(): Promise<string> {
 }
 
 /** Logs in as a user over TCP loopback; returns the connection or the driver's error code. */
-async function login(user: string, password: string, database?: string): Promise<Connection | string> {
-  try {
-    return await mysql.createConnection({
-      host: '127.0.0.1',
-      port,
-      user,
-      password,
-      connectTimeout: 5000,
-      ...(database ? { database } : {}),
-    });
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-}
+const login = (user: string, password: string, database?: string): Promise<Connection | string> =>
+  tcpConnect(port, user, password, database);
 
 async function loginWorks(user: string, password: string, database?: string): Promise<Connection> {
   const c = await login(user, password, database);
