@@ -137,7 +137,7 @@ function accepts(host: string, port: number): Promise<boolean> {
 }
 
 /** Alive and not a zombie (an orphaned daemon is reaped by PID 1, maybe seconds later). */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -17,7 +17,7 @@ import type { ConnectionManager } from '../../server/hosts/connection-manager.ts
 import type { EventName, RequestIn } from '../../shared/protocol/index.ts';
 import { lookupUser } from '../../agent/modules/websites/site-tree.ts';
 import { ROOT, spawnAgent, type AgentProcess } from '../helpers/agent-process.ts';
-import { mountNsCommand, type MountNsSpec } from '../helpers/mount-ns.ts';
+import { alive, mountNsCommand, type MountNsSpec } from '../helpers/mount-ns.ts';
 import { testManager } from '../helpers/panel-link.ts';
 import { makeTestPki } from '../helpers/pki.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
@@ -130,15 +130,7 @@ function apachePid(): number | null {
   }
 }
 
-function runs(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const runs = alive;
 
 before(async () => {
   requireRoot('the websites system-mode test');
