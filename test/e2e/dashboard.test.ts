@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, recordProblems, signIn } from '../helpers/browser.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireProgram } from '../helpers/programs.ts';
 import { enrollWith, freePort, lightSandbox, serveAgent } from '../helpers/enroll.ts';
@@ -28,20 +29,11 @@ async function newPage(): Promise<Page> {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
   contexts.push(ctx);
   const page = await ctx.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`${page.url()}: console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`${page.url()}: page error: ${e.message}`));
+  recordProblems(page, problems);
   return page;
 }
 
-async function login(page: Page, username: string): Promise<void> {
-  await page.goto(`${t.url}/login`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(PW);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${t.url}/`);
-}
+const login = (page: Page, username: string): Promise<void> => signIn(page, t.url, username, PW);
 
 /** Screenshot for review, after the page's basic accessibility check (collected in `problems`). */
 async function shot(page: Page, name: string): Promise<Buffer> {
@@ -75,7 +67,7 @@ function a11yProblems(page: Page): Promise<string[]> {
 }
 
 before(async () => {
-  const chromiumPath = requireProgram('chromium', 'chromium');
+  requireProgram('chromium', 'chromium'); // before anything is started
   mkdirSync(SHOTS, { recursive: true });
   requireProgram('ip', 'iproute2');
   t = await startTestPanel();
@@ -84,18 +76,7 @@ before(async () => {
   await t.panel.ctx.accounts.users.create({ username: 'alice', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'bob', password: PW, role: 'admin' });
   await t.panel.ctx.accounts.users.create({ username: 'vera', password: PW, role: 'viewer' });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   for (const a of agents) await a.stop();

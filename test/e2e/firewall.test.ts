@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium, recordProblems, signIn } from '../helpers/browser.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { nsRun } from '../helpers/netns.ts';
@@ -51,7 +52,7 @@ async function addRuleFromForm(page: Page, action: string, port: string, comment
 }
 
 before(async () => {
-  const chromiumPath = requireProgram('chromium', 'chromium');
+  requireProgram('chromium', 'chromium'); // before anything is started
   requireRoot('the firewall browser test');
   requireProgram('ip', 'iproute2');
   requireProgram('iptables-restore', 'iptables');
@@ -67,10 +68,7 @@ before(async () => {
     },
   });
   await t.panel.ctx.accounts.users.create({ username: 'fwe2e', password: PW, role: 'operator' });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
 });
 
@@ -86,16 +84,8 @@ after(async () => {
 });
 
 test('firewall tab: a risky change shows a live countdown; Confirm keeps it; an unconfirmed one reverts', async () => {
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`${t.url}/login`);
-  await page.getByLabel('Username').fill('fwe2e');
-  await page.getByLabel('Password').fill(PW);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${t.url}/`);
+  const page = recordProblems(await context.newPage(), problems);
+  await signIn(page, t.url, 'fwe2e', PW);
 
   const tab = `${t.url}/hosts/${HOST}/firewall`;
   await page.goto(tab);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, FTPError } from 'basic-ftp';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { type Browser, type BrowserContext } from 'playwright-core';
+import { launchChromium, recordProblems, signIn } from '../helpers/browser.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 
@@ -34,17 +35,14 @@ async function ftpLogin(user: string, password: string): Promise<true | number> 
 }
 
 before(async () => {
-  const chromiumPath = requireProgram('chromium', 'chromium');
+  requireProgram('chromium', 'chromium'); // before anything is started
   requireRoot('the FTP browser test');
   requireProgram('proftpd', 'proftpd-core');
   mkdirSync(SHOTS, { recursive: true });
   t = await startTestPanel();
   sandbox = (await t.addSandboxHost(HOST)).sandboxDir;
   await t.panel.ctx.accounts.users.create({ username: 'ftpadmin', password: PW, role: 'admin' });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
 });
 
@@ -55,16 +53,8 @@ after(async () => {
 });
 
 test('FTP tab: generate a password, create, log in for real, delete through the dialog', async () => {
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`${t.url}/login`);
-  await page.getByLabel('Username').fill('ftpadmin');
-  await page.getByLabel('Password').fill(PW);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${t.url}/`);
+  const page = recordProblems(await context.newPage(), problems);
+  await signIn(page, t.url, 'ftpadmin', PW);
 
   await page.goto(`${t.url}/hosts/${HOST}/ftp`);
   await page.getByLabel('User name').fill('browser@example.com');
