@@ -8,6 +8,7 @@ import { loadPanelConfig, type PanelConfigInput } from '../../server/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { issueCertificate } from '../../shared/pki/index.ts';
+import { WebClient } from './web-client.ts';
 
 const quiet = pino({ level: process.env.PONIO_TEST_LOG ?? 'silent' });
 
@@ -37,8 +38,13 @@ export interface TestPanel {
     hostId: string,
     opts?: { sandboxDir?: string; modules?: Record<string, unknown> },
   ): Promise<{ agent: RunningAgent; sandboxDir: string }>;
+  /** Creates a dashboard user with that role and returns a WebClient signed in as it. */
+  signedIn(username: string, role: 'admin' | 'operator' | 'viewer'): Promise<WebClient>;
   close(): Promise<void>;
 }
+
+/** The password of users made by `signedIn` (long enough for the panel's rules). */
+export const TEST_USER_PASSWORD = 'test user password 1';
 
 /** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir); `overrides` change its config. */
 export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}): Promise<TestPanel> {
@@ -129,6 +135,14 @@ export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}):
       panel.ctx.hosts.connect(row);
       await panel.ctx.hosts.manager.waitForState(hostId, 'online', 30_000);
       return { agent, sandboxDir };
+    },
+    async signedIn(username, role) {
+      await panel.ctx.accounts.users.create({ username, password: TEST_USER_PASSWORD, role });
+      const web = new WebClient(panel.url, ca);
+      const r = await web.login(username, TEST_USER_PASSWORD);
+      if (r.status !== 303)
+        throw new Error(`login as ${username} failed: ${r.status} ${r.text.slice(0, 200)}`);
+      return web;
     },
     async close() {
       await panel.close();

@@ -12,7 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { buildAgentBundle } from '../../bench/lib.ts';
 
 let t: TestPanel;
@@ -180,13 +179,7 @@ test('ponio-panel host add prints the one line (same pin as served) first, the e
 });
 
 test('the Add host wizard shows the one line with a copy button, the enroll command under it', async () => {
-  await t.panel.ctx.accounts.users.create({
-    username: 'admin1',
-    password: 'correct horse battery staple',
-    role: 'admin',
-  });
-  const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-  assert.equal((await web.login('admin1', 'correct horse battery staple')).status, 303);
+  const web = await t.signedIn('admin1', 'admin');
   const r = await web.submit('/hosts/new', '/hosts/new', {
     name: 'wizard1',
     address: '192.0.2.9',

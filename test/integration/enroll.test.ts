@@ -14,7 +14,6 @@ import {
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import type { AgentProcess } from '../helpers/agent-process.ts';
 import { enrollWith, freePort, lightSandbox, parseEnrollCommand, serveAgent } from '../helpers/enroll.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { tryAgentConnection } from '../helpers/agent-client.ts';
 
 let t: TestPanel;
@@ -360,18 +359,9 @@ describe('enrollment', () => {
   });
 
   test('dashboard: an operator renews a host certificate now, an admin rotates the panel certificate', async () => {
-    const PW = 'lifecycle password 1';
-    await t.panel.ctx.accounts.users.create({ username: 'lc-op', password: PW, role: 'operator' });
-    await t.panel.ctx.accounts.users.create({ username: 'lc-view', password: PW, role: 'viewer' });
-    await t.panel.ctx.accounts.users.create({ username: 'lc-admin', password: PW, role: 'admin' });
-    const as = async (name: string): Promise<WebClient> => {
-      const c = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-      assert.equal((await c.login(name, PW)).status, 303);
-      return c;
-    };
-    const op = await as('lc-op');
-    const viewer = await as('lc-view');
-    const admin = await as('lc-admin');
+    const op = await t.signedIn('lc-op', 'operator');
+    const viewer = await t.signedIn('lc-view', 'viewer');
+    const admin = await t.signedIn('lc-admin', 'admin');
     const hostPage = '/hosts/web1';
     assert.match((await op.get(hostPage)).text, /id="renew-certificate"/);
     assert.ok(!(await viewer.get(hostPage)).text.includes('id="renew-certificate"'), 'viewers see no button');

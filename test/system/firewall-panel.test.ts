@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { nsRun } from '../helpers/netns.ts';
 
@@ -131,13 +130,7 @@ describe('firewall through the panel', () => {
   });
 
   test('dashboard: add and delete a rule, block, the pending banner and its Confirm button', async () => {
-    await t.panel.ctx.accounts.users.create({
-      username: 'fwop',
-      password: 'operator password 1',
-      role: 'operator',
-    });
-    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-    assert.equal((await web.login('fwop', 'operator password 1')).status, 303);
+    const web = await t.signedIn('fwop', 'operator');
     const tab = `/hosts/${HOST}/firewall`;
     const page = await web.get(tab);
     assert.equal(page.status, 200, page.text.slice(0, 500));

@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, FTPError } from 'basic-ftp';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 
 const HOST = 'ftp-panel';
@@ -120,14 +119,7 @@ describe('FTP users through the panel', () => {
   });
 
   test('dashboard: create with a generated password (shown once), delete needs a confirmation', async () => {
-    await t.panel.ctx.accounts.users.create({
-      username: 'op',
-      password: 'operator password 1',
-      role: 'operator',
-    });
-    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-    const login = await web.login('op', 'operator password 1');
-    assert.equal(login.status, 303, login.text.slice(0, 300));
+    const web = await t.signedIn('op', 'operator');
     const tab = `/hosts/${HOST}/ftp`;
     const page = await web.get(tab);
     assert.equal(page.status, 200);

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { tcpLogin } from '../helpers/mysql.ts';
 
@@ -144,14 +143,7 @@ describe('databases through the panel', () => {
   });
 
   test('dashboard: create database and user (generated password shown once), grant, set password, revoke, drop with confirmation', async () => {
-    await t.panel.ctx.accounts.users.create({
-      username: 'dbop',
-      password: 'operator password 1',
-      role: 'operator',
-    });
-    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-    const login = await web.login('dbop', 'operator password 1');
-    assert.equal(login.status, 303, login.text.slice(0, 300));
+    const web = await t.signedIn('dbop', 'operator');
     const tab = `/hosts/${HOST}/mysql`;
     const page = await web.get(tab);
     assert.equal(page.status, 200);

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { WebClient } from '../helpers/web-client.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { fetchSite } from '../helpers/websites.ts';
 
@@ -112,14 +111,7 @@ describe('websites through the panel', () => {
   });
 
   test('dashboard: create, disable, enable, delete (with confirmation) without JavaScript', async () => {
-    await t.panel.ctx.accounts.users.create({
-      username: 'webop',
-      password: 'operator password 1',
-      role: 'operator',
-    });
-    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-    const login = await web.login('webop', 'operator password 1');
-    assert.equal(login.status, 303, login.text.slice(0, 300));
+    const web = await t.signedIn('webop', 'operator');
     const tab = `/hosts/${HOST}/websites`;
     const page = await web.get(tab);
     assert.equal(page.status, 200);
@@ -167,13 +159,7 @@ describe('websites through the panel', () => {
     const dbs = await t.request<{ data: { databases: unknown[] } }>('GET', `/api/v1/hosts/${HOST}/databases`);
     assert.equal(ftp.status, 200, ftp.text);
     assert.equal(dbs.status, 200, dbs.text);
-    await t.panel.ctx.accounts.users.create({
-      username: 'overviewer',
-      password: 'viewer password 1',
-      role: 'viewer',
-    });
-    const web = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
-    assert.equal((await web.login('overviewer', 'viewer password 1')).status, 303);
+    const web = await t.signedIn('overviewer', 'viewer');
     const page = await web.get('/');
     assert.equal(page.status, 200);
     const row = new RegExp(`<tr[^>]*data-host-row="${HOST}"[\\s\\S]*?</tr>`).exec(page.text)?.[0] ?? '';
