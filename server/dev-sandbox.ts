@@ -1,12 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PanelContext } from './context.ts';
 import { createCsr, publicKeyFromCsr } from '../shared/pki/index.ts';
 import { needsRenewal } from './hosts/pki-store.ts';
+import { canBind, freeLoopbackPort, stopChild } from '../agent/os/process.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SANDBOX_HOST_ID = 'sandbox';
@@ -35,25 +35,6 @@ async function ensureSandboxNetns(ctx: PanelContext): Promise<boolean> {
           'cannot create the sandbox network namespace (Debian package iproute2); the Firewall tab stays unavailable',
         );
       resolve(!err && existsSync(`/run/netns/${SANDBOX_NETNS}`));
-    });
-  });
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
     });
   });
 }
@@ -98,7 +79,7 @@ export async function startDevSandbox(
   const repo = ctx.hosts.repo;
   const row = repo.get(SANDBOX_HOST_ID);
   let port = row?.port ?? 0;
-  if (!port || !(await portIsFree(port))) port = await freePort();
+  if (!port || !(await canBind(port))) port = await freeLoopbackPort();
   if (!row) {
     const name = repo.getByName('sandbox') ? `sandbox-${Date.now()}` : 'sandbox';
     repo.insert({ id: SANDBOX_HOST_ID, name, address: '127.0.0.1', port });
@@ -170,12 +151,7 @@ export async function startDevSandbox(
     async stop() {
       process.off('exit', orphanGuard);
       ctx.hosts.disconnect(SANDBOX_HOST_ID);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopChild(child, 30_000);
       log.end();
     },
   };

@@ -1,5 +1,4 @@
 import { promises as fsp } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -10,6 +9,15 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import { atomicWrite, readIfExists, resolveUnder } from '../../os/files.ts';
 import { spawnService, whichBinary, type Exec } from '../../os/exec.ts';
 import type { HostLayout } from '../../os/layout.ts';
+import {
+  freeLoopbackPort,
+  hasExited,
+  isAlive,
+  pidFromText,
+  sleep,
+  stopChild as stopProcess,
+  stopPid,
+} from '../../os/process.ts';
 import { MARIADB_MISSING, mariadbMissing } from './probe.ts';
 import { DatadirTemplate } from './template.ts';
 import { DEFAULT_SOCKET, readAdminPassword, type MysqlSettings } from './settings.ts';
@@ -92,19 +100,6 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
     },
   };
 }
-
-const freeLoopbackPort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const tail = (text: string, lines = 12): string => text.trim().split('\n').slice(-lines).join('\n');
 
@@ -189,20 +184,18 @@ export function sandboxServer(
 
   /** A leftover server of a killed agent still holds the datadir: stop it first. */
   const stopLeftover = async (): Promise<void> => {
-    const pidText = await readIfExists(pidFile);
-    const pid = Number(pidText?.trim());
-    if (!Number.isInteger(pid) || pid <= 1) return;
+    const pid = pidFromText(await readIfExists(pidFile));
+    if (pid === null || !isAlive(pid)) return;
     const cmdline = await readIfExists(`/proc/${pid}/cmdline`);
     if (cmdline === null || !cmdline.includes(`--defaults-file=${cnf}`)) return;
     logger.warn({ pid }, 'stopping a leftover sandbox MariaDB');
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 300 && (await readIfExists(`/proc/${pid}/cmdline`)) !== null; i++) await sleep(100);
+    await stopPid(pid, 30_000);
   };
 
   const waitReady = async (proc: ChildProcess, stderr: () => string): Promise<void> => {
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
+      if (hasExited(proc)) {
         const log = (await readIfExists(errorLog)) ?? '';
         throw new Error(`mariadbd exited during start-up: ${tail(stderr() || log)}`);
       }
@@ -250,18 +243,9 @@ export function sandboxServer(
     const proc = child;
     child = null;
     if (!proc) return;
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), 60_000);
-    });
-    const killed = await Promise.race([exited.then(() => false), late]);
-    clearTimeout(timer);
-    if (killed) {
-      logger.error('sandbox MariaDB did not stop within 60 s; killing it');
-      proc.kill('SIGKILL');
-      await exited;
-    }
+    // A clean InnoDB shutdown can take a while; SIGKILL only when it hangs.
+    await stopProcess(proc, 60_000);
+    await exited;
   };
 
   return {
