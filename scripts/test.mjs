@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // npm test: type check, lint, format check, then every test tier in one `node --test` run (one summary).
-//   node scripts/test.mjs [unit|integration|system|e2e ...] [--no-check] [--only PATTERN]
+//   node scripts/test.mjs [unit|integration|system|e2e|booted ...] [--no-check] [--only PATTERN]
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const TIERS = ['unit', 'integration', 'system', 'e2e'];
+const TIERS = ['unit', 'integration', 'system', 'e2e', 'booted'];
 const args = process.argv.slice(2);
 const noCheck = args.includes('--no-check');
 const onlyIdx = args.indexOf('--only');
