@@ -6,6 +6,7 @@ import type { Hello, ModuleName, ModuleStatus } from '../shared/protocol/hello.t
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
+import { AgentLinks } from './link.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { RevocationList } from './trust.ts';
 import { createTrustHandlers } from './trust-handlers.ts';
@@ -58,6 +59,8 @@ const OPTIONAL_MODULES: readonly OptionalModule[] = [
 export interface RunningAgent {
   port: number;
   server: AgentServer;
+  /** The live links to the panel and their TLS material. */
+  links: AgentLinks;
   logger: Logger;
   revocations: RevocationList;
   stop(): Promise<void>;
@@ -77,12 +80,22 @@ export async function startAgent(
   }
   const revocations = new RevocationList(cfg.revokedFile);
   const router = new Router(logger);
-  let server: AgentServer | null = null;
+  // Filled in below once the modules are known; links are only served after that.
+  let hello: () => Hello = () => {
+    throw new Error('the agent is still starting');
+  };
+  const links = new AgentLinks({
+    tls,
+    revoked: () => revocations.get(),
+    router,
+    hello: () => hello(),
+    logger,
+  });
   const ctx: ModuleContext = {
     layout,
     exec,
     logger,
-    broadcast: (topic, data) => server?.broadcast(topic, data),
+    broadcast: (topic, data) => links.broadcast(topic, data),
     agentPort: cfg.port,
     moduleSettings: Object.fromEntries(Object.entries(cfg.modules).filter(([, v]) => v !== false)),
   };
@@ -94,8 +107,7 @@ export async function startAgent(
   );
   const trust = createTrustHandlers({
     files: { certFile: cfg.certFile, keyFile: cfg.keyFile, caFile: cfg.caFile },
-    tls,
-    server: () => server,
+    links,
     revocations,
     logger,
   });
@@ -146,7 +158,7 @@ export async function startAgent(
     throw e;
   }
 
-  const hello = (): Hello => ({
+  hello = (): Hello => ({
     protocolVersion: PROTOCOL_VERSION,
     agentVersion: PONIO_VERSION,
     hostname: os.hostname(),
@@ -154,27 +166,20 @@ export async function startAgent(
     modules: statuses,
   });
 
+  let srv: AgentServer;
   try {
-    server = await startAgentServer({
-      host: cfg.host,
-      port: cfg.port,
-      tls,
-      revoked: () => revocations.get(),
-      router,
-      hello,
-      logger,
-    });
+    srv = await startAgentServer({ host: cfg.host, port: cfg.port, links, logger });
   } catch (e) {
     await stopStarted();
     throw e;
   }
-  const srv = server;
   ctx.agentPort = srv.port;
   logger.info({ port: srv.port, mode: layout.mode, modules: statuses }, 'agent ready');
 
   return {
     port: srv.port,
     server: srv,
+    links,
     logger,
     revocations,
     async stop() {

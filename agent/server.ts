@@ -1,83 +1,61 @@
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { Server as IoServer, type Socket } from 'socket.io';
+import { Server as IoServer } from 'socket.io';
 import type { Logger } from 'pino';
-import { verifyPeerCertificate } from '../shared/pki/verify.ts';
-import { AGENT_EVENT, HELLO_EVENT, type Hello } from '../shared/protocol/hello.ts';
 import { wireParser } from '../shared/protocol/wire-parser.ts';
-import type { Router } from './rpc/router.ts';
+import { serverLinkSocket } from '../shared/link/socket-io.ts';
+import type { AgentLinks, TlsMaterial } from './link.ts';
 
-export interface TlsMaterial {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+export type { TlsMaterial } from './link.ts';
 
 export interface AgentServerOptions {
   host: string;
   port: number;
-  tls: TlsMaterial;
-  /** Revoked serials (normalised), consulted on every connection. */
-  revoked: () => ReadonlySet<string>;
-  router: Router;
-  hello: () => Hello;
+  /** The live links; their TLS material is served and followed on renewal. */
+  links: AgentLinks;
   logger: Logger;
 }
 
 export interface AgentServer {
   port: number;
-  /** Broadcasts `event` {topic, data} to every connected panel. */
-  broadcast(topic: string, data: unknown): void;
-  /** Replaces the served certificate (renewal) and/or CA without dropping connections. */
-  setTls(tls: TlsMaterial): void;
-  /** Drops connections whose certificate is now revoked. */
-  enforceRevocations(): void;
   close(): Promise<void>;
 }
 
-function peerCheck(
-  socket: TLSSocket,
-  opts: AgentServerOptions,
-  caPem: string,
-): { ok: true } | { ok: false; reason: string } {
+function peerCheck(socket: TLSSocket, links: AgentLinks): { ok: true } | { ok: false; reason: string } {
   if (!socket.authorized) {
     return {
       ok: false,
       reason: `TLS client authentication failed (${String(socket.authorizationError ?? 'no certificate')})`,
     };
   }
-  const raw = socket.getPeerCertificate(false)?.raw;
-  if (!raw) return { ok: false, reason: 'no client certificate' };
-  const r = verifyPeerCertificate(new X509Certificate(raw), {
-    caPem,
-    expect: { kind: 'panel' },
-    purpose: 'clientAuth', // the panel is the TLS client here
-    revoked: opts.revoked(),
-  });
-  return r.ok ? { ok: true } : r;
+  // The panel is the TLS client here.
+  return links.checkPanel(socket.getPeerCertificate(false)?.raw, 'clientAuth');
 }
 
 /**
- * HTTPS + Socket.IO server of the agent: WebSocket transport only, mutual TLS required. A client
- * is accepted only with a certificate that chains to the pinned CA, carries urn:ponio:panel, is
- * within its validity and is not revoked. Anything else is dropped at the TLS layer and, should
- * that ever be misconfigured, refused again in io.use before any event handler runs.
+ * The forward-mode transport of the agent: an HTTPS + Socket.IO server, WebSocket transport only,
+ * mutual TLS required. A client is accepted only with a certificate that chains to the pinned
+ * CA, carries urn:ponio:panel, is within its validity and is not revoked. Anything else is
+ * dropped at the TLS layer and, should that ever be misconfigured, refused again in io.use
+ * before any event handler runs. Accepted sockets are served by the links (link.ts).
  */
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
-  let tls = opts.tls;
-  const log = opts.logger;
+  const { links, logger: log } = opts;
+  const tls = (t: TlsMaterial): { cert: string; key: string; ca: string } => ({
+    cert: t.certPem,
+    key: t.keyPem,
+    ca: t.caPem,
+  });
   const server = https.createServer({
-    cert: tls.certPem,
-    key: tls.keyPem,
-    ca: tls.caPem,
+    ...tls(links.tls),
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
   });
+  links.onTlsChange((next) => server.setSecureContext(tls(next)));
   server.on('secureConnection', (socket: TLSSocket) => {
-    const r = peerCheck(socket, opts, tls.caPem);
+    const r = peerCheck(socket, links);
     if (!r.ok) {
       log.warn({ remote: socket.remoteAddress, reason: r.reason }, 'refused a client');
       socket.destroy();
@@ -109,8 +87,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   });
 
   io.use((socket, next) => {
-    const tlsSocket = socket.request.socket as TLSSocket;
-    const r = peerCheck(tlsSocket, opts, tls.caPem);
+    const r = peerCheck(socket.request.socket as TLSSocket, links);
     if (!r.ok) {
       next(new Error(`refused: ${r.reason}`));
       return;
@@ -118,27 +95,18 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     next();
   });
 
-  io.on('connection', (socket: Socket) => {
+  io.on('connection', (socket) => {
     const tlsSocket = socket.request.socket as TLSSocket;
-    const peer = {
-      address: (tlsSocket.remoteAddress ?? '').replace(/^::ffff:/, ''),
-      port: tlsSocket.remotePort ?? 0,
-      localPort: tlsSocket.localPort ?? 0,
-    };
-    log.info({ peer }, 'panel connected');
-    socket.emit(HELLO_EVENT, opts.hello());
-    const emit = (topic: string, data: unknown): void => {
-      socket.emit(AGENT_EVENT, { topic, data });
-    };
-    socket.onAny((event: unknown, ...args: unknown[]) => {
-      const ack = args[args.length - 1];
-      if (typeof ack !== 'function') return; // every RPC needs an ack; others are ignored
-      const params = args.length > 1 ? args[0] : undefined;
-      void opts.router.dispatch(event, params, { peer, emit }).then((reply) => {
-        (ack as (r: unknown) => void)(reply);
-      });
+    links.serve({
+      socket: serverLinkSocket(socket),
+      peer: {
+        address: (tlsSocket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+        port: tlsSocket.remotePort ?? 0,
+        localPort: tlsSocket.localPort ?? 0,
+      },
+      panelCert: () => tlsSocket.getPeerCertificate(false)?.raw,
+      purpose: 'clientAuth',
     });
-    socket.on('disconnect', (reason) => log.info({ peer, reason }, 'panel disconnected'));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -150,27 +118,8 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   });
   const port = (server.address() as AddressInfo).port;
 
-  const enforceRevocations = (): void => {
-    for (const s of io.sockets.sockets.values()) {
-      const r = peerCheck(s.request.socket as TLSSocket, opts, tls.caPem);
-      if (!r.ok) {
-        log.warn({ reason: r.reason }, 'dropping a panel connection');
-        s.disconnect(true);
-      }
-    }
-  };
-
   return {
     port,
-    broadcast(topic, data) {
-      io.emit(AGENT_EVENT, { topic, data });
-    },
-    setTls(next) {
-      tls = next;
-      server.setSecureContext({ cert: next.certPem, key: next.keyPem, ca: next.caPem });
-      enforceRevocations();
-    },
-    enforceRevocations,
     async close() {
       await io.close(); // closes the http server too
       server.closeAllConnections();

@@ -8,7 +8,7 @@ import { sanUris, verifyPeerCertificate } from '../shared/pki/verify.ts';
 import { normaliseSerial } from '../shared/pki/serial.ts';
 import { atomicWrite } from './os/files.ts';
 import type { Handler } from './modules/types.ts';
-import type { AgentServer, TlsMaterial } from './server.ts';
+import type { AgentLinks } from './link.ts';
 import type { RevocationList } from './trust.ts';
 
 export type TrustEvent = 'renew certificate' | 'install certificate' | 'set revocations';
@@ -16,10 +16,8 @@ export type TrustHandlers = { [E in TrustEvent]: Handler<E> };
 
 export interface TrustDeps {
   files: { certFile: string; keyFile: string; caFile: string };
-  /** The TLS material the agent serves at start (the handlers keep track of changes). */
-  tls: TlsMaterial;
-  /** The running server (null while starting). */
-  server: () => AgentServer | null;
+  /** The agent's links to the panel (whichever side dialed): their TLS material changes here. */
+  links: AgentLinks;
   revocations: RevocationList;
   logger: Logger;
   /** Delay before dropping connections after a revocation push, so the ack goes out first. */
@@ -46,19 +44,20 @@ const spki = (pem: string): string =>
   createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
 
 /**
- * The agent's side of certificate renewal and revocation push (design §3). They need the
- * server's TLS state, so agent/main.ts wires them into the router under the 'system' module.
+ * The agent's side of certificate renewal and revocation push (design §3). They act on the
+ * agent's links (link.ts), not on a transport, so they work the same whether the panel dialed
+ * the agent or the agent dialed the panel; agent/main.ts wires them into the router under the
+ * 'system' module.
  *
  * - `renew certificate`: a new key is generated here and kept pending in memory; only its CSR
  *   leaves the host.
  * - `install certificate`: the certificate must be for the pending key, chain to the pinned CA
  *   (the CA cannot be swapped this way) and carry this host's identity; key and certificate are
- *   written atomically and served at once (`setTls`), open connections stay up.
+ *   written atomically and used at once (`setTls`), open connections stay up.
  * - `set revocations`: stores the revoked panel serials and drops connections that use one.
  */
 export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
   let pending: { keyPem: string; createdAt: number } | null = null;
-  let current = deps.tls;
   const log = deps.logger.child({ part: 'trust' });
 
   return {
@@ -77,7 +76,7 @@ export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
           'failed-precondition',
           'No renewal is pending on this agent; ask for "renew certificate" first.',
         );
-      const now = current;
+      const now = deps.links.tls;
       if (fingerprintOr(req.caPem) !== fingerprint(now.caPem))
         throw new RpcError(
           'failed-precondition',
@@ -117,8 +116,7 @@ export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
       await atomicWrite(deps.files.keyFile, keyPem, { mode: 0o600 });
       await atomicWrite(deps.files.certFile, req.certPem, { mode: 0o644 });
       pending = null;
-      current = { certPem: req.certPem, keyPem, caPem: now.caPem };
-      deps.server()?.setTls(current);
+      deps.links.setTls({ certPem: req.certPem, keyPem, caPem: now.caPem });
       const serial = normaliseSerial(cert.serialNumber);
       log.info({ serial, notAfter: cert.validTo }, 'installed a renewed certificate');
       return { serial, notAfter: new Date(cert.validTo).getTime() };
@@ -129,7 +127,7 @@ export function createTrustHandlers(deps: TrustDeps): TrustHandlers {
       const count = deps.revocations.get().size;
       log.info({ count }, 'revoked panel serials updated');
       // After the ack has gone out: drop any connection whose certificate is now revoked.
-      setTimeout(() => deps.server()?.enforceRevocations(), deps.enforceDelayMs ?? 200).unref();
+      setTimeout(() => deps.links.enforceRevocations(), deps.enforceDelayMs ?? 200).unref();
       return { count };
     },
   };

@@ -180,7 +180,7 @@ describe('the agent refuses every client but the panel', () => {
     assert.ok(before.socket, 'valid second panel certificate is accepted');
     const dropped = new Promise<void>((resolve) => before.socket?.once('disconnect', () => resolve()));
     await agent.revocations.replace([second.serial]);
-    agent.server.enforceRevocations();
+    agent.links.enforceRevocations();
     await dropped;
     const after = await rawConnect(agent.port, {
       cert: second.certPem,
