@@ -12,7 +12,8 @@ const args = process.argv.slice(2);
 const noCheck = args.includes('--no-check');
 const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
-const tiers = args.filter((a, i) => TIERS.includes(a) && i !== onlyIdx + 1);
+// A tier name right after --only is the pattern, not a tier (onlyIdx is -1 without --only).
+const tiers = args.filter((a, i) => TIERS.includes(a) && (onlyIdx < 0 || i !== onlyIdx + 1));
 const selected = tiers.length > 0 ? tiers : TIERS;
 
 function run(cmd, argv) {

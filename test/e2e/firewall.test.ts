@@ -19,8 +19,13 @@ const SHOTS = path.resolve('test-output/screenshots');
 const PW = 'correct horse battery staple';
 const HOST = 'fw-e2e';
 const NS = `ponio-fwe2e-${randomBytes(3).toString('hex')}`;
-/** Short, so the revert is seen quickly; long enough to read the countdown twice and confirm. */
-const CONFIRM_SECONDS = 10;
+/**
+ * Short, so the revert is seen quickly; long enough to watch the countdown tick twice (each wait
+ * bounded by TICK_WAIT_MS) and confirm, even on a loaded machine.
+ */
+const CONFIRM_SECONDS = 20;
+/** How long one tick (one second of the countdown) may take to show in a busy browser. */
+const TICK_WAIT_MS = 5_000;
 let t: TestPanel;
 let browser: Browser;
 let context: BrowserContext;
@@ -38,6 +43,20 @@ async function secondsShown(page: Page): Promise<number> {
   const m = /^(\d+) s$/.exec(text.trim());
   assert.ok(m?.[1], `countdown text: ${JSON.stringify(text)}`);
   return Number(m[1]);
+}
+
+/**
+ * Waits (bounded) until the countdown shows fewer seconds than `from` and returns what it shows.
+ * A frozen countdown still fails; a loaded machine whose page timer fires late does not.
+ */
+async function ticksBelow(page: Page, from: number): Promise<number> {
+  const until = Date.now() + TICK_WAIT_MS;
+  let now = await secondsShown(page);
+  while (now >= from && Date.now() < until) {
+    await page.waitForTimeout(200);
+    now = await secondsShown(page);
+  }
+  return now;
 }
 
 /** Adds a rule through the tab's own form, as an operator would. */
@@ -99,8 +118,7 @@ test('firewall tab: a risky change shows a live countdown; Confirm keeps it; an 
   assert.match((await banner.textContent()) ?? '', /closes TCP port 22/);
   const first = await secondsShown(page);
   assert.ok(first > 0 && first <= CONFIRM_SECONDS, `countdown starts at ${first}`);
-  await page.waitForTimeout(1100);
-  const second = await secondsShown(page);
+  const second = await ticksBelow(page, first);
   assert.ok(second < first, `the countdown ticks down (${first} s, then ${second} s)`);
   // Another operator's change (refused while one is pending) refreshes the tab live: the
   // re-rendered banner must keep counting.
@@ -112,8 +130,7 @@ test('firewall tab: a risky change shows a live countdown; Confirm keeps it; an 
   assert.equal(other.status, 409, other.text);
   await page.locator('#fw-countdown:not([data-old])').waitFor({ timeout: 10_000 });
   const third = await secondsShown(page);
-  await page.waitForTimeout(1100);
-  const fourth = await secondsShown(page);
+  const fourth = await ticksBelow(page, third);
   assert.ok(fourth < third, `the refreshed countdown ticks down too (${third} s, then ${fourth} s)`);
   assert.ok(
     ownRules().some((l) => l.includes('--dport 22') && l.endsWith('-j DROP')),
