@@ -60,6 +60,19 @@ export class Accounts {
     return given.length === hash.length && timingSafeEqual(given, Buffer.from(hash));
   }
 
+  /**
+   * Uses the setup token up: true for exactly one caller holding the live token. Synchronous
+   * (check and delete in one SQLite transaction), so a caller must claim before its first
+   * `await` and concurrent requests with one token cannot both pass.
+   */
+  claimSetupToken(token: unknown): boolean {
+    return this.db.transaction(() => {
+      if (!this.checkSetupToken(token)) return false;
+      this.clearSetupToken();
+      return true;
+    })();
+  }
+
   /** Burns the setup token (used, or any successful login made it unnecessary). */
   clearSetupToken(): void {
     this.db.prepare('DELETE FROM settings WHERE key IN (?, ?)').run(SETUP_HASH, SETUP_EXPIRES);

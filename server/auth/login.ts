@@ -5,6 +5,7 @@ import type { Accounts } from './accounts.ts';
 import { ensureSession, setSessionCookie, clearSessionCookie } from './sessions.ts';
 import { dummyHash, passwordProblem, verifyPassword } from './passwords.ts';
 import { renderPage } from '../http/render.ts';
+import { unknownUserLabel } from './panel-secret.ts';
 import { setFlash } from '../http/flash.ts';
 
 /** A local redirect target from ?next= (absolute paths on this panel only). */
@@ -68,7 +69,12 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
     const session = ensureSession(accounts.sessions, req, res);
     if (!user || !ok || user.disabled === 1) {
       ctx.audit.write({
-        actor: { kind: 'user', name: username.slice(0, 64) || '(empty)', role: 'viewer' },
+        // Never what was typed for an unknown name (it is often a password in the wrong box).
+        actor: {
+          kind: 'user',
+          name: user ? user.username : unknownUserLabel(ctx.db, username),
+          role: 'viewer',
+        },
         hostId: null,
         action: 'login',
         params: null,
@@ -138,8 +144,13 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
       });
       return;
     }
+    // Claimed before the first await: of several concurrent requests with the token, one wins.
+    if (!accounts.claimSetupToken(token)) {
+      res.status(410);
+      renderPage(req, res, 'setup', { title: 'Set up PonIO', token: null, error: null });
+      return;
+    }
     await accounts.users.setPassword(admin.id, pw);
-    accounts.clearSetupToken();
     accounts.endUserSessions(admin.id);
     const session = ensureSession(accounts.sessions, req, res);
     accounts.sessions.regenerate(session, admin.id);
