@@ -42,13 +42,6 @@ const out = (s: string): void => {
 
 type Flags = Record<string, string | boolean | undefined>;
 
-/** Express "trust proxy": true/false, a hop count, or addresses/subnets. */
-function trustProxyValue(v: string | undefined): string | boolean | number | undefined {
-  if (v === undefined) return undefined;
-  if (v === 'true' || v === 'false') return v === 'true';
-  return /^\d{1,2}$/.test(v) ? Number(v) : v;
-}
-
 function configFrom(o: Flags): PanelConfig {
   try {
     const s = (k: string): string | undefined => (typeof o[k] === 'string' ? o[k] : undefined);
@@ -59,7 +52,7 @@ function configFrom(o: Flags): PanelConfig {
       dataDir: s('dataDir'),
       publicUrl: s('publicUrl'),
       logLevel: s('logLevel'),
-      trustProxy: trustProxyValue(s('trustProxy')),
+      trustProxy: s('trustProxy'),
     });
   } catch (e) {
     if (e instanceof PanelConfigError) fail(e.message);
@@ -105,7 +98,10 @@ export function buildPanelCli(): Command {
     .option('--port <port>', 'listen port (default 8443)')
     .option('--data-dir <dir>', 'data directory (default ./data)')
     .option('--public-url <url>', 'URL agents and browsers use to reach the panel')
-    .option('--trust-proxy <value>', 'trust X-Forwarded-* from this proxy (Express "trust proxy")')
+    .option(
+      '--trust-proxy <value>',
+      'believe X-Forwarded-For from these proxies: addresses, subnets or loopback (comma-separated)',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
         'fatal',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -7,6 +8,26 @@ export class PanelConfigError extends Error {
     super(message);
     this.name = 'PanelConfigError';
   }
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** trustProxy → false or the list of proxies; a string is the sentence why it is refused. */
+export function parseTrustProxy(v: unknown): false | string[] | string {
+  if (v === false || v === 'false' || v === '') return false;
+  if (v === true || v === 'true' || typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v)))
+    return 'name the proxies (addresses, subnets or loopback); true or a hop count would believe X-Forwarded-For from any client and disable the per-address rate limits';
+  const list = (Array.isArray(v) ? v : String(v).split(',')).map((e) => String(e).trim()).filter(Boolean);
+  if (list.length === 0) return false;
+  for (const e of list) {
+    const [ip, bits, extra] = e.split('/');
+    const family = isIP(ip ?? '');
+    const okBits =
+      bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!PROXY_NAMES.has(e) && (family === 0 || !okBits || extra !== undefined))
+      return `${JSON.stringify(e.slice(0, 60))} is not an address, a subnet or loopback / linklocal / uniquelocal`;
+  }
+  return list;
 }
 
 export const panelConfigSchema = z.strictObject({
@@ -22,8 +43,23 @@ export const panelConfigSchema = z.strictObject({
   /** Your own HTTPS certificate instead of one from the panel CA. */
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
-  /** Express "trust proxy": only set when the panel runs behind a reverse proxy you control. */
-  trustProxy: z.union([z.boolean(), z.string(), z.number()]).default(false),
+  /**
+   * The reverse proxies whose X-Forwarded-For is believed (Express "trust proxy"): addresses,
+   * subnets or loopback / linklocal / uniquelocal, as a list or comma-separated; false = none.
+   * `true` and hop counts are refused: they would believe any client's header and so turn the
+   * per-address rate limits off.
+   */
+  trustProxy: z
+    .union([z.boolean(), z.string(), z.number(), z.array(z.string())])
+    .default(false)
+    .transform((v, ctx): false | string[] => {
+      const r = parseTrustProxy(v);
+      if (typeof r === 'string') {
+        ctx.addIssue({ code: 'custom', message: r });
+        return z.NEVER;
+      }
+      return r;
+    }),
   /**
    * The agent release the panel serves to new hosts (GET /agent/install.sh, /agent/ponio-agent.cjs):
    * a directory with ponio-agent.cjs, install-agent.sh and ponio-agent.service. Default: agent/

@@ -4,7 +4,9 @@ import { PanelHttpError } from '../http/errors.ts';
 
 /** Bearer-token authentication for /api/v1 (Authorization: Bearer pio_…). */
 export function bearerAuth(ctx: PanelContext): RequestHandler {
-  return (req, _res, next) => {
+  return (req, res, next) => {
+    // API replies hold account and host data: never kept by a browser or proxy cache.
+    res.set('cache-control', 'no-store');
     const h = req.headers.authorization;
     if (!h) {
       next();

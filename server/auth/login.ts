@@ -184,6 +184,8 @@ export function requireLogin(accounts: Accounts): RequestHandler {
       return;
     }
     req.actor = { kind: 'user', name: user.username, role: user.role, userId: user.id };
+    // Signed-in pages hold account data: never kept by the browser or a proxy cache.
+    res.set('cache-control', 'no-store');
     if (user.must_change_password === 1 && !req.path.startsWith('/account/password')) {
       res.redirect(303, '/account/password');
       return;

@@ -13,22 +13,11 @@ import { agentDownloadsRouter } from './agent-downloads.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/**
- * Express "trust proxy" from the config: X-Forwarded-* are believed only when this is set. A
- * string from the environment (`PONIO_PANEL_TRUST_PROXY=true`, `=1`, `=10.0.0.0/8`) is read as
- * a boolean, a hop count or addresses.
- */
-export function trustProxySetting(v: boolean | string | number): boolean | string | number {
-  if (typeof v !== 'string') return v;
-  if (v === 'true' || v === 'false') return v === 'true';
-  return /^\d{1,2}$/.test(v) ? Number(v) : v;
-}
-
 /** The panel's Express app: security headers, static assets from node_modules, API, dashboard. */
 export function createApp(ctx: PanelContext): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', trustProxySetting(ctx.config.trustProxy));
+  app.set('trust proxy', ctx.config.trustProxy); // false or named proxies only (server/config.ts)
   app.set('view engine', 'pug');
   app.set('views', path.join(ROOT, 'views'));
   app.use(
@@ -51,6 +40,17 @@ export function createApp(ctx: PanelContext): Express {
       strictTransportSecurity: { maxAge: 15552000, includeSubDomains: false },
     }),
   );
+  // A path that is not valid percent-encoding is the client's mistake: 400, logged at debug.
+  app.use((req, _res, next) => {
+    try {
+      decodeURIComponent(req.path);
+    } catch {
+      ctx.logger.debug({ url: req.originalUrl.slice(0, 300) }, 'malformed percent-encoding');
+      next(new PanelHttpError(400, 'invalid-argument', 'The address has malformed percent-encoding.'));
+      return;
+    }
+    next();
+  });
   const staticOpts = { maxAge: '1d', index: false, fallthrough: true } as const;
   app.use('/static/bootstrap', express.static(path.join(ROOT, 'node_modules/bootstrap/dist'), staticOpts));
   app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));
@@ -64,7 +64,16 @@ export function createApp(ctx: PanelContext): Express {
   const onError: ErrorRequestHandler = (err: unknown, req, res, _next) => {
     const e = err instanceof PanelHttpError ? err : null;
     const parse = err as { type?: string; status?: number };
-    const status = e?.status ?? (parse.type === 'entity.too.large' ? 413 : parse.type ? 400 : 500);
+    const clientError = typeof parse.status === 'number' && parse.status >= 400 && parse.status < 500;
+    const status =
+      e?.status ??
+      (parse.type === 'entity.too.large'
+        ? 413
+        : parse.type
+          ? 400
+          : clientError
+            ? (parse.status ?? 400)
+            : 500);
     if (!e && status === 500) ctx.logger.error({ err }, 'request failed');
     const message =
       e?.message ??

@@ -5,7 +5,7 @@ import {
   type ReplyData,
   type RequestIn,
 } from '../../shared/protocol/index.ts';
-import { redactParams } from '../../shared/protocol/redact.ts';
+import { auditParams } from '../../shared/protocol/redact.ts';
 import { describeZodError } from '../../shared/protocol/describe.ts';
 import type { Actor, AuditLog } from '../db/audit.ts';
 import type { PanelEvents } from '../events.ts';
@@ -58,7 +58,7 @@ export class HostActions {
         actor,
         hostId,
         action: event,
-        params: redactParams(event, params),
+        params: auditParams(event, params, checked.success),
         ok: reply.ok,
         errorCode: reply.ok ? null : reply.error.code,
         message: reply.ok ? null : reply.error.message,

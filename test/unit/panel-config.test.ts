@@ -33,7 +33,7 @@ test('precedence: flags beat PONIO_PANEL_* which beat the config file', () => {
   const fromFlags = loadPanelConfig({ port: '9003' }, env);
   assert.equal(fromFlags.port, 9003);
   assert.equal(fromFlags.dataDir, '/srv/b');
-  assert.equal(loadPanelConfig({}, { PONIO_PANEL_TRUST_PROXY: 'loopback' }).trustProxy, 'loopback');
+  assert.deepEqual(loadPanelConfig({}, { PONIO_PANEL_TRUST_PROXY: 'loopback' }).trustProxy, ['loopback']);
 });
 
 test('bad values are refused with a message naming the setting', () => {
