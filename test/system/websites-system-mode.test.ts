@@ -320,9 +320,10 @@ describe('websites in system mode, on Debian’s real Apache configuration', () 
     assert.equal(readlinkSync(inConf('sites-enabled/alpha.test.conf')), '../sites-available/alpha.test.conf');
   });
 
-  test('a vhost Apache cannot run (its error log cannot be opened) is rolled back and Apache comes back', async () => {
-    // `apache2 -t` does not open log files, so this vhost passes the checker; Apache only fails
-    // (AH00091, exits) when the graceful restart opens the logs. The site tree is the one a
+  test('a config Apache cannot start (a log it cannot open) is refused before any reload: Apache keeps serving', async () => {
+    // `apache2 -t` does not open log files, so these pass the checker; a graceful restart would
+    // exit (AH00091) and take every site down. The agent checks the log files of every file the
+    // checker read and refuses, naming the file. First PonIO's own vhost, on the site tree a
     // delete without removeFiles kept, in which error.log is no longer a file.
     assert.ok((await call('create website', { domain: 'beta.test' })).ok);
     await assertServed('beta.test');
@@ -335,21 +336,48 @@ describe('websites in system mode, on Debian’s real Apache configuration', () 
 
     const r = await call('create website', { domain: 'beta.test' });
     assert.equal(!r.ok && r.error.code, 'failed-precondition', JSON.stringify(r));
-    assert.match(
-      !r.ok ? r.error.message : '',
-      /^Apache did not reload: .*could not open error log file \/var\/www\/beta\.test\/logs\/error\.log/s,
+    const msg = !r.ok ? r.error.message : '';
+    assert.match(msg, /^Apache would not start with this configuration/);
+    assert.ok(
+      msg.includes(
+        '/etc/apache2/sites-available/beta.test.conf line 11: the ErrorLog /var/www/beta.test/logs/error.log is a directory',
+      ),
+      msg,
     );
     assert.equal(await siteDigest('beta.test'), before, 'vhost and link removed, the kept tree unchanged');
-    // The rollback's reload started Apache again on the previous config: every other site is back.
-    assert.notEqual(apachePid(), pidBefore, 'a new Apache (the old one exited)');
+    assert.equal(apachePid(), pidBefore, 'Apache was never restarted');
     await assertServed('alpha.test');
     assert.equal((await get('localhost')).body, defaultPage);
     await assertNotServed('beta.test');
-    const list = await call('list websites', {});
-    assert.ok(list.ok && !list.data.websites.some((w) => w.domain === 'beta.test'));
-
-    // Once the tree is usable again, the same create succeeds and reuses it.
     await fsp.rmdir(inWww('beta.test/logs/error.log'));
+
+    // Then a file an admin dropped into sites-enabled by hand (Debian's ${APACHE_LOG_DIR} and the
+    // other variables of the real config are resolved, so only this file is named).
+    const foreign = inConf('sites-enabled/zz-by-hand.conf');
+    await fsp.mkdir(inWww('a-directory'));
+    await fsp.writeFile(
+      foreign,
+      '<VirtualHost *:80>\n    ServerName foreign.test\n    ErrorLog /var/www/a-directory\n</VirtualHost>\n',
+    );
+    try {
+      const f = await call('create website', { domain: 'beta.test' });
+      assert.equal(!f.ok && f.error.code, 'failed-precondition', JSON.stringify(f));
+      assert.deepEqual(!f.ok && (f.error.details as { faultyFiles?: string[] }).faultyFiles, [
+        '/etc/apache2/sites-enabled/zz-by-hand.conf',
+      ]);
+      assert.ok(
+        !f.ok && f.error.message.includes('line 3: the ErrorLog /var/www/a-directory is a directory'),
+        JSON.stringify(f),
+      );
+      assert.equal(apachePid(), pidBefore, 'Apache was never restarted');
+      await assertServed('alpha.test');
+      await assertNotServed('beta.test');
+    } finally {
+      await fsp.rm(foreign, { force: true });
+      await fsp.rm(inWww('a-directory'), { recursive: true, force: true });
+    }
+
+    // Once the files are fixed, the same create succeeds and reuses the kept tree.
     const again = await call('create website', { domain: 'beta.test' });
     assert.ok(again.ok, JSON.stringify(again));
     await assertServed('beta.test');

@@ -1,3 +1,12 @@
+import type { CheckResult } from './apache.ts';
+import {
+  describeFaults,
+  logTargets,
+  parseIncludes,
+  startFaults,
+  withoutIncludeList,
+} from './apache-startcheck.ts';
+
 /** Config text the Apache adapters write, and the checks on what goes into it (pure). */
 
 // Paths are written into Apache config; anything outside this set is refused at start.
@@ -9,6 +18,24 @@ export const checkPath = (p: string, what: string): string => {
     );
   return p;
 };
+
+/**
+ * The outcome of `apache2 -t -D DUMP_INCLUDES` (the checker, listing the files it read): when it
+ * passed, the log files of those files are checked too (apache-startcheck.ts).
+ */
+export async function checkerResult(
+  r: { code: number; stdout: string; stderr: string },
+  serverRoot: string,
+  env?: ReadonlyMap<string, string>,
+): Promise<CheckResult> {
+  const output = outputOf({ stdout: withoutIncludeList(r.stdout), stderr: r.stderr });
+  if (r.code !== 0) return { ok: false, output };
+  const logs = await logTargets(parseIncludes(r.stdout), serverRoot, env);
+  const faults = await startFaults(logs);
+  return faults.length > 0
+    ? { ok: false, output: describeFaults(faults), faults, logs }
+    : { ok: true, output, logs };
+}
 
 /** The last lines of a program's output, for the admin. */
 export const outputOf = (r: { stdout: string; stderr: string }): string =>

@@ -7,8 +7,15 @@ import type { HostLayout } from '../../os/layout.ts';
 import { freeLoopbackPort, isAlive, pidFromText, stopPid } from '../../os/process.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
-import { checkPath, MODULE_DIR, outputOf, SANDBOX_MODULES, sandboxMainConf } from './apache-config.ts';
-import { logSize, waitForReady } from './apache-log.ts';
+import {
+  checkerResult,
+  checkPath,
+  MODULE_DIR,
+  outputOf,
+  SANDBOX_MODULES,
+  sandboxMainConf,
+} from './apache-config.ts';
+import { logSince, logSize, waitForReady } from './apache-log.ts';
 import { apacheMissing } from './probe.ts';
 
 /** The sandbox's state file (<runDir>/apache.json): where the private Apache listens. */
@@ -109,10 +116,9 @@ export class SandboxApache implements ApacheHost {
   }
 
   async configTest(candidate?: string): Promise<CheckResult> {
-    const args = ['-t', '-f', this.mainConf];
+    const args = ['-t', '-D', 'DUMP_INCLUDES', '-f', this.mainConf];
     if (candidate !== undefined) args.push('-c', `Include "${checkPath(candidate, 'vhost')}"`);
-    const r = await this.exec('apache2', args, { timeoutMs: 30_000 });
-    return { ok: r.code === 0, output: outputOf(r) };
+    return checkerResult(await this.exec('apache2', args, { timeoutMs: 30_000 }), this.confDir);
   }
 
   /** The pid of our running Apache (checked against its command line), or null. */
@@ -166,7 +172,12 @@ export class SandboxApache implements ApacheHost {
     await fsp.rm(this.pidFile, { force: true });
     const offset = await logSize(this.errorLog);
     const r = await this.exec('apache2', ['-f', this.mainConf, '-k', 'start'], { timeoutMs: 30_000 });
-    if (r.code !== 0) return { ok: false, output: outputOf(r) };
+    // Once its main error log is open, Apache reports there (e.g. a vhost log it cannot open).
+    if (r.code !== 0)
+      return {
+        ok: false,
+        output: [outputOf(r), (await logSince(this.errorLog, offset)).trim()].filter(Boolean).join('\n'),
+      };
     return waitForReady(this.errorLog, offset, null);
   }
 

@@ -6,7 +6,8 @@ import type { HostLayout } from '../../os/layout.ts';
 import { isAlive, pidFromText } from '../../os/process.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
-import { checkPath, outputOf } from './apache-config.ts';
+import { checkerResult, checkPath, outputOf } from './apache-config.ts';
+import { envvarsOf } from './apache-startcheck.ts';
 import { logSize, waitForReady } from './apache-log.ts';
 import { apacheMissing } from './probe.ts';
 
@@ -62,12 +63,13 @@ export class SystemApache implements ApacheHost {
   }
 
   async configTest(candidate?: string): Promise<CheckResult> {
-    // Debian's own ctl (it reads /etc/apache2/envvars and creates the runtime dirs); with a
-    // candidate, `-t -c 'Include FILE'` is passed through to apache2 as "$@".
-    const args =
-      candidate === undefined ? ['configtest'] : ['-t', '-c', `Include "${checkPath(candidate, 'vhost')}"`];
+    // Debian's own ctl (it reads /etc/apache2/envvars and creates the runtime dirs) passes the
+    // arguments through to apache2 as "$@"; with a candidate, `-c 'Include FILE'`.
+    // `-D DUMP_INCLUDES` lists the files read, whose log files are then checked.
+    const args = ['-t', '-D', 'DUMP_INCLUDES'];
+    if (candidate !== undefined) args.push('-c', `Include "${checkPath(candidate, 'vhost')}"`);
     const r = await this.exec('apache2ctl', args, { timeoutMs: 30_000 });
-    return { ok: r.code === 0, output: outputOf(r) };
+    return checkerResult(r, this.confDir, await envvarsOf(path.join(this.confDir, 'envvars')));
   }
 
   /** Apache's main error log and pid file, from its own dump of the run-time config; null if unreadable. */
@@ -83,7 +85,9 @@ export class SystemApache implements ApacheHost {
     const systemd = existsSync('/run/systemd/system');
     const rt = this.runtime;
     let pid = rt === null ? null : pidFromText(await readIfExists(rt.pidFile));
+    let died = false;
     if (rt !== null && pid !== null && !isAlive(pid)) {
+      died = true;
       // Apache died (a restart that failed) and left its pid file, naming a zombie until PID 1
       // reaps it: httpd would take that for a running server and signal it instead of starting
       // (the graceful of a stopped Apache starts it). systemd keeps its own account of the unit.
@@ -92,7 +96,10 @@ export class SystemApache implements ApacheHost {
     }
     const offset = rt === null ? 0 : await logSize(rt.errorLog);
     const r = systemd
-      ? await this.exec('systemctl', ['reload', 'apache2'], { timeoutMs: 60_000 })
+      ? // A unit whose Apache died (a failed restart) cannot be reloaded: start it again.
+        await this.exec('systemctl', [died ? 'reload-or-restart' : 'reload', 'apache2'], {
+          timeoutMs: 60_000,
+        })
       : await this.exec('apache2ctl', ['graceful'], { timeoutMs: 60_000 });
     if (r.code !== 0) return { ok: false, output: outputOf(r) };
     if (rt === null) {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Exec } from '../../os/exec.ts';
 import type { HostLayout, HostMode } from '../../os/layout.ts';
 import type { ModuleAvailability } from '../types.ts';
+import type { LogTarget, StartFault } from './apache-startcheck.ts';
 import { SandboxApache } from './apache-sandbox.ts';
 import { SystemApache } from './apache-system.ts';
 
@@ -9,6 +10,10 @@ import { SystemApache } from './apache-system.ts';
 export interface CheckResult {
   ok: boolean;
   output: string;
+  /** Files that would stop Apache from starting although the checker accepts them (apache-startcheck.ts). */
+  faults?: StartFault[];
+  /** The log files the checked config names (what a failed start can be traced back to). */
+  logs?: LogTarget[];
 }
 
 /**
@@ -34,7 +39,8 @@ export interface ApacheHost {
   stop(): Promise<void>;
   /**
    * Apache's config test. With `candidate`, tests the live config plus that vhost file as if it
-   * were enabled (`-c "Include FILE"`), without making it live.
+   * were enabled (`-c "Include FILE"`), without making it live. Also fails (with `faults`) when a
+   * file the checker accepts would stop Apache at its next start (apache-startcheck.ts).
    */
   configTest(candidate?: string): Promise<CheckResult>;
   /**

@@ -8,6 +8,7 @@ import { domainForDisplay, validateDomain } from '../../../shared/validate/domai
 import { atomicWrite, fsyncDir, readIfExists, resolveUnder } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
+import { filesBlamed } from './apache-startcheck.ts';
 import { createSiteTree, removeCreated, removeSiteTree, siteOwner, sitePaths } from './site-tree.ts';
 import { maybeCrash, readTestHooks } from './test-hooks.ts';
 import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
@@ -71,7 +72,16 @@ async function removeLink(link: string): Promise<void> {
 }
 
 const checkerFailed = (what: string, r: CheckResult): RpcError =>
-  new RpcError('failed-precondition', `${what}: ${r.output || 'no output'}`, { checkerOutput: r.output });
+  r.faults !== undefined && r.faults.length > 0
+    ? new RpcError('failed-precondition', `${r.output} PonIO did not change anything.`, {
+        checkerOutput: r.output,
+        faultyFiles: [...new Set(r.faults.map((f) => f.file))],
+      })
+    : new RpcError('failed-precondition', `${what}: ${r.output || 'no output'}`, { checkerOutput: r.output });
+
+/** `e` with a sentence added to its message (an RpcError keeps its code and details). */
+const withNote = (e: unknown, note: string): unknown =>
+  note === '' || !(e instanceof RpcError) ? e : new RpcError(e.code, `${e.message}\n${note}`, e.details);
 
 /**
  * The websites domain on top of an Apache host adapter. Every mutation runs under the router's
@@ -243,9 +253,9 @@ export class WebsitesService {
     } catch (e) {
       progress('Rolling back');
       await undo();
-      if (linked) await this.reloadAfterRollback();
+      const note = linked ? await this.reloadAfterRollback(e) : '';
       await this.clearJournal();
-      throw e;
+      throw withNote(e, note);
     }
     await this.clearJournal();
     this.logger.info({ domain }, 'website created');
@@ -271,8 +281,7 @@ export class WebsitesService {
     if (!r.ok) {
       progress('Rolling back');
       await removeLink(link);
-      await this.reloadAfterRollback();
-      throw checkerFailed('Apache did not reload', r);
+      throw withNote(checkerFailed('Apache did not reload', r), await this.reloadAfterRollback(r.output));
     }
     this.logger.info({ domain }, 'website enabled');
     return this.toWebsite({ ...e, enabled: true });
@@ -300,8 +309,7 @@ export class WebsitesService {
     if (!r.ok) {
       progress('Rolling back');
       await restore();
-      await this.reloadAfterRollback();
-      throw checkerFailed('Apache did not reload', r);
+      throw withNote(checkerFailed('Apache did not reload', r), await this.reloadAfterRollback(r.output));
     }
   }
 
@@ -344,9 +352,25 @@ export class WebsitesService {
     return this.apache.reload();
   }
 
-  private async reloadAfterRollback(): Promise<void> {
+  /**
+   * Reloads (or restarts, if the failed reload killed it) Apache on the restored config. Returns
+   * '' when Apache runs again, else a sentence for the admin naming what keeps it down (traced
+   * from `failure`, the error that made PonIO roll back, and the restart's own output).
+   */
+  private async reloadAfterRollback(failure: unknown): Promise<string> {
     const r = await this.apache.reload().catch((err: unknown) => ({ ok: false, output: String(err) }));
-    if (!r.ok) this.logger.error({ output: r.output }, 'Apache did not reload after a rollback');
+    if (r.ok) return '';
+    this.logger.error({ output: r.output }, 'Apache did not reload after a rollback');
+    const t = await this.apache.configTest().catch(() => null);
+    if (t !== null && !t.ok)
+      return `PonIO's change was rolled back, but Apache did not come back: ${t.output}`;
+    const seen = `${failure instanceof Error ? failure.message : String(failure)}\n${r.output}`;
+    const blamed = [...new Set(filesBlamed(seen, t?.logs ?? []).map((l) => l.file))];
+    const who =
+      blamed.length > 0
+        ? ` It cannot open a log named in ${blamed.join(', ')}: fix or remove that file.`
+        : '';
+    return `PonIO's change was rolled back, but Apache did not come back: ${r.output}${who}`;
   }
 
   // --- crash recovery ---------------------------------------------------------------------
