@@ -29,14 +29,18 @@ test('system mode: Debian layout, a2ensite-style paths, vhosts on *:80', () => {
   assert.equal(a.url(), undefined);
 });
 
-test("system mode: the checker is Debian's apache2ctl, a candidate is tested with -c Include", async () => {
+test("system mode: the checker is Debian's apache2ctl listing the files it read, a candidate is tested with -c Include", async () => {
   const r = recorder();
   const a = createApacheHost(systemLayout(), r.exec, logger);
-  assert.deepEqual(await a.configTest(), { ok: true, output: '' });
+  // No include list in the (recorded) output: no log files to check.
+  assert.deepEqual(await a.configTest(), { ok: true, output: '', logs: [] });
   await a.configTest('/etc/apache2/sites-available/example.com.conf');
   assert.deepEqual(r.calls, [
-    { bin: 'apache2ctl', args: ['configtest'] },
-    { bin: 'apache2ctl', args: ['-t', '-c', 'Include "/etc/apache2/sites-available/example.com.conf"'] },
+    { bin: 'apache2ctl', args: ['-t', '-D', 'DUMP_INCLUDES'] },
+    {
+      bin: 'apache2ctl',
+      args: ['-t', '-D', 'DUMP_INCLUDES', '-c', 'Include "/etc/apache2/sites-available/example.com.conf"'],
+    },
   ]);
   await assert.rejects(a.configTest('/etc/apache2/sites-available/a b".conf'), /will not write/);
 });
