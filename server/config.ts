@@ -76,6 +76,11 @@ export const panelConfigSchema = z.strictObject({
     .default(90 * 86_400),
   /** How often the panel looks for certificates due for renewal. */
   renewalCheckSeconds: z.coerce.number().min(0.2).max(86_400).default(3_600),
+  /**
+   * A running job's lease (server/jobs/): the panel that runs it renews it; a job whose lease ran
+   * out (its panel died) is marked interrupted. Short values are for tests.
+   */
+  jobLeaseSeconds: z.coerce.number().min(0.5).max(3_600).default(15),
 });
 export type PanelConfigInput = z.input<typeof panelConfigSchema>;
 export type PanelConfig = z.output<typeof panelConfigSchema>;

@@ -9,6 +9,8 @@ import type { HostActions } from './http/host-actions.ts';
 import type { ApiTokens } from './auth/api-tokens.ts';
 import type { Enrollment } from './hosts/enrollment.ts';
 import type { Accounts } from './auth/accounts.ts';
+import type { HostLabelsRepo } from './db/labels.ts';
+import type { Jobs } from './jobs/engine.ts';
 
 /**
  * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
@@ -23,6 +25,10 @@ export interface PanelContext {
   pki: PanelPki;
   hosts: HostRegistry;
   actions: HostActions;
+  /** Host labels (key=value), for targets. */
+  labels: HostLabelsRepo;
+  /** Fan-out jobs (server/jobs/). */
+  jobs: Jobs;
   apiTokens: ApiTokens;
   /** Dashboard users and sessions. */
   accounts: Accounts;

@@ -13,6 +13,12 @@ export interface HostChange {
   message: string;
 }
 
+/** A job (server/jobs/) changed: its state, or one host's outcome when hostId is set. */
+export interface JobChange {
+  jobId: number;
+  hostId?: string;
+}
+
 interface PanelEventMap {
   /** A mutation went through the panel (relayed to browsers in room host:<id>). */
   hostChange: [HostChange];
@@ -22,6 +28,8 @@ interface PanelEventMap {
   agentEvent: [string, AgentEvent];
   /** Hosts were added or removed. */
   hostsChanged: [];
+  /** A job or one of its hosts changed (relayed to browsers watching the job). */
+  job: [JobChange];
 }
 
 /** In-process bus between the panel's parts (realtime relays it to browsers). */

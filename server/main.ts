@@ -20,6 +20,8 @@ import { createApp } from './http/app.ts';
 import { createHostLifecycle } from './hosts/enrollment.ts';
 import { revokedHostSerials } from './hosts/revocation.ts';
 import { attachRealtime } from './realtime/index.ts';
+import { HostLabelsRepo } from './db/labels.ts';
+import { Jobs } from './jobs/engine.ts';
 
 export interface RunningPanel {
   ctx: PanelContext;
@@ -54,6 +56,18 @@ export async function startPanel(
   });
   const hosts = new HostRegistry(new HostsRepo(db), manager, events);
   const audit = new AuditLog(db);
+  const actions = new HostActions(hosts, audit, events);
+  const labels = new HostLabelsRepo(db);
+  const jobs = new Jobs({
+    db,
+    hosts,
+    labels,
+    actions,
+    audit,
+    events,
+    logger: logger.child({ part: 'jobs' }),
+    leaseMs: config.jobLeaseSeconds * 1000,
+  });
   let port = config.port;
   const ctx: PanelContext = {
     config,
@@ -63,7 +77,9 @@ export async function startPanel(
     events,
     pki,
     hosts,
-    actions: new HostActions(hosts, audit, events),
+    actions,
+    labels,
+    jobs,
     apiTokens: new ApiTokens(db),
     accounts: new Accounts(db),
     publicUrl: () =>
@@ -97,6 +113,7 @@ export async function startPanel(
   port = (server.address() as AddressInfo).port;
   hosts.connectAll();
   lifecycle.start();
+  jobs.start();
   const url = ctx.publicUrl();
   logger.info({ url }, 'panel ready');
   return {
@@ -106,6 +123,7 @@ export async function startPanel(
     url,
     async close() {
       lifecycle.stop();
+      await jobs.close();
       await realtime.close();
       await manager.close();
       await new Promise<void>((resolve) => {

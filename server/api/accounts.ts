@@ -142,7 +142,12 @@ export function accountsApi(ctx: PanelContext): Router {
     const q = req.query as Record<string, unknown>;
     const num = (v: unknown, d: number): number =>
       typeof v === 'string' && /^\d{1,7}$/.test(v) ? Number(v) : d;
-    const { rows, total } = ctx.audit.query({ ...f, limit: num(q.limit, 50), offset: num(q.offset, 0) });
+    const { rows, total } = ctx.audit.query({
+      ...f,
+      ...(typeof q.job === 'string' && /^\d{1,12}$/.test(q.job) ? { jobId: Number(q.job) } : {}),
+      limit: num(q.limit, 50),
+      offset: num(q.offset, 0),
+    });
     res.json({
       data: {
         total,
@@ -158,6 +163,7 @@ export function accountsApi(ctx: PanelContext): Router {
           errorCode: e.error_code,
           message: e.message,
           durationMs: e.duration_ms,
+          jobId: e.job_id,
         })),
       },
     });

@@ -7,7 +7,7 @@ import { param } from '../http/params.ts';
 import type { HostView } from '../hosts/registry.ts';
 import { EnrollmentError, type Enrollment, type NewHost } from '../hosts/enrollment.ts';
 
-export const hostJson = (h: HostView) => ({
+export const hostJson = (h: HostView, labels: Record<string, string> = {}) => ({
   id: h.id,
   name: h.name,
   address: h.address,
@@ -16,6 +16,7 @@ export const hostJson = (h: HostView) => ({
   certificate: h.cert_serial ? { serial: h.cert_serial, notAfter: h.cert_not_after } : null,
   createdAt: h.created_at,
   enrolledAt: h.enrolled_at,
+  labels,
   connection: h.connection
     ? {
         state: h.connection.state,
@@ -87,13 +88,14 @@ export function hostsApi(ctx: PanelContext): Router {
     res.json({ data: out });
   });
   r.get('/hosts', requireRole('viewer'), (_req, res) => {
-    res.json({ data: ctx.hosts.list().map(hostJson) });
+    const labels = ctx.labels.all();
+    res.json({ data: ctx.hosts.list().map((h) => hostJson(h, labels.get(h.id))) });
   });
   r.get('/hosts/:hostId', requireRole('viewer'), (req, res) => {
     const id = param(req, 'hostId');
     const h = ctx.hosts.get(id);
     if (!h) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
-    res.json({ data: hostJson(h) });
+    res.json({ data: hostJson(h, ctx.labels.get(id)) });
   });
   r.get('/hosts/:hostId/system', requireRole('viewer'), async (req, res) => {
     sendReply(res, await ctx.actions.call(actorOf(req), param(req, 'hostId'), 'system info', {}));

@@ -8,6 +8,7 @@ import { ftpApi } from './ftp.ts';
 import { mysqlApi } from './mysql.ts';
 import { firewallApi } from './firewall.ts';
 import { accountsApi } from './accounts.ts';
+import { jobsApi } from './jobs.ts';
 
 /** Domain routers, each relative to /api/v1/hosts/:hostId. */
 const DOMAIN_APIS = [websitesApi, ftpApi, mysqlApi, firewallApi];
@@ -19,6 +20,7 @@ export function apiRouter(ctx: PanelContext): Router {
   api.use(bearerAuth(ctx));
   api.use(accountsApi(ctx));
   api.use(hostsApi(ctx));
+  api.use(jobsApi(ctx));
   for (const make of DOMAIN_APIS) api.use('/hosts/:hostId', make(ctx));
   api.use((_req, _res, next) => next(new PanelHttpError(404, 'not-found', 'No such API endpoint.')));
   const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { EventName } from '../../shared/protocol/index.ts';
 import type { Role } from '../auth/roles.ts';
+import { JOB_ROUTES } from './openapi-jobs.ts';
 
 /**
  * The REST routes the OpenAPI document (/api/v1/openapi.json) describes. A route bound to an RPC
@@ -59,6 +60,7 @@ export const auditEntrySchema = z.object({
   errorCode: z.string().nullable(),
   message: z.string().nullable(),
   durationMs: z.number().nullable(),
+  jobId: z.number().int().nullable().describe('the job (docs/jobs.md) this entry belongs to'),
 });
 const hostSchema = z.object({
   id: z.string(),
@@ -69,6 +71,7 @@ const hostSchema = z.object({
   certificate: z.object({ serial: z.string(), notAfter: z.number().nullable() }).nullable(),
   createdAt: z.number(),
   enrolledAt: z.number().nullable(),
+  labels: z.record(z.string(), z.string()).describe('key=value labels (docs/jobs.md)'),
   connection: z
     .object({
       state: z.enum(['online', 'offline', 'connecting', 'refused']),
@@ -201,6 +204,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
       { name: 'host', description: 'host id', schema: z.string() },
       { name: 'actor', description: 'user or token:<name>', schema: z.string() },
       { name: 'action', description: "e.g. 'create website'", schema: z.string() },
+      { name: 'job', description: 'job id: the job and each host call under it', schema: z.string() },
       { name: 'limit', description: '1–500 (default 50)', schema: z.string() },
       { name: 'offset', description: 'entries to skip', schema: z.string() },
     ],
@@ -537,4 +541,5 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     role: 'operator',
     event: 'confirm firewall',
   },
+  ...JOB_ROUTES,
 ];

@@ -20,6 +20,8 @@ export interface AuditEntry {
   errorCode?: string | null;
   message?: string | null;
   durationMs?: number | null;
+  /** The job (server/jobs/) this host call ran under. */
+  jobId?: number | null;
 }
 
 export interface AuditRow {
@@ -34,12 +36,14 @@ export interface AuditRow {
   error_code: string | null;
   message: string | null;
   duration_ms: number | null;
+  job_id: number | null;
 }
 
 export interface AuditQuery {
   hostId?: string;
   actor?: string;
   action?: string;
+  jobId?: number;
   limit?: number;
   offset?: number;
 }
@@ -51,8 +55,8 @@ export class AuditLog {
   write(e: AuditEntry): void {
     this.db
       .prepare(
-        `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms, job_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         Date.now(),
@@ -65,6 +69,7 @@ export class AuditLog {
         e.errorCode ?? null,
         e.message ?? null,
         e.durationMs === undefined || e.durationMs === null ? null : Math.round(e.durationMs),
+        e.jobId ?? null,
       );
   }
 
@@ -82,6 +87,10 @@ export class AuditLog {
     if (q.action) {
       where.push('action = ?');
       args.push(q.action);
+    }
+    if (q.jobId !== undefined) {
+      where.push('job_id = ?');
+      args.push(q.jobId);
     }
     const w = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM audit_log ${w}`).get(...args) as { n: number })

@@ -99,4 +99,59 @@ CREATE TABLE settings (
 );
 `,
   },
+  {
+    id: 350,
+    name: 'host labels, jobs (issue 19)',
+    sql: `
+CREATE TABLE host_labels (
+  host_id TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,                         -- shared/validate/labels.ts
+  value TEXT NOT NULL,
+  PRIMARY KEY (host_id, key)
+);
+CREATE INDEX host_labels_kv ON host_labels (key, value);
+
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL,                  -- actor name of the creator
+  actor TEXT NOT NULL,                       -- JSON Actor of the current run (creator, or who retried/resumed)
+  event TEXT NOT NULL,
+  params TEXT NOT NULL,                      -- JSON, secrets redacted (secrets live only in the running panel's memory)
+  has_secrets INTEGER NOT NULL DEFAULT 0,
+  target TEXT NOT NULL,                      -- JSON target as given
+  settings TEXT NOT NULL,                    -- JSON: window, pauseMs, failThreshold, deadlineMs
+  dry_run INTEGER NOT NULL DEFAULT 0,
+  resolved INTEGER NOT NULL DEFAULT 1,       -- 0: queued by the CLI, the claiming panel resolves the target (it knows each host's hello)
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'stopped', 'cancelled', 'interrupted')),
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  runner TEXT,                               -- replica that claimed the job (atomic UPDATE … WHERE state = 'queued')
+  lease_until INTEGER,                       -- the runner renews it; an expired lease means the runner is gone
+  started_at INTEGER,
+  finished_at INTEGER,
+  message TEXT
+);
+CREATE INDEX jobs_state ON jobs (state, lease_until);
+
+CREATE TABLE job_hosts (
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,                      -- start order
+  host_id TEXT NOT NULL,
+  host_name TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'ok', 'failed', 'unreachable', 'timeout', 'skipped')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  request_id TEXT,                           -- mutations: reused when retrying an unknown outcome
+  error_code TEXT,
+  message TEXT,
+  data TEXT,                                 -- JSON reply data
+  started_at INTEGER,
+  finished_at INTEGER,
+  PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX job_hosts_host ON job_hosts (host_id);
+
+ALTER TABLE audit_log ADD COLUMN job_id INTEGER;
+CREATE INDEX audit_job ON audit_log (job_id);
+`,
+  },
 ];

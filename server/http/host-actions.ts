@@ -31,7 +31,7 @@ export class HostActions {
     hostId: string,
     event: E,
     params: RequestIn<E>,
-    opts: { timeoutMs?: number } = {},
+    opts: { timeoutMs?: number; jobId?: number } = {},
   ): Promise<Reply<ReplyData<E>>> {
     const def = rpcEvents[event];
     const needed = def.mutation ? 'operator' : 'viewer';
@@ -50,9 +50,15 @@ export class HostActions {
     // shared/validate): bad input is refused here, with the agent's wording, and never sent.
     const checked = def.request.safeParse(params);
     const reply: Reply<ReplyData<E>> = checked.success
-      ? await this.registry.manager.call(hostId, event, params, opts)
+      ? await this.registry.manager.call(
+          hostId,
+          event,
+          params,
+          opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
+        )
       : { ok: false, error: { code: 'invalid-argument', message: describeZodError(checked.error) } };
-    if (def.mutation) {
+    // A job's host calls are all recorded, reads included, under the job (server/jobs/).
+    if (def.mutation || opts.jobId !== undefined) {
       const durationMs = performance.now() - started;
       this.audit.write({
         actor,
@@ -63,7 +69,10 @@ export class HostActions {
         errorCode: reply.ok ? null : reply.error.code,
         message: reply.ok ? null : reply.error.message,
         durationMs,
+        jobId: opts.jobId ?? null,
       });
+    }
+    if (def.mutation) {
       this.events.emit('hostChange', {
         hostId,
         action: event,
