@@ -11,6 +11,7 @@ import { isRole, ROLES } from './auth/roles.ts';
 import { randomPassword } from './auth/passwords.ts';
 import type { DevSandbox } from './dev-sandbox.ts';
 import { registerHostCommands } from './cli-hosts.ts';
+import { registerJobCommands } from './cli-jobs.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`ponio-panel: ${message}\n`);
@@ -313,6 +314,7 @@ export function buildPanelCli(): Command {
     },
   );
   registerHostCommands(program);
+  registerJobCommands(program);
   return program;
 }
 
