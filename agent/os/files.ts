@@ -1,6 +1,7 @@
 import { promises as fsp, constants } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { withPath } from './resource-fault.ts';
 
 export class PathGuardError extends Error {
   constructor(message: string) {
@@ -70,11 +71,11 @@ export async function atomicWrite(
 ): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await fsp.open(
-    tmp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-    opts.mode ?? 0o644,
-  );
+  const fh = await fsp
+    .open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, opts.mode ?? 0o644)
+    .catch((e: unknown) => {
+      throw withPath(e, file, true);
+    });
   try {
     await fh.writeFile(data);
     if (opts.mode !== undefined) await fh.chmod(opts.mode);
@@ -83,14 +84,14 @@ export async function atomicWrite(
   } catch (e) {
     await fh.close();
     await fsp.rm(tmp, { force: true });
-    throw e;
+    throw withPath(e, file); // a write error names no file: a full disk is reported with it
   }
   await fh.close();
   try {
     await fsp.rename(tmp, file);
   } catch (e) {
     await fsp.rm(tmp, { force: true });
-    throw e;
+    throw withPath(e, file);
   }
   await fsyncDir(dir);
 }

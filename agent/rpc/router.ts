@@ -9,6 +9,7 @@ import { redactFields } from '../../shared/protocol/redact-fields.ts';
 import { describeZodError } from '../../shared/protocol/describe.ts';
 import { ExecError } from '../os/exec.ts';
 import { PathGuardError } from '../os/files.ts';
+import { resourceFault } from '../os/resource-fault.ts';
 import type { AnyAgentModule, CallContext, Handler } from '../modules/types.ts';
 import { KeyedMutex } from './lock.ts';
 import { RequestCache } from './idempotency.ts';
@@ -283,6 +284,8 @@ export class Router {
     logger: Logger,
   ): Reply<never> {
     if (err instanceof RpcError) return errReply(err.toBody());
+    const fault = resourceFault(err); // a full disk, a quota, a read-only fs: the host's state, not a bug
+    if (fault) return errReply(fault.toBody());
     if (err instanceof PathGuardError)
       return errReply({ code: 'invalid-argument', message: `Path refused: ${err.message}.` });
     if (err instanceof ExecError && err.result === null)

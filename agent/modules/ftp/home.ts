@@ -5,6 +5,7 @@ import { validateDomain } from '../../../shared/validate/domain.ts';
 import { validateFtpHome } from '../../../shared/validate/ftp.ts';
 import { PathGuardError, resolveRealUnder } from '../../os/files.ts';
 import { findVhost } from './websites.ts';
+import { resourceCode } from '../../os/resource-fault.ts';
 
 /** At most this many missing directory levels are created for a new home. */
 const MAX_NEW_LEVELS = 8;
@@ -196,6 +197,7 @@ export async function createHome(home: ResolvedHome): Promise<string[]> {
     }
   } catch (e) {
     await removeDirs(made);
+    if (resourceCode(e) !== null) throw e; // a full or read-only disk: the router names it (unavailable)
     throw precondition(
       `Could not create the home directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}.`,
     );

@@ -1,11 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import { isAlive, sleep } from '../../os/process.ts';
+import { resourceShortage } from '../../os/resource-fault.ts';
 import type { CheckResult } from './apache.ts';
 
 // Both modes: Apache reports each new generation in its main error log.
 const READY = /AH00489|resuming normal operations/;
+// AH00099/AH00100/AH10231: the pid file could not be written (e.g. a full disk).
 const FAILED =
-  /AH00015|AH00016|AH00072|AH00076|no listening sockets|Configuration Failed|Unable to open logs/;
+  /AH00015|AH00016|AH00072|AH00076|AH00099|AH00100|AH10231|no listening sockets|Configuration Failed|Unable to open logs/;
 
 export async function logSize(file: string): Promise<number> {
   try {
@@ -61,4 +63,15 @@ export async function waitForReady(
     await sleep(delay);
     delay = Math.min(delay * 2, 50);
   }
+}
+
+/**
+ * A failed start or reload, explained: Apache cannot log why it died when its log is on a full
+ * disk (the AH10231 "Failed creating pid file" line is lost), so the file systems it writes to
+ * are checked and a full or read-only one is named.
+ */
+export async function explained(r: CheckResult, dirs: readonly string[]): Promise<CheckResult> {
+  if (r.ok) return r;
+  const shortage = await resourceShortage(dirs);
+  return shortage === '' ? r : { ...r, output: `${r.output}\n${shortage}`.trim() };
 }

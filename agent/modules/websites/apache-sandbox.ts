@@ -15,7 +15,7 @@ import {
   SANDBOX_MODULES,
   sandboxMainConf,
 } from './apache-config.ts';
-import { logSince, logSize, waitForReady } from './apache-log.ts';
+import { explained, logSince, logSize, waitForReady } from './apache-log.ts';
 import { apacheMissing } from './probe.ts';
 
 /** The sandbox's state file (<runDir>/apache.json): where the private Apache listens. */
@@ -173,12 +173,16 @@ export class SandboxApache implements ApacheHost {
     const offset = await logSize(this.errorLog);
     const r = await this.exec('apache2', ['-f', this.mainConf, '-k', 'start'], { timeoutMs: 30_000 });
     // Once its main error log is open, Apache reports there (e.g. a vhost log it cannot open).
-    if (r.code !== 0)
-      return {
-        ok: false,
-        output: [outputOf(r), (await logSince(this.errorLog, offset)).trim()].filter(Boolean).join('\n'),
-      };
-    return waitForReady(this.errorLog, offset, null);
+    if (r.code !== 0) {
+      const output = [outputOf(r), (await logSince(this.errorLog, offset)).trim()].filter(Boolean).join('\n');
+      return explained({ ok: false, output }, this.writesTo());
+    }
+    return explained(await waitForReady(this.errorLog, offset, null), this.writesTo());
+  }
+
+  /** Where Apache writes at start: pid file and runtime files, its error log, the site logs. */
+  private writesTo(): string[] {
+    return [this.runDir, this.logDir, this.wwwRoot];
   }
 
   private async readInfo(): Promise<SandboxApacheInfo | null> {
@@ -200,7 +204,7 @@ export class SandboxApache implements ApacheHost {
     }
     const offset = await logSize(this.errorLog);
     process.kill(pid, 'SIGUSR1'); // Apache's graceful restart (what `apache2 -k graceful` sends)
-    return waitForReady(this.errorLog, offset, pid);
+    return explained(await waitForReady(this.errorLog, offset, pid), this.writesTo());
   }
 
   async stop(): Promise<void> {

@@ -8,7 +8,7 @@ import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
 import { checkerResult, checkPath, outputOf } from './apache-config.ts';
 import { envvarsOf } from './apache-startcheck.ts';
-import { logSize, waitForReady } from './apache-log.ts';
+import { explained, logSize, waitForReady } from './apache-log.ts';
 import { apacheMissing } from './probe.ts';
 
 interface RuntimeFiles {
@@ -110,6 +110,6 @@ export class SystemApache implements ApacheHost {
     // (a log that cannot be opened passes `apache2 -t`), taking every site down.
     const [ready, fresh] = await Promise.all([waitForReady(rt.errorLog, offset, pid), this.readRuntime()]);
     this.runtime = fresh ?? rt;
-    return ready;
+    return explained(ready, [path.dirname(rt.pidFile), path.dirname(rt.errorLog), this.wwwRoot]);
   }
 }
