@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, PONIO_VERSION } from '../shared/protocol/version.ts';
 import type { Hello, ModuleName, ModuleStatus } from '../shared/protocol/hello.ts';
@@ -10,6 +10,9 @@ import { AgentLinks } from './link.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { RevocationList } from './trust.ts';
 import { createTrustHandlers } from './trust-handlers.ts';
+import { AgentMetrics } from './metrics.ts';
+import { Readiness } from '../shared/health.ts';
+import { X509Certificate } from 'node:crypto';
 import {
   absentModule,
   type AnyAgentModule,
@@ -56,6 +59,13 @@ const OPTIONAL_MODULES: readonly OptionalModule[] = [
   },
 ];
 
+/** The certificate the agent serves is within its validity (renewal keeps it so). */
+const certificateValid = (pem: string): boolean => {
+  const c = new X509Certificate(pem);
+  const now = Date.now();
+  return Date.parse(c.validFrom) <= now && now < Date.parse(c.validTo);
+};
+
 export interface RunningAgent {
   port: number;
   server: AgentServer;
@@ -79,7 +89,12 @@ export async function startAgent(
       await fsp.mkdir(d, { recursive: true });
   }
   const revocations = new RevocationList(cfg.revokedFile);
-  const router = new Router(logger);
+  // The agent's health, reported to the panel over the link (`agent metrics`): one entry a part.
+  const readiness = new Readiness()
+    .add('state dir', () => fsp.access(layout.stateDir, fsConstants.W_OK).then(() => true))
+    .add('certificate', async () => certificateValid(await fsp.readFile(cfg.certFile, 'utf8')));
+  const metrics = new AgentMetrics(readiness);
+  const router = new Router(logger, 1, metrics.router);
   // Filled in below once the modules are known; links are only served after that.
   let hello: () => Hello = () => {
     throw new Error('the agent is still starting');
@@ -138,7 +153,7 @@ export async function startAgent(
   };
 
   try {
-    await add(createSystemModule(ctx, trust));
+    await add(createSystemModule(ctx, trust, metrics));
     for (const m of OPTIONAL_MODULES) {
       const absent = disabled.has(m.name)
         ? {

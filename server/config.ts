@@ -74,6 +74,17 @@ export const panelConfigSchema = z.strictObject({
     .min(10)
     .max(397 * 86_400)
     .default(90 * 86_400),
+  /**
+   * Bearer token Prometheus sends to GET /metrics (docs/install.md, "Monitoring"); or
+   * `metricsTokenFile`, a file holding it. Neither set: /metrics is turned off (404).
+   */
+  metricsToken: z
+    .string()
+    .min(24, 'must be at least 24 characters')
+    .max(512)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional(),
+  metricsTokenFile: z.string().min(1).optional(),
   /** How often the panel looks for certificates due for renewal. */
   renewalCheckSeconds: z.coerce.number().min(0.2).max(86_400).default(3_600),
   /**
@@ -95,6 +106,8 @@ const ENV: Record<string, keyof PanelConfigInput> = {
   PONIO_PANEL_TRUST_PROXY: 'trustProxy',
   PONIO_PANEL_LOG_LEVEL: 'logLevel',
   PONIO_PANEL_AGENT_DIR: 'agentDir',
+  PONIO_PANEL_METRICS_TOKEN: 'metricsToken',
+  PONIO_PANEL_METRICS_TOKEN_FILE: 'metricsTokenFile',
 };
 
 /** Defaults < JSON config file < PONIO_PANEL_* environment < flags. Throws PanelConfigError. */
@@ -122,5 +135,24 @@ export function loadPanelConfig(
   }
   if ((r.data.tlsCert === undefined) !== (r.data.tlsKey === undefined))
     throw new PanelConfigError('invalid panel configuration: tlsCert and tlsKey go together');
-  return { ...r.data, dataDir: path.resolve(r.data.dataDir) };
+  return { ...r.data, ...metricsTokenFrom(r.data), dataDir: path.resolve(r.data.dataDir) };
+}
+
+/** The metrics token, read from metricsTokenFile when that is set (one of the two at most). */
+function metricsTokenFrom(c: PanelConfig): { metricsToken?: string } {
+  if (c.metricsTokenFile === undefined)
+    return c.metricsToken === undefined ? {} : { metricsToken: c.metricsToken };
+  if (c.metricsToken !== undefined)
+    throw new PanelConfigError('invalid panel configuration: set metricsToken or metricsTokenFile, not both');
+  let token: string;
+  try {
+    token = readFileSync(c.metricsTokenFile, 'utf8').trim();
+  } catch (e) {
+    throw new PanelConfigError(`cannot read metricsTokenFile ${c.metricsTokenFile}: ${(e as Error).message}`);
+  }
+  if (!/^[\x21-\x7e]{24,512}$/.test(token))
+    throw new PanelConfigError(
+      `invalid panel configuration: metricsTokenFile ${c.metricsTokenFile} must hold one token of 24 to 512 characters without spaces`,
+    );
+  return { metricsToken: token };
 }

@@ -11,6 +11,7 @@ import type { Enrollment } from './hosts/enrollment.ts';
 import type { Accounts } from './auth/accounts.ts';
 import type { HostLabelsRepo } from './db/labels.ts';
 import type { Jobs } from './jobs/engine.ts';
+import type { Observability } from './metrics/index.ts';
 
 /**
  * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
@@ -34,6 +35,8 @@ export interface PanelContext {
   accounts: Accounts;
   /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
   enrollment?: Enrollment;
+  /** Metrics (jobs record with `observability.metrics.jobs`), readiness probes, /healthz /readyz /metrics. */
+  observability: Observability;
   /** The URL agents and browsers use to reach the panel. */
   publicUrl(): string;
 }

@@ -22,6 +22,7 @@ import { revokedHostSerials } from './hosts/revocation.ts';
 import { attachRealtime } from './realtime/index.ts';
 import { HostLabelsRepo } from './db/labels.ts';
 import { Jobs } from './jobs/engine.ts';
+import { createObservability } from './metrics/index.ts';
 
 export interface RunningPanel {
   ctx: PanelContext;
@@ -56,7 +57,16 @@ export async function startPanel(
   });
   const hosts = new HostRegistry(new HostsRepo(db), manager, events);
   const audit = new AuditLog(db);
-  const actions = new HostActions(hosts, audit, events);
+  // Readiness probes: one entry per part (e.g. observability.readiness.add('redis', () => …)).
+  const observability = createObservability({
+    db,
+    hosts,
+    events,
+    audit,
+    logger,
+    metricsToken: config.metricsToken,
+  });
+  const actions = new HostActions(hosts, audit, events, observability.calls);
   const labels = new HostLabelsRepo(db);
   const jobs = new Jobs({
     db,
@@ -82,6 +92,7 @@ export async function startPanel(
     jobs,
     apiTokens: new ApiTokens(db),
     accounts: new Accounts(db),
+    observability,
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
   };

@@ -118,6 +118,20 @@ class Once {
   }
 }
 
+/** Hooks for the agent's metrics (agent/metrics.ts); module and outcome are bounded words. */
+export interface RouterObserver {
+  lockWait: (module: string, seconds: number) => void;
+  callStarted: () => void;
+  callFinished: (module: string, outcome: string) => void;
+}
+
+/** The call's id as the panel sent it (logged with the call; validated later by the schema). */
+const requestIdOf = (params: unknown): string | undefined => {
+  const id =
+    typeof params === 'object' && params !== null ? (params as { requestId?: unknown }).requestId : undefined;
+  return typeof id === 'string' ? id.slice(0, 64) : undefined;
+};
+
 /** A handled event: its handler and its definition (schemas, timeout, secrets). */
 interface Route {
   handler: Handler<EventName>;
@@ -136,13 +150,16 @@ interface Route {
 export class Router {
   private readonly routes = new Map<EventName, Route>();
   private readonly unavailableReason = new Map<ModuleName, string>();
-  private readonly mutex = new KeyedMutex();
+  private readonly mutex: KeyedMutex;
   private readonly cache = new RequestCache();
 
   constructor(
     private readonly logger: Logger,
     private readonly timeoutScale = 1,
-  ) {}
+    private readonly observer?: RouterObserver,
+  ) {
+    this.mutex = new KeyedMutex(observer?.lockWait);
+  }
 
   addModule(mod: AnyAgentModule): void {
     const a = mod.availability();
@@ -164,16 +181,24 @@ export class Router {
 
   async dispatch(event: unknown, params: unknown, meta: CallMeta): Promise<Reply<unknown>> {
     const started = process.hrtime.bigint();
+    this.observer?.callStarted();
     const reply = await this.dispatchInner(event, params, meta);
+    this.observer?.callFinished(eventModule(event) ?? 'other', reply.ok ? 'ok' : reply.error.code);
     if (reply.ok) {
       if (this.logger.isLevelEnabled('debug')) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        this.logger.debug({ event: eventLabel(event), ms }, 'rpc ok');
+        this.logger.debug({ event: eventLabel(event), requestId: requestIdOf(params), ms }, 'rpc ok');
       }
     } else {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       this.logger.info(
-        { event: eventLabel(event), ms, code: reply.error.code, err: reply.error.message },
+        {
+          event: eventLabel(event),
+          requestId: requestIdOf(params),
+          ms,
+          code: reply.error.code,
+          err: reply.error.message,
+        },
         'rpc failed',
       );
     }

@@ -50,7 +50,14 @@ export interface AuditQuery {
 
 /** The audit log: who did what, on which host, with which (redacted) params and result. */
 export class AuditLog {
+  private readonly observers: ((e: AuditEntry) => void)[] = [];
+
   constructor(private readonly db: Db) {}
+
+  /** Calls `fn` after each entry is written (the panel's metrics count failures from it). */
+  observe(fn: (e: AuditEntry) => void): void {
+    this.observers.push(fn);
+  }
 
   write(e: AuditEntry): void {
     this.db
@@ -71,6 +78,7 @@ export class AuditLog {
         e.durationMs === undefined || e.durationMs === null ? null : Math.round(e.durationMs),
         e.jobId ?? null,
       );
+    for (const fn of this.observers) fn(e);
   }
 
   query(q: AuditQuery = {}): { rows: AuditRow[]; total: number } {

@@ -117,7 +117,7 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     const parsed = replySchema(def.reply).safeParse(raw);
     if (!parsed.success) {
       this.opts.logger.error(
-        { hostId, event, issues: parsed.error.issues.slice(0, 3) },
+        { hostId, event, requestId: body.requestId, issues: parsed.error.issues.slice(0, 3) },
         'agent reply breaks the contract',
       );
       return {

@@ -51,6 +51,8 @@ export function createApp(ctx: PanelContext): Express {
     }
     next();
   });
+  app.use(ctx.observability.rateLimitCounter);
+  app.use(ctx.observability.router()); // /healthz, /readyz (public), /metrics (bearer token)
   const staticOpts = { maxAge: '1d', index: false, fallthrough: true } as const;
   app.use('/static/bootstrap', express.static(path.join(ROOT, 'node_modules/bootstrap/dist'), staticOpts));
   app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));

@@ -13,6 +13,8 @@ import type { HostRegistry } from '../hosts/registry.ts';
 import { roleAtLeast } from '../auth/roles.ts';
 import { PanelHttpError } from './errors.ts';
 import { takeProgressId } from './progress.ts';
+import { randomUUID } from 'node:crypto';
+import { noCallObserver, type CallObserver } from '../metrics/calls.ts';
 
 /**
  * The one way the dashboard and the API act on a host: checks the actor's role (viewer reads,
@@ -24,6 +26,8 @@ export class HostActions {
     private readonly registry: HostRegistry,
     private readonly audit: AuditLog,
     private readonly events: PanelEvents,
+    /** Metrics and the call log (server/metrics/calls.ts), passed in by server/main.ts. */
+    private readonly observer: CallObserver = noCallObserver,
   ) {}
 
   async call<E extends EventName>(
@@ -49,14 +53,18 @@ export class HostActions {
     // The panel checks the request against the same contract schema as the agent (shared/protocol,
     // shared/validate): bad input is refused here, with the agent's wording, and never sent.
     const checked = def.request.safeParse(params);
+    // Every call carries an id (a mutation's requestId, or a fresh one), logged on both sides.
+    const callId = (params as { requestId?: string }).requestId ?? randomUUID();
+    const done = this.observer.start(hostId, event, callId);
     const reply: Reply<ReplyData<E>> = checked.success
       ? await this.registry.manager.call(
           hostId,
           event,
-          params,
+          { ...params, requestId: callId },
           opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
         )
       : { ok: false, error: { code: 'invalid-argument', message: describeZodError(checked.error) } };
+    done(reply);
     // A job's host calls are all recorded, reads included, under the job (server/jobs/).
     if (def.mutation || opts.jobId !== undefined) {
       const durationMs = performance.now() - started;

@@ -12,6 +12,7 @@ import type { EventName, RpcEvents } from './index.ts';
 export const EVENT_MODULES = {
   ping: 'system',
   'system info': 'system',
+  'agent metrics': 'system',
   'renew certificate': 'system',
   'install certificate': 'system',
   'set revocations': 'system',

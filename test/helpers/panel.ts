@@ -2,7 +2,7 @@ import https from 'node:https';
 import { mkdtempSync, writeFileSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { startPanel, type RunningPanel } from '../../server/main.ts';
 import { loadPanelConfig, type PanelConfigInput } from '../../server/config.ts';
 import { startAgent, type RunningAgent } from '../../agent/main.ts';
@@ -36,7 +36,7 @@ export interface TestPanel {
   /** Adds an enrolled host backed by a real in-process agent in sandbox mode, and waits until it is online. */
   addSandboxHost(
     hostId: string,
-    opts?: { sandboxDir?: string; modules?: Record<string, unknown> },
+    opts?: { sandboxDir?: string; modules?: Record<string, unknown>; logger?: Logger },
   ): Promise<{ agent: RunningAgent; sandboxDir: string }>;
   /** Creates a dashboard user with that role and returns a WebClient signed in as it. */
   signedIn(username: string, role: 'admin' | 'operator' | 'viewer'): Promise<WebClient>;
@@ -46,15 +46,21 @@ export interface TestPanel {
 /** The password of users made by `signedIn` (long enough for the panel's rules). */
 export const TEST_USER_PASSWORD = 'test user password 1';
 
-/** Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir); `overrides` change its config. */
-export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}): Promise<TestPanel> {
+/**
+ * Starts a real panel (HTTPS on 127.0.0.1:0, temp data dir); `overrides` change its config,
+ * `opts.logger` receives its log (silent by default).
+ */
+export async function startTestPanel(
+  overrides: Partial<PanelConfigInput> = {},
+  opts: { logger?: Logger } = {},
+): Promise<TestPanel> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ponio-panel-'));
   const ownDirs: string[] = [];
   const config = loadPanelConfig(
     { host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', ...overrides },
     {},
   );
-  const panel = await startPanel(config, quiet);
+  const panel = await startPanel(config, opts.logger ?? quiet);
   const ca = panel.ctx.pki.ca.certPem;
   const tokens = new Map<string, string>();
   const token = (role: 'admin' | 'operator' | 'viewer'): string => {
@@ -126,7 +132,7 @@ export async function startTestPanel(overrides: Partial<PanelConfigInput> = {}):
         cfgFile,
         JSON.stringify({ listen: '127.0.0.1:0', sandbox: sandboxDir, modules: opts.modules ?? {} }),
       );
-      const agent = await startAgent(loadAgentConfig({ config: cfgFile }, {}), quiet);
+      const agent = await startAgent(loadAgentConfig({ config: cfgFile }, {}), opts.logger ?? quiet);
       agents.push(agent);
       panel.ctx.hosts.repo.insert({ id: hostId, name: hostId, address: '127.0.0.1', port: agent.port });
       panel.ctx.hosts.repo.markEnrolled(hostId, issued.serial, issued.notAfter.getTime());

@@ -4,15 +4,24 @@ import '../../../shared/protocol/events/system.ts';
 import { available, type AgentModule, type ModuleContext } from '../types.ts';
 import { systemInfo } from './info.ts';
 import type { TrustHandlers } from '../../trust-handlers.ts';
+import type { AgentMetrics } from '../../metrics.ts';
 
-/** `trust`: the renewal/revocation handlers (agent/trust-handlers.ts), which need the server's TLS state. */
-export function createSystemModule(ctx: ModuleContext, trust: TrustHandlers): AgentModule<'system'> {
+/**
+ * `trust`: the renewal/revocation handlers (agent/trust-handlers.ts), which need the server's TLS
+ * state; `metrics`: the agent's health and metrics (agent/metrics.ts).
+ */
+export function createSystemModule(
+  ctx: ModuleContext,
+  trust: TrustHandlers,
+  metrics: Pick<AgentMetrics, 'snapshot'>,
+): AgentModule<'system'> {
   return {
     name: 'system',
     availability: available,
     handlers: {
       ping: () => Promise.resolve({ pong: true, time: Date.now(), agentVersion: PONIO_VERSION }),
       'system info': () => systemInfo(ctx.exec),
+      'agent metrics': () => metrics.snapshot(),
       ...trust,
     },
   };

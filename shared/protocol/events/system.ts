@@ -2,6 +2,24 @@ import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
 import { registerEvents } from '../catalog.ts';
 
+/** One sample of a metric family, as prom-client's getMetricsAsJSON() gives it. */
+const metricSample = z.strictObject({
+  value: z.number(),
+  labels: z.record(
+    z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]{0,40}$/),
+    z.union([z.string().max(100), z.number()]),
+  ),
+  metricName: z.string().max(120).optional(),
+});
+/** A metric family of the agent: every name starts with ponio_agent_ (the panel adds a host label). */
+const metricFamily = z.strictObject({
+  name: z.string().regex(/^ponio_agent_[a-z0-9_]{1,80}$/),
+  help: z.string().max(300),
+  type: z.enum(['counter', 'gauge', 'histogram']),
+  aggregator: z.string().max(20),
+  values: z.array(metricSample).max(1_000),
+});
+
 export const systemEvents = {
   ping: defineEvent({
     module: 'system',
@@ -39,6 +57,21 @@ export const systemEvents = {
       services: z.array(
         z.strictObject({ name: z.string(), state: z.enum(['running', 'stopped', 'missing', 'unknown']) }),
       ),
+    }),
+  }),
+  'agent metrics': defineEvent({
+    module: 'system',
+    mutation: false,
+    timeoutMs: 5_000,
+    summary:
+      "The agent's health (its readiness probes) and its metrics (lock wait, calls in flight, process), which the panel serves on /metrics with a host label.",
+    request: request({}),
+    reply: z.strictObject({
+      health: z.strictObject({
+        ready: z.boolean(),
+        checks: z.array(z.strictObject({ name: z.string().max(40), ok: z.boolean() })).max(20),
+      }),
+      metrics: z.array(metricFamily).max(50),
     }),
   }),
   // --- trust (issue 3): renewal and revocation push over the existing mutual-TLS link. Handled
