@@ -77,6 +77,7 @@ export async function startPanel(
     events,
     logger: logger.child({ part: 'jobs' }),
     leaseMs: config.jobLeaseSeconds * 1000,
+    metrics: observability.metrics.jobs,
   });
   let port = config.port;
   const ctx: PanelContext = {

@@ -21,6 +21,7 @@ import {
   type JobSettings,
   type JobTarget,
 } from './spec.ts';
+import { eventLabel, jobOutcome, type JobMetrics } from '../metrics/panel-metrics.ts';
 import { JobsStore, type JobHostRow, type JobRow } from './store.ts';
 import { moduleOffer, resolveTarget, TargetError, type ResolvedTarget } from './target.ts';
 
@@ -34,6 +35,8 @@ export interface JobsDeps {
   logger: Logger;
   /** Lease of a running job; renewed every third of it. */
   leaseMs: number;
+  /** Job counts and durations (server/metrics/). */
+  metrics?: JobMetrics;
 }
 
 /** A job's live state in the panel that runs it. */
@@ -272,6 +275,7 @@ export class Jobs {
     if (!this.store.claim(id, this.runnerId, this.d.leaseMs)) return;
     const run: Run = { cancel: false, done: Promise.resolve() };
     this.runs.set(id, run);
+    const recorded = this.d.metrics?.started(eventLabel(this.store.get(id)?.event));
     run.done = this.execute(id, run)
       .catch((e: unknown) => {
         this.d.logger.error({ err: e, job: id }, 'job failed');
@@ -279,6 +283,7 @@ export class Jobs {
           this.store.finishJob(id, this.runnerId, 'stopped', `Internal error: ${(e as Error).message}`);
       })
       .finally(() => {
+        recorded?.(jobOutcome(this.store.get(id)?.state, this.store.counts(id)));
         this.runs.delete(id);
         this.emit(id);
       });

@@ -8,10 +8,25 @@ export const RPC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 /** Seconds: a job fans out over many hosts. */
 export const JOB_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600];
 
-/** How a job ended (jobs record it with {@link JobMetrics}). */
-export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'partial';
+/** How a run of a job ended (jobs record it with {@link JobMetrics}). */
+export type JobOutcome = 'succeeded' | 'partial' | 'failed' | 'cancelled' | 'interrupted';
 
-/** What the jobs engine records: one `started` per job, and its returned `finish` once. */
+/**
+ * A finished job's outcome from its state and host counts: `done` with no failed, unreachable or
+ * timed-out host is `succeeded`, with some `partial`; `stopped` (threshold, not started, internal
+ * error) is `failed`; a job the panel stopped running without an end is `interrupted`.
+ */
+export function jobOutcome(
+  state: string | undefined,
+  c: { failed: number; unreachable: number; timeout: number },
+): JobOutcome {
+  if (state === 'done') return c.failed + c.unreachable + c.timeout === 0 ? 'succeeded' : 'partial';
+  if (state === 'stopped') return 'failed';
+  if (state === 'cancelled') return 'cancelled';
+  return 'interrupted';
+}
+
+/** What the jobs engine records: one `started` per run of a job, and its returned `finish` once. */
 export interface JobMetrics {
   /** `kind` must come from a fixed set (e.g. the RPC event the job runs): it is a label. */
   started(kind: string): (outcome: JobOutcome) => void;

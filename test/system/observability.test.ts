@@ -160,6 +160,25 @@ test('/readyz goes false while another process holds the database write lock, tr
   assert.equal(await waitForStatus(200), 'ready\n');
 });
 
+test('jobs are counted by kind and outcome, with their duration', async () => {
+  const r = await tp.request<{ data: { id: number } }>('POST', '/api/v1/jobs', {
+    body: { event: 'ping', params: {}, target: { all: true } },
+  });
+  assert.equal(r.status, 202, r.text);
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const j = await tp.request<{ data: { state: string } }>('GET', `/api/v1/jobs/${r.body.data.id}`);
+    if (j.body.data.state === 'done') break;
+    assert.ok(Date.now() < end, `job still ${j.body.data.state}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  await prom.waitFor('ponio_jobs_total{kind="ping",outcome="succeeded"}', (v) => v[0] === 1);
+  assert.equal(await one('ponio_job_duration_seconds_count{kind="ping",outcome="succeeded"}'), 1);
+  assert.equal(await one('ponio_jobs_running{kind="ping"}'), 0);
+  // The job's host call went through HostActions like any other.
+  assert.ok((await one('ponio_rpc_calls_total{event="ping",outcome="ok"}')) >= 1);
+});
+
 test('a link that goes down is counted and the host shows offline', async () => {
   await agent.stop();
   await prom.waitFor('ponio_link_disconnects_total{host="web1"}', (v) => v[0] === 1);
