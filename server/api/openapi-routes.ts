@@ -202,7 +202,11 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     role: 'viewer',
     query: [
       { name: 'host', description: 'host id', schema: z.string() },
-      { name: 'actor', description: 'user or token:<name>', schema: z.string() },
+      {
+        name: 'actor',
+        description: 'user, token:<name> (CLI token) or token:<name> (<creator>)',
+        schema: z.string(),
+      },
       { name: 'action', description: "e.g. 'create website'", schema: z.string() },
       { name: 'job', description: 'job id: the job and each host call under it', schema: z.string() },
       { name: 'limit', description: '1–500 (default 50)', schema: z.string() },

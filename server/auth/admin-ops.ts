@@ -81,8 +81,8 @@ export function deleteUser(ctx: PanelContext, actor: Actor, id: number): void {
   const u = ctx.accounts.users.get(id);
   if (!u) throw new UserInputError('No such user.', 'not-found');
   ctx.accounts.endUserSessions(id);
-  ctx.accounts.users.delete(id);
-  audit(ctx, actor, 'user delete', { username: u.username });
+  const revokedTokens = ctx.accounts.users.delete(id);
+  audit(ctx, actor, 'user delete', { username: u.username, revokedTokens });
 }
 
 export function createToken(

@@ -133,7 +133,12 @@ export class UsersRepo {
     return this.get(id) as UserRow;
   }
 
-  delete(id: number): void {
+  /**
+   * Deletes a user and revokes the API tokens they created, in one transaction (the table would
+   * otherwise forget the creator — ON DELETE SET NULL — and the token would pass for a CLI one).
+   * Returns how many tokens were revoked.
+   */
+  delete(id: number): number {
     const u = this.get(id);
     if (!u) throw new UserInputError('No such user.', 'not-found');
     if (u.role === 'admin' && u.disabled === 0 && this.activeAdmins() <= 1)
@@ -141,7 +146,13 @@ export class UsersRepo {
         'This is the last enabled admin; make another admin first.',
         'failed-precondition',
       );
-    this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+    return this.db.transaction(() => {
+      const revoked = this.db
+        .prepare('UPDATE api_tokens SET revoked_at = ? WHERE created_by = ? AND revoked_at IS NULL')
+        .run(Date.now(), id).changes;
+      this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+      return revoked;
+    })();
   }
 
   private activeAdmins(): number {

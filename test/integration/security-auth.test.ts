@@ -70,3 +70,54 @@ test('a password typed into the username box never reaches the audit log', async
   const page = await (await t.signedIn('auditor', 'admin')).get('/audit');
   assert.ok(!page.text.includes(secret.toLowerCase()), 'nor on the audit page');
 });
+
+test("an API token never outlives its creator's account or exceeds their current role", async () => {
+  const carol = await t.signedIn('carol', 'admin');
+  const carolId = t.panel.ctx.accounts.users.getByName('carol')!.id;
+  const made = await carol.submit('/tokens', '/tokens', { name: 'carol-deploy', role: 'admin' });
+  assert.equal(made.status, 200, made.text.slice(0, 300));
+  const token = /id="new-token-value"[^>]*>([^<]+)</.exec(made.text)?.[1];
+  assert.ok(token, 'the new token is shown once');
+  const api = (method: string, p: string, body?: unknown) =>
+    t.request(method, p, { token, ...(body === undefined ? {} : { body }) });
+
+  const asAdmin = await api('POST', '/api/v1/users', { username: 'made1', password: PW, role: 'viewer' });
+  assert.equal(asAdmin.status, 201, asAdmin.text);
+  const row = t.panel.ctx.audit.query({ action: 'user add' }).rows[0];
+  assert.equal(row?.actor, 'token:carol-deploy (carol)', 'the audit names the token and its creator');
+
+  // Demoted to operator: the admin token acts as an operator at most.
+  const cli = t.adminToken; // made by the CLI (no creator): unchanged throughout
+  assert.equal(
+    (await t.request('PATCH', `/api/v1/users/${carolId}`, { body: { role: 'operator' }, token: cli })).status,
+    200,
+  );
+  const demoted = await api('POST', '/api/v1/users', { username: 'made2', password: PW, role: 'admin' });
+  assert.equal(demoted.status, 403, demoted.text);
+  assert.equal((await api('GET', '/api/v1/hosts')).status, 200, 'operator reads still work');
+  assert.equal((await api('GET', '/api/v1/me')).body.data.role, 'operator');
+  assert.equal(t.panel.ctx.accounts.users.getByName('made2'), null);
+
+  // Disabled: refused; enabled again: back (as operator).
+  assert.equal(
+    (await t.request('PATCH', `/api/v1/users/${carolId}`, { body: { disabled: true }, token: cli })).status,
+    200,
+  );
+  const disabled = await api('GET', '/api/v1/hosts');
+  assert.equal(disabled.status, 401);
+  assert.match(disabled.text, /who created it is disabled or deleted/);
+  assert.equal(
+    (await t.request('PATCH', `/api/v1/users/${carolId}`, { body: { disabled: false }, token: cli })).status,
+    200,
+  );
+  assert.equal((await api('GET', '/api/v1/hosts')).status, 200);
+
+  // Deleted: the token is revoked with the account, and stays dead even if the id came back.
+  assert.equal((await t.request('DELETE', `/api/v1/users/${carolId}`, { token: cli })).status, 200);
+  assert.equal((await api('GET', '/api/v1/hosts')).status, 401);
+  const stored = t.panel.ctx.apiTokens.list().find((x) => x.name === 'carol-deploy');
+  assert.ok(stored?.revoked_at, 'revoked in the database');
+  const del = t.panel.ctx.audit.query({ action: 'user delete' }).rows[0];
+  assert.equal(JSON.parse(del?.params ?? '{}').revokedTokens, 1);
+  assert.equal((await t.request('GET', '/api/v1/users', { token: cli })).status, 200, 'CLI tokens unchanged');
+});
