@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
-import { hostUri } from '../shared/pki/identity.ts';
+import { hostUri, PANEL_TLS_NAME } from '../shared/pki/identity.ts';
 import { verifyPeerCertificate } from '../shared/pki/verify.ts';
 import { atomicWrite, readIfExists } from './os/files.ts';
 import { sandboxLayout, systemLayout } from './os/layout.ts';
@@ -67,9 +67,52 @@ interface HttpResult {
   body: string;
 }
 
+/** A peer certificate `enroll` does not accept as the panel (see panelTls). */
+class NotThePanel extends Error {
+  readonly code = 'PONIO_NOT_THE_PANEL';
+}
+
+/** How the TLS peer is checked: not at all (CA fetch), as the panel identity, or by public roots. */
+type PeerCheck = { kind: 'none' } | { kind: 'panel'; caPem: string } | { kind: 'public' };
+
+/**
+ * TLS options for a peer check. `panel`: ask for PANEL_TLS_NAME; the peer must present a
+ * certificate from the pinned CA carrying urn:ponio:panel and serverAuth, and no host identity
+ * (verifyPeerCertificate) — never a hostname match, so no certificate an operator can obtain
+ * (host certificates name only urn:ponio:host:<id>) passes. `public`: a panel behind a TLS-
+ * terminating proxy with a publicly trusted certificate: Node's bundled public roots only (never
+ * the pinned CA) plus the usual hostname check, and still no host identity.
+ */
+function peerTls(check: PeerCheck): https.RequestOptions {
+  if (check.kind === 'none') return { rejectUnauthorized: false };
+  const refuseHost = (cert: tls.PeerCertificate): Error | undefined =>
+    /URI:urn:ponio:host:/.test(cert.subjectaltname ?? '')
+      ? new NotThePanel('it presented a host certificate (urn:ponio:host), not the panel')
+      : undefined;
+  if (check.kind === 'public')
+    return {
+      ca: [...tls.rootCertificates],
+      rejectUnauthorized: true,
+      checkServerIdentity: (host, cert) => refuseHost(cert) ?? tls.checkServerIdentity(host, cert),
+    };
+  return {
+    ca: [check.caPem],
+    servername: PANEL_TLS_NAME,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, cert) => {
+      const r = verifyPeerCertificate(cert.raw, {
+        caPem: check.caPem,
+        expect: { kind: 'panel' },
+        purpose: 'serverAuth',
+      });
+      return r.ok ? undefined : new NotThePanel(r.reason);
+    },
+  };
+}
+
 function request(
   url: URL,
-  opts: { method: 'GET' | 'POST'; body?: string; ca?: string[]; pinned: boolean; timeoutMs: number },
+  opts: { method: 'GET' | 'POST'; body?: string; peer: PeerCheck; timeoutMs: number },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -83,8 +126,8 @@ function request(
             : {}),
         },
         // Before the pin check nothing secret is sent and the CA is checked by its fingerprint;
-        // afterwards the panel must prove it holds a certificate from that very CA.
-        ...(opts.pinned ? { ca: opts.ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
+        // afterwards the panel must prove it holds the panel certificate from that very CA.
+        ...peerTls(opts.peer),
         timeout: opts.timeoutMs,
         agent: false,
       },
@@ -109,10 +152,14 @@ function describeNetError(e: unknown, panel: URL): string {
   if (err.code === 'ECONNREFUSED') return `cannot reach the panel at ${panel.origin}: connection refused`;
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN')
     return `cannot reach the panel at ${panel.origin}: unknown host`;
-  if (/CERT|ALTNAME|SELF_SIGNED|UNABLE_TO/.test(err.code ?? ''))
-    return `the panel at ${panel.origin} did not present a certificate from the pinned CA for that name (${err.message}); use the exact --panel URL shown by the panel`;
+  if (isCertError(err))
+    return `the server at ${panel.origin} is not the panel: it did not present the panel certificate (urn:ponio:panel) from the pinned CA (${err.message}); nothing was sent — use the exact --panel URL shown by the panel`;
   return `cannot reach the panel at ${panel.origin}: ${err.message}`;
 }
+
+const isCertError = (e: unknown): boolean =>
+  e instanceof NotThePanel ||
+  /CERT|ALTNAME|SELF_SIGNED|UNABLE_TO/.test((e as NodeJS.ErrnoException).code ?? '');
 
 /** Parses a JSON error body of the panel ({ error: { message } }) into one sentence. */
 function panelError(r: HttpResult): string {
@@ -207,7 +254,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   const caUrl = new URL('/enroll/ca', panel);
   let caRes: HttpResult;
   try {
-    caRes = await request(caUrl, { method: 'GET', pinned: false, timeoutMs });
+    caRes = await request(caUrl, { method: 'GET', peer: { kind: 'none' }, timeoutMs });
   } catch (e) {
     throw new EnrollError(describeNetError(e, panel));
   }
@@ -231,19 +278,22 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   const { createCsr } = await import('../shared/pki/csr.ts');
   const { csrPem, keyPem } = await createCsr(os.hostname());
 
-  // 3. CSR + token, over TLS verified against the pinned CA (or, for a panel using its own
-  //    certificate, the system's trusted roots).
+  // 3. CSR + token, only to a peer that proves it is the panel: the panel certificate from the
+  //    pinned CA (asked for by SNI), or — a panel behind a TLS-terminating proxy — a publicly
+  //    trusted certificate for the --panel name. The token is never sent to anything else.
+  const body = JSON.stringify({ token: opts.token, csr: csrPem });
+  const post = (peer: PeerCheck): Promise<HttpResult> =>
+    request(new URL('/enroll', panel), { method: 'POST', body, peer, timeoutMs });
   let res: HttpResult;
   try {
-    res = await request(new URL('/enroll', panel), {
-      method: 'POST',
-      body: JSON.stringify({ token: opts.token, csr: csrPem }),
-      ca: [caPem, ...tls.rootCertificates],
-      pinned: true,
-      timeoutMs,
-    });
+    res = await post({ kind: 'panel', caPem });
   } catch (e) {
-    throw new EnrollError(describeNetError(e, panel));
+    if (!isCertError(e)) throw new EnrollError(describeNetError(e, panel));
+    try {
+      res = await post({ kind: 'public' });
+    } catch {
+      throw new EnrollError(describeNetError(e, panel));
+    }
   }
   if (res.status !== 200 && res.status !== 201)
     throw new EnrollError(`the panel refused the enrollment: ${panelError(res)}`);

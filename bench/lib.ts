@@ -195,8 +195,6 @@ export async function makePki(): Promise<BenchPki> {
       const c = await issueCertificate({
         ca,
         role: { kind: 'host', hostId },
-        dnsNames: ['localhost'],
-        ips: ['127.0.0.1'],
       });
       const certFile = path.join(dir, 'agents', `${hostId}.crt`);
       const keyFile = path.join(dir, 'agents', `${hostId}.key`);

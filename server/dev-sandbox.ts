@@ -88,10 +88,7 @@ export async function startDevSandbox(
   }
   if (!certStillGood(ctx, certFile, caFile) || !existsSync(keyFile)) {
     const { csrPem, keyPem } = await createCsr('PonIO sandbox agent');
-    const issued = await ctx.pki.issueHostCertificate(SANDBOX_HOST_ID, await publicKeyFromCsr(csrPem), {
-      dns: ['localhost'],
-      ips: ['127.0.0.1'],
-    });
+    const issued = await ctx.pki.issueHostCertificate(SANDBOX_HOST_ID, await publicKeyFromCsr(csrPem));
     writeFileSync(keyFile, keyPem, { mode: 0o600 });
     chmodSync(keyFile, 0o600);
     writeFileSync(certFile, issued.certPem);

@@ -113,7 +113,8 @@ export async function startPanel(
       ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
       : { cert: pki.serverTls().certPem, key: pki.serverTls().keyPem };
   const app = createApp(ctx);
-  const server = https.createServer({ ...tls, minVersion: 'TLSv1.2' }, app);
+  // SNI: an enrolling agent gets the panel's own certificate, browsers the HTTPS one (pki-store.ts).
+  const server = https.createServer({ ...tls, minVersion: 'TLSv1.2', SNICallback: pki.sniCallback() }, app);
   const realtime = attachRealtime(ctx, server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -79,8 +79,3 @@ export function parseHostAddress(input: unknown, portInput?: unknown): { address
   }
   return { address: host, port };
 }
-
-/** The DNS names / IPs that go into a host certificate, from the panel's record. */
-export function certNames(address: string): { dns: string[]; ips: string[] } {
-  return isIP(address) ? { dns: [], ips: [address] } : { dns: [address], ips: [] };
-}

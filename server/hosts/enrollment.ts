@@ -8,7 +8,7 @@ import { HostsRepo, type HostRow } from '../db/hosts.ts';
 import type { PanelEvents } from '../events.ts';
 import type { PanelPki } from './pki-store.ts';
 import type { HostRegistry } from './registry.ts';
-import { certNames, EnrollmentError, parseHostAddress, parseHostName } from './enrollment-input.ts';
+import { EnrollmentError, parseHostAddress, parseHostName } from './enrollment-input.ts';
 import { JoinTokens, TOKEN_TTL_MS } from './enrollment-tokens.ts';
 import { Revocation } from './revocation.ts';
 import { findAgentRelease, oneLineUrl, servedCertificatePem, spkiPin } from '../http/agent-downloads.ts';
@@ -309,7 +309,7 @@ export class Enrollment extends HostAdmission {
           'This join token has already been used (a token works once).',
         ),
       );
-    const issued = await this.e.pki.issueHostCertificate(host.id, publicKey, certNames(host.address), {
+    const issued = await this.e.pki.issueHostCertificate(host.id, publicKey, {
       notAfter: new Date(Date.now() + this.e.certLifetimeMs),
     });
     const superseded = this.e.db.transaction(() => {

@@ -1,11 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
+import tls from 'node:tls';
 import {
   certFingerprint,
   createCa,
   issueCertificate,
   normaliseSerial,
+  PANEL_TLS_NAME,
   type CaMaterial,
   type IssuedCert,
 } from '../../shared/pki/index.ts';
@@ -33,6 +35,10 @@ async function writePair(
   await fsp.chmod(path.join(dir, `${name}.key`), 0o600);
   await fsp.writeFile(path.join(dir, `${name}.crt`), pair.certPem, { mode: 0o644 });
 }
+
+const SERVER_AUTH_OID = '1.3.6.1.5.5.7.3.1';
+const allowsServerAuth = (pem: string): boolean =>
+  (new X509Certificate(pem).keyUsage ?? []).includes(SERVER_AUTH_OID);
 
 /** True when a certificate has passed two thirds of its life (time to renew). */
 export function needsRenewal(certPem: string, now = Date.now()): boolean {
@@ -75,7 +81,9 @@ export class PanelPki {
       ).run(c.serial, kind, Date.now(), c.notAfter.getTime());
     };
     let panel = await readPair(dir, 'panel');
-    if (!panel || needsRenewal(panel.certPem)) {
+    // A panel certificate from before serverAuth was added is replaced too (agents trust the CA
+    // and urn:ponio:panel, not one certificate, so they accept the new one).
+    if (!panel || needsRenewal(panel.certPem) || !allowsServerAuth(panel.certPem)) {
       const c = await issueCertificate({ ca: caMat, role: { kind: 'panel' }, days: 90 });
       record('panel', c);
       panel = c;
@@ -120,6 +128,28 @@ export class PanelPki {
     return this.server;
   }
 
+  /**
+   * The HTTPS server's SNI hook: an agent that enrolls asks for PANEL_TLS_NAME and gets the
+   * panel's own certificate (urn:ponio:panel, from the CA it pinned), so it never has to accept
+   * a certificate by hostname; every other name gets the browser-facing certificate (undefined =
+   * the server's default). Follows panel certificate rotation.
+   */
+  sniCallback(): (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void {
+    let cached: { pem: string; ctx: tls.SecureContext } | null = null;
+    return (servername, cb) => {
+      if (servername !== PANEL_TLS_NAME) {
+        cb(null, undefined);
+        return;
+      }
+      if (cached?.pem !== this.panel.certPem)
+        cached = {
+          pem: this.panel.certPem,
+          ctx: tls.createSecureContext({ cert: this.panel.certPem, key: this.panel.keyPem }),
+        };
+      cb(null, cached.ctx);
+    };
+  }
+
   /** Issues a fresh panel client certificate (rotation); the caller revokes the old serial. */
   async rotatePanelCertificate(days = 90): Promise<{ oldSerial: string; newSerial: string }> {
     const oldSerial = normaliseSerial(new X509Certificate(this.panel.certPem).serialNumber);
@@ -134,19 +164,20 @@ export class PanelPki {
     return { oldSerial, newSerial: c.serial };
   }
 
-  /** Issues a host certificate for a public key (from a CSR); identity from the panel's record. */
+  /**
+   * Issues a host certificate for a public key (from a CSR); identity from the panel's record. It
+   * names only urn:ponio:host:<id> (the panel checks agents by that URI, never by a hostname), so
+   * it is no TLS server certificate for any name an operator could pick.
+   */
   async issueHostCertificate(
     hostId: string,
     publicKey: CryptoKey,
-    names: { dns: string[]; ips: string[] },
     opts: { days?: number; notAfter?: Date } = {},
   ): Promise<IssuedCert> {
     const c = await issueCertificate({
       ca: this.caMat,
       publicKey,
       role: { kind: 'host', hostId },
-      dnsNames: names.dns,
-      ips: names.ips,
       ...(opts.days !== undefined ? { days: opts.days } : {}),
       ...(opts.notAfter !== undefined ? { notAfter: opts.notAfter } : {}),
     });

@@ -7,7 +7,6 @@ import type { PanelPki } from './pki-store.ts';
 import { needsRenewal } from './pki-store.ts';
 import type { HostRegistry } from './registry.ts';
 import type { Revocation } from './revocation.ts';
-import { certNames } from './enrollment-input.ts';
 
 export interface RenewalDeps {
   db: Db;
@@ -123,7 +122,7 @@ export class RenewalScheduler {
       } catch (e) {
         return done({ ok: false, message: `The agent's CSR was refused: ${(e as Error).message}` });
       }
-      const issued = await pki.issueHostCertificate(hostId, publicKey, certNames(host.address), {
+      const issued = await pki.issueHostCertificate(hostId, publicKey, {
         notAfter: new Date(Date.now() + this.deps.certLifetimeMs),
       });
       const installed = await hosts.manager.call(hostId, 'install certificate', {

@@ -51,8 +51,13 @@ export interface IssueOptions {
   ca: CaMaterial;
   /** The subject's public key: from a CSR, or generated here when absent (key returned). */
   publicKey?: CryptoKey;
-  /** panel: clientAuth + urn:ponio:panel; host: serverAuth+clientAuth + urn:ponio:host:<id>; server: HTTPS only, no PonIO identity. */
+  /**
+   * panel: clientAuth + serverAuth, URI urn:ponio:panel only; host: serverAuth + clientAuth, URI
+   * urn:ponio:host:<id> only; server (the panel's HTTPS certificate for browsers): serverAuth,
+   * DNS names / IPs only, no PonIO identity.
+   */
   role: { kind: 'panel' } | { kind: 'host'; hostId: string } | { kind: 'server' };
+  /** Only for the server role: a PonIO identity never comes with a name a browser would accept. */
   dnsNames?: string[];
   ips?: string[];
   days?: number;
@@ -62,12 +67,18 @@ export interface IssueOptions {
 }
 
 /**
- * Issues a panel or agent certificate following design §3:
- * panel → clientAuth, SAN URI urn:ponio:panel; agent → serverAuth + clientAuth, SAN URI
- * urn:ponio:host:<id> plus its DNS names / IPs. The identity comes from the caller (the panel's
- * record), never from a CSR subject.
+ * Issues a certificate (docs/security.md §1). Identities and names never mix: panel → SAN URI
+ * urn:ponio:panel, clientAuth + serverAuth (the panel is the TLS client of agents it dials and
+ * the TLS server of agents that enroll or dial in); host → SAN URI urn:ponio:host:<id>,
+ * serverAuth + clientAuth; server → the panel's DNS names / IPs, serverAuth. So no PonIO identity
+ * passes a browser's or a hostname check, and the HTTPS certificate is never "the panel" to an
+ * agent. The identity comes from the caller (the panel's record), never from a CSR subject.
  */
 export async function issueCertificate(opts: IssueOptions): Promise<IssuedCert> {
+  if (opts.role.kind !== 'server' && ((opts.dnsNames?.length ?? 0) > 0 || (opts.ips?.length ?? 0) > 0))
+    throw new Error(
+      `a ${opts.role.kind} certificate carries only its urn:ponio identity, no DNS names or IPs`,
+    );
   const caKeys = await importKeyPair(opts.ca.keyPem);
   const caCert = new x509.X509Certificate(opts.ca.certPem);
   let keyPem = '';
@@ -88,7 +99,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCert> 
   for (const ip of opts.ips ?? []) names.push({ type: 'ip', value: ip });
   const eku =
     opts.role.kind === 'panel'
-      ? [x509.ExtendedKeyUsage.clientAuth]
+      ? [x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]
       : opts.role.kind === 'server'
         ? [x509.ExtendedKeyUsage.serverAuth]
         : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];

@@ -119,8 +119,6 @@ export async function startTestPanel(
       const issued = await issueCertificate({
         ca: panel.ctx.pki.ca,
         role: { kind: 'host', hostId },
-        dnsNames: ['localhost'],
-        ips: ['127.0.0.1'],
       });
       const etc = path.join(sandboxDir, 'etc/ponio-agent');
       mkdirSync(etc, { recursive: true });

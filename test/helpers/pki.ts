@@ -41,8 +41,6 @@ export async function makeTestPki(): Promise<TestPki> {
       const issued = await issueCertificate({
         ca,
         role: { kind: 'host', hostId },
-        dnsNames: ['localhost'],
-        ips: ['127.0.0.1'],
         ...(opts.notBefore ? { notBefore: opts.notBefore } : {}),
         ...(opts.notAfter ? { notAfter: opts.notAfter } : {}),
       });

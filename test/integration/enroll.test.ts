@@ -275,10 +275,7 @@ describe('enrollment', () => {
     const files = ['agent.crt', 'agent.key', 'ca.crt'].map((f) => path.join(web1.configDir, f));
     const before = files.map((f) => readFileSync(f, 'utf8'));
     const other = await createCsr('x');
-    const foreign = await t.panel.ctx.pki.issueHostCertificate('web1', await publicKeyFromCsr(other.csrPem), {
-      dns: [],
-      ips: ['127.0.0.1'],
-    });
+    const foreign = await t.panel.ctx.pki.issueHostCertificate('web1', await publicKeyFromCsr(other.csrPem));
     const noPending = await m.call('web1', 'install certificate', { certPem: foreign.certPem, caPem: ca });
     assert.ok(!noPending.ok && noPending.error.code === 'failed-precondition', JSON.stringify(noPending));
     assert.match(noPending.error.message, /No renewal is pending/);
@@ -288,7 +285,7 @@ describe('enrollment', () => {
     const wrongKey = await m.call('web1', 'install certificate', { certPem: foreign.certPem, caPem: ca });
     assert.ok(!wrongKey.ok);
     assert.match(wrongKey.error.message, /not for the key this agent generated/);
-    const wrongHost = await t.panel.ctx.pki.issueHostCertificate('web2', pendingKey, { dns: [], ips: [] });
+    const wrongHost = await t.panel.ctx.pki.issueHostCertificate('web2', pendingKey);
     const asOther = await m.call('web1', 'install certificate', { certPem: wrongHost.certPem, caPem: ca });
     assert.ok(!asOther.ok);
     assert.match(asOther.error.message, /identifies urn:ponio:host:web2/);

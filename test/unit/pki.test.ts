@@ -64,12 +64,7 @@ before(async () => {
   ca = await createCa({ commonName: 'PonIO unit CA' });
   otherCa = await createCa({ commonName: 'Some other CA' });
   panel = await issueCertificate({ ca, role: { kind: 'panel' } });
-  agent = await issueCertificate({
-    ca,
-    role: { kind: 'host', hostId: 'web1' },
-    dnsNames: ['web1.example.com'],
-    ips: ['192.0.2.7'],
-  });
+  agent = await issueCertificate({ ca, role: { kind: 'host', hostId: 'web1' } });
 });
 
 describe('what the CA issues', () => {
@@ -88,23 +83,28 @@ describe('what the CA issues', () => {
     assert.equal(ku.usages, x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
   });
 
-  test('panel certificate: clientAuth only, SAN URI urn:ponio:panel, not a CA, P-256, signed by the CA', async () => {
+  test('panel certificate: clientAuth + serverAuth, SAN URI urn:ponio:panel only, not a CA, P-256, signed by the CA', async () => {
     const cert = new x509.X509Certificate(panel.certPem);
     assert.ok(await cert.verify({ publicKey: new x509.X509Certificate(ca.certPem).publicKey }));
     assert.deepEqual(cert.publicKey.algorithm, { name: 'ECDSA', namedCurve: 'P-256' });
-    assert.deepEqual(ekuOf(panel.certPem), [CLIENT_AUTH]);
+    assert.deepEqual(ekuOf(panel.certPem).sort(), [CLIENT_AUTH, SERVER_AUTH].sort());
     assert.deepEqual(sanOf(panel.certPem), [{ type: 'url', value: 'urn:ponio:panel' }]);
     assert.equal(ext(panel.certPem, x509.BasicConstraintsExtension).ca, false);
     assert.ok(panel.keyPem.includes('PRIVATE KEY'), 'the key is generated when no public key is given');
   });
 
-  test('agent certificate: serverAuth + clientAuth, SAN urn:ponio:host:<id> plus its DNS names and IPs', () => {
+  test('agent certificate: serverAuth + clientAuth, SAN urn:ponio:host:<id> only (no DNS name or IP)', async () => {
     assert.deepEqual(ekuOf(agent.certPem).sort(), [SERVER_AUTH, CLIENT_AUTH].sort());
-    assert.deepEqual(sanOf(agent.certPem), [
-      { type: 'url', value: 'urn:ponio:host:web1' },
-      { type: 'dns', value: 'web1.example.com' },
-      { type: 'ip', value: '192.0.2.7' },
-    ]);
+    assert.deepEqual(sanOf(agent.certPem), [{ type: 'url', value: 'urn:ponio:host:web1' }]);
+    for (const role of [{ kind: 'host', hostId: 'web1' }, { kind: 'panel' }] as const)
+      await assert.rejects(
+        issueCertificate({ ca, role, dnsNames: ['localhost'] }),
+        /carries only its urn:ponio identity/,
+        'a PonIO identity never comes with a DNS name',
+      );
+    await assert.rejects(
+      issueCertificate({ ca, role: { kind: 'host', hostId: 'web1' }, ips: ['127.0.0.1'] }),
+    );
     assert.equal(ext(agent.certPem, x509.BasicConstraintsExtension).ca, false);
     assert.equal(
       agent.serial,
@@ -233,10 +233,16 @@ describe('verifyPeerCertificate', () => {
         /no extended key usage \((clientAuth|serverAuth) is required\)/,
       );
     }
-    // The panel certificate (clientAuth only) cannot be used where serverAuth is needed.
+    // A clientAuth-only panel certificate (as issued before serverAuth was added) cannot be used
+    // where serverAuth is needed (an enrolling agent checking the panel); the current one can.
+    const panelClientOnly = await customCert(ca, 'urn:ponio:panel', [CLIENT_AUTH]);
     refused(
-      verifyPeerCertificate(panel.certPem, { caPem: ca.certPem, expect: asPanel, purpose: 'serverAuth' }),
+      verifyPeerCertificate(panelClientOnly, { caPem: ca.certPem, expect: asPanel, purpose: 'serverAuth' }),
       /does not allow serverAuth/,
+    );
+    assert.equal(
+      verifyPeerCertificate(panel.certPem, { caPem: ca.certPem, expect: asPanel, purpose: 'serverAuth' }).ok,
+      true,
     );
     // The same certificates pass when their purpose is the one asked for.
     assert.equal(
