@@ -18,6 +18,7 @@ import { param } from './params.ts';
 import { renderPage } from './render.ts';
 import { setFlash } from './flash.ts';
 import { setSessionCookie } from '../auth/sessions.ts';
+import { passwordChangeLimits, wrongCurrentPassword } from '../auth/password-limits.ts';
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const form = (req: Request): Record<string, unknown> => (req.body ?? {}) as Record<string, unknown>;
@@ -146,7 +147,7 @@ export function accountPages(ctx: PanelContext): Router {
       error: null,
     });
   });
-  r.post('/account/password', requireRole('viewer'), async (req, res) => {
+  r.post('/account/password', requireRole('viewer'), ...passwordChangeLimits(ctx), async (req, res) => {
     const actor = actorOf(req);
     const u = accounts.users.get(actor.userId ?? 0);
     const b = form(req);
@@ -159,8 +160,19 @@ export function accountPages(ctx: PanelContext): Router {
       });
     };
     if (!u) return fail('Your account no longer exists.');
-    if (!(await verifyPassword(str(b.current).slice(0, 1024), u.password_hash)))
+    if (!(await verifyPassword(str(b.current).slice(0, 1024), u.password_hash))) {
+      wrongCurrentPassword(res);
+      ctx.audit.write({
+        actor,
+        hostId: null,
+        action: 'user passwd',
+        params: { username: u.username },
+        ok: false,
+        errorCode: 'unauthenticated',
+        message: 'wrong current password',
+      });
       return fail('The current password is wrong.');
+    }
     const next = str(b.password);
     const problem =
       passwordProblem(next) ?? (next !== str(b.confirm) ? 'The two new passwords differ.' : null);

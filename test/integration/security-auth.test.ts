@@ -1,7 +1,7 @@
 // Issue 15's account and session holes, each against a real panel over HTTPS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
+import { startTestPanel, TEST_USER_PASSWORD, type TestPanel } from '../helpers/panel.ts';
 import { WebClient, csrfOf } from '../helpers/web-client.ts';
 
 let t: TestPanel;
@@ -120,4 +120,34 @@ test("an API token never outlives its creator's account or exceeds their current
   const del = t.panel.ctx.audit.query({ action: 'user delete' }).rows[0];
   assert.equal(JSON.parse(del?.params ?? '{}').revokedTokens, 1);
   assert.equal((await t.request('GET', '/api/v1/users', { token: cli })).status, 200, 'CLI tokens unchanged');
+});
+
+test('/account/password is throttled per user and per address, and its failures are audited', async () => {
+  const t3 = await startTestPanel();
+  try {
+    const change = (c: WebClient, current: string) =>
+      c.submit('/account/password', '/account/password', {
+        current,
+        password: 'a brand new password',
+        confirm: 'a brand new password',
+      });
+    const [u1, u2, u3] = [
+      await t3.signedIn('pw1', 'viewer'),
+      await t3.signedIn('pw2', 'viewer'),
+      await t3.signedIn('pw3', 'viewer'),
+    ];
+    for (let i = 0; i < 5; i++) assert.equal((await change(u1, `guess ${i}`)).status, 400);
+    assert.equal((await change(u1, 'guess 5')).status, 429, 'the sixth guess for one user waits');
+    const right = await change(u1, TEST_USER_PASSWORD);
+    assert.equal(right.status, 429, 'even the right one, until the window passes');
+    assert.match(right.text, /Too many wrong current passwords/);
+    for (let i = 0; i < 5; i++) assert.equal((await change(u2, `guess ${i}`)).status, 400);
+    assert.equal((await change(u3, 'first guess')).status, 429, 'the address has used up its ten');
+    const rows = t3.panel.ctx.audit.query({ action: 'user passwd' }).rows;
+    assert.equal(rows.filter((r) => r.ok === 0 && r.error_code === 'unauthenticated').length, 10);
+    assert.ok(rows.some((r) => r.ok === 0 && r.error_code === 'rate-limited' && r.actor === 'pw3'));
+    assert.ok(!rows.some((r) => r.ok === 1), 'no password was changed');
+  } finally {
+    await t3.close();
+  }
 });
