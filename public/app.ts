@@ -31,6 +31,7 @@ declare const bootstrap: BootstrapGlobal | undefined;
 
 const body = document.body;
 const hostId = body.dataset.hostId ?? '';
+const jobId = Number(body.dataset.jobId ?? '0');
 const tab = body.dataset.tab ?? '';
 
 function toast(message: string, kind: 'success' | 'danger' | 'info' | 'warning' = 'info'): void {
@@ -121,7 +122,11 @@ function connectLive(): void {
     setLive('live', 'text-bg-success');
     if (hostId) socket.emit('watch host', hostId);
     if (document.querySelector('[data-live-region="overview"]')) socket.emit('watch overview');
+    // Jobs (docs/jobs.md): a job's page follows that job, the list every job.
+    if (jobId > 0) socket.emit('watch job', jobId);
+    else if (document.querySelector('[data-watch-jobs]')) socket.emit('watch job', 'all');
   });
+  socket.on('jobChange', () => void refreshRegions());
   socket.on('disconnect', () => setLive('offline', 'text-bg-secondary'));
   socket.on('connect_error', () => setLive('offline', 'text-bg-secondary'));
   socket.on('hostState', (s: HostStateMsg) => {
@@ -184,12 +189,14 @@ function tagForProgress(form: HTMLFormElement): string | null {
 document.addEventListener('submit', (ev) => {
   const form = ev.target;
   if (!(form instanceof HTMLFormElement)) return;
-  const confirmText = form.dataset.confirm;
+  // The confirmation text is the form's, or the pressed button's (a form with several buttons).
+  const submitter = ev.submitter;
+  const confirmText = submitter?.dataset.confirm ?? form.dataset.confirm;
   if (confirmText && form.dataset.confirmed !== 'yes' && typeof bootstrap !== 'undefined') {
     ev.preventDefault();
     askConfirm(confirmText, () => {
       form.dataset.confirmed = 'yes';
-      form.requestSubmit();
+      form.requestSubmit(submitter instanceof HTMLButtonElement ? submitter : null);
     });
     return;
   }
@@ -244,6 +251,15 @@ document.addEventListener('click', (ev) => {
     () => toast('Copied to the clipboard.', 'success'),
     () => toast('Copy failed: select the text and copy it by hand.', 'warning'),
   );
+});
+
+// <select data-autosubmit="VALUE">: choosing submits the form with the button do=VALUE (the
+// button is there for browsers without JavaScript).
+document.addEventListener('change', (ev) => {
+  const el = ev.target;
+  if (!(el instanceof HTMLSelectElement) || !el.dataset.autosubmit || !el.form) return;
+  const btn = el.form.querySelector<HTMLButtonElement>(`button[name="do"][value="${el.dataset.autosubmit}"]`);
+  if (btn) el.form.requestSubmit(btn);
 });
 
 applyWidths(document);

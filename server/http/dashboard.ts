@@ -14,6 +14,7 @@ import { hostsAdminPages } from './hosts-admin.ts';
 import { accountPages } from './accounts.ts';
 import { auditPages } from './audit-page.ts';
 import { settingsPages } from './settings-page.ts';
+import { jobsPages } from './jobs-page.ts';
 
 /** Host-page tabs, each a router mounted at /hosts/:hostId/<tab>. */
 export const HOST_TABS = [
@@ -42,6 +43,7 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(accountPages(ctx));
   r.use(auditPages(ctx));
   r.use(settingsPages(ctx));
+  r.use(jobsPages(ctx));
   for (const tab of HOST_TABS) r.use(`/hosts/:hostId/${tab.id}`, tab.make(ctx));
   return r;
 }

@@ -79,6 +79,7 @@ export async function renderTab(
     tab,
     tabs: HOST_PAGE_TABS,
     moduleStatus: moduleStatusOf(h, def?.module ?? tab),
+    hostLabels: ctx.labels.get(h.id),
     ...locals,
   });
 }

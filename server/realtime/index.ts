@@ -6,6 +6,7 @@ import type { Role } from '../auth/roles.ts';
 import type { HostChange } from '../events.ts';
 import type { HostStatus } from '../hosts/connection-manager.ts';
 import type { AgentEvent } from '../../shared/protocol/index.ts';
+import { jobsRealtime } from '../jobs/realtime.ts';
 
 interface SocketData {
   userId: number;
@@ -70,7 +71,9 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
     socket.data = { userId: user.id, name: user.username, role: user.role, sessionKey: session.key };
     next();
   });
+  const jobs = jobsRealtime(io, ctx.events);
   io.on('connection', (socket: Socket) => {
+    jobs.onConnection(socket);
     void socket.join('hosts');
     socket.on('watch host', (hostId: unknown, ack?: unknown) => {
       for (const room of socket.rooms) if (room.startsWith('host:')) void socket.leave(room);
@@ -108,6 +111,7 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
   return {
     io,
     async close() {
+      jobs.close();
       ctx.events.off('hostState', onState);
       ctx.events.off('hostChange', onChange);
       ctx.events.off('agentEvent', onAgentEvent);
