@@ -123,8 +123,11 @@ function connectLive(): void {
     if (hostId) socket.emit('watch host', hostId);
     if (document.querySelector('[data-live-region="overview"]')) socket.emit('watch overview');
     // Jobs (docs/jobs.md): a job's page follows that job, the list every job.
-    if (jobId > 0) socket.emit('watch job', jobId);
-    else if (document.querySelector('[data-watch-jobs]')) socket.emit('watch job', 'all');
+    // Re-render once on joining: the job may have moved on between the page load and now.
+    if (jobId > 0) {
+      socket.emit('watch job', jobId);
+      void refreshRegions();
+    } else if (document.querySelector('[data-watch-jobs]')) socket.emit('watch job', 'all');
   });
   socket.on('jobChange', () => void refreshRegions());
   socket.on('disconnect', () => setLive('offline', 'text-bg-secondary'));

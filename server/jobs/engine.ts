@@ -283,6 +283,11 @@ export class Jobs {
           this.store.finishJob(id, this.runnerId, 'stopped', `Internal error: ${(e as Error).message}`);
       })
       .finally(() => {
+        // A panel that is closing has recorded this job as interrupted (and may have closed the database).
+        if (this.closed) {
+          this.runs.delete(id);
+          return;
+        }
         recorded?.(jobOutcome(this.store.get(id)?.state, this.store.counts(id)));
         this.runs.delete(id);
         this.emit(id);
