@@ -64,6 +64,11 @@ const modeOf = (h: object): string => ('mode' in h && typeof h.mode === 'string'
 /** Builds the panel's metrics, readiness probes, call observer and routes (wired by main.ts). */
 export function createObservability(d: ObservabilityDeps): Observability {
   const metrics = new PanelMetrics();
+  metrics.knownHosts = () =>
+    d.hosts.repo
+      .list()
+      .filter((h) => h.status === 'enrolled')
+      .map((h) => h.id);
   const readiness = new Readiness()
     .add('database', () => databaseWritable(d.db))
     .add('migrations', () => migrationsDone(d.db));

@@ -51,6 +51,12 @@ export const eventLabel = (event: unknown): string => (isEventName(event) ? even
 export class PanelMetrics {
   readonly registry = new Registry();
 
+  /**
+   * The enrolled hosts' ids: their per-host counters start at 0 at every scrape, so the first
+   * disconnect or renewal failure of a host is an increase Prometheus sees (alerts use increase()).
+   */
+  knownHosts: () => readonly string[] = () => [];
+
   readonly rpcCalls = new Counter({
     name: 'ponio_rpc_calls_total',
     help: 'RPC calls from the dashboard, the API and the CLI to agents, by event and outcome (ok or the error code).',
@@ -75,18 +81,21 @@ export class PanelMetrics {
     help: 'Times the link to a host came up (agent hello accepted).',
     labelNames: ['host'] as const,
     registers: [this.registry],
+    collect: this.zeroForHosts(),
   });
   readonly linkDisconnects = new Counter({
     name: 'ponio_link_disconnects_total',
     help: 'Times an established link to a host went down.',
     labelNames: ['host'] as const,
     registers: [this.registry],
+    collect: this.zeroForHosts(),
   });
   readonly renewalFailures = new Counter({
     name: 'ponio_certificate_renewal_failures_total',
     help: 'Failed host certificate renewals (scheduled or asked for).',
     labelNames: ['host'] as const,
     registers: [this.registry],
+    collect: this.zeroForHosts(),
   });
   readonly renewals = new Counter({
     name: 'ponio_certificate_renewals_total',
@@ -124,6 +133,13 @@ export class PanelMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+
+  private zeroForHosts(): (this: Counter<'host'>) => void {
+    const hosts = (): readonly string[] => this.knownHosts();
+    return function (this: Counter<'host'>) {
+      for (const host of hosts()) this.inc({ host }, 0);
+    };
+  }
 
   /** The API the jobs engine records with (server/jobs/). */
   readonly jobs: JobMetrics = {

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { promtool, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.ts';
@@ -24,6 +25,7 @@ before(async () => {
     hostPort: new URL(tp.url).host,
     caPem: tp.panel.ctx.pki.ca.certPem,
     token: TOKEN,
+    rulesFile: path.join(ROOT, 'deploy/monitoring/alerts.yml'),
   });
 });
 
@@ -103,6 +105,9 @@ test('a real Prometheus scrapes the panel: RPC counters, latency, lock wait and 
   assert.equal(await one('ponio_hosts{state="online",mode="direct"}'), 1);
   assert.equal(await one('ponio_host_online{host="web1"}'), 1);
   assert.equal(await one('ponio_link_connects_total{host="web1"}'), 1);
+  // Per-host counters start at 0, so a first failure is an increase the alert rules see.
+  assert.equal(await one('ponio_link_disconnects_total{host="web1"}'), 0);
+  assert.equal(await one('ponio_certificate_renewal_failures_total{host="web1"}'), 0);
   const expiry = await one('ponio_host_certificate_expiry_timestamp_seconds{host="web1"}');
   assert.equal(expiry, (tp.panel.ctx.hosts.repo.get('web1')?.cert_not_after ?? 0) / 1000);
   assert.equal(await one('ponio_readiness_check{check="database"}'), 1);
@@ -114,6 +119,41 @@ test('a real Prometheus scrapes the panel: RPC counters, latency, lock wait and 
   await prom.waitFor('ponio_rpc_calls_total{event="system info",outcome="ok"}', (v) => v[0] === 5);
   // The agent counts the calls it answered too (the panel's own scrapes of it included).
   assert.ok((await one('ponio_agent_calls_total{host="web1",module="system",outcome="ok"}')) >= 10);
+});
+
+test("the shipped alert rules evaluate on the panel's real series, and every dashboard query runs", async () => {
+  const end = Date.now() + 20_000;
+  type Rule = { name: string; health: string; lastError?: string; lastEvaluation: string };
+  let rules: Rule[] = [];
+  while (Date.now() < end) {
+    const r = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: Rule[] }[] };
+    };
+    rules = r.data.groups.flatMap((g) => g.rules);
+    if (rules.length > 0 && rules.every((x) => x.health === 'ok' && !x.lastEvaluation.startsWith('0001')))
+      break;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  assert.ok(rules.length >= 6, JSON.stringify(rules));
+  for (const r of rules) assert.equal(r.health, 'ok', `${r.name}: ${r.lastError ?? ''}`);
+
+  const scrape = (await tp.request('GET', '/metrics', { token: TOKEN })).text;
+  const served = new Set([...scrape.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  const dash = JSON.parse(
+    readFileSync(path.join(ROOT, 'deploy/monitoring/grafana-dashboard.json'), 'utf8'),
+  ) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
+  const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr })));
+  assert.ok(exprs.length >= 20);
+  for (const { title, expr } of exprs) {
+    // Grafana's variables as Grafana would fill them in.
+    await prom.query(expr.replaceAll('$__rate_interval', '1m').replaceAll('$host', '.*'));
+    for (const [name] of expr.matchAll(/\b(?:ponio|process|nodejs)_[a-z0-9_]+/g)) {
+      const family = name.replace(/_(bucket|sum|count)$/, '');
+      assert.ok(served.has(family) || served.has(name), `${title}: ${name} is not served by the panel`);
+    }
+  }
 });
 
 test('sign-in failures and rate-limit hits are counted', async () => {
@@ -184,6 +224,11 @@ test('a link that goes down is counted and the host shows offline', async () => 
   await prom.waitFor('ponio_link_disconnects_total{host="web1"}', (v) => v[0] === 1);
   await prom.waitFor('ponio_host_online{host="web1"}', (v) => v[0] === 0);
   await prom.waitFor('ponio_host_agent_scrape_ok{host="web1"}', (v) => v.length === 0);
+  // The shipped rule sees it: PonioHostOffline is pending (it fires after 5 minutes).
+  await prom.waitFor(
+    'ALERTS{alertname="PonioHostOffline",alertstate="pending",host="web1"}',
+    (v) => v[0] === 1,
+  );
 });
 
 /** Polls /readyz until it answers `status` (bounded), returns the body. */
