@@ -285,6 +285,7 @@ export class Jobs {
       .finally(() => {
         // A panel that is closing has recorded this job as interrupted (and may have closed the database).
         if (this.closed) {
+          recorded?.('interrupted');
           this.runs.delete(id);
           return;
         }
