@@ -37,6 +37,10 @@ export function buildAgentCli(): Command {
     .description('serve the panel over mutual TLS')
     .option('--config <file>', 'JSON config file (flags and PONIO_AGENT_* variables override it)')
     .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:7443)')
+    .option(
+      '--connect <urls>',
+      "reverse mode: dial the panel's agent listener (wss://HOST:PORT, comma-separated, tried in turn)",
+    )
     .option('--cert <file>', 'agent certificate (PEM)')
     .option('--key <file>', 'agent private key (PEM)')
     .option('--ca <file>', 'the panel CA certificate to trust (PEM)')
@@ -58,6 +62,7 @@ export function buildAgentCli(): Command {
         cfg = loadAgentConfig({
           config: o.config,
           listen: o.listen,
+          connect: o.connect,
           cert: o.cert,
           key: o.key,
           ca: o.ca,

@@ -17,8 +17,42 @@ const listenSchema = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+|\*):[0-9]{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:7443')
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0–65535');
 
+/** A panel agent-listener URL: wss://HOST:PORT, nothing else (no path, no credentials). */
+const connectUrlSchema = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (
+      u.protocol === 'wss:' &&
+      u.hostname !== '' &&
+      !u.username &&
+      !u.password &&
+      u.search === '' &&
+      u.hash === '' &&
+      (u.pathname === '/' || u.pathname === '')
+    );
+  } catch {
+    return false;
+  }
+}, "must be wss://HOST:PORT (the panel's agent listener), e.g. wss://panel.example:7444");
+
 export const agentConfigSchema = z.strictObject({
   listen: listenSchema.default('0.0.0.0:7443'),
+  /**
+   * Reverse mode: the panel's agent listener(s) to dial, tried in turn; the agent then opens no
+   * listening port (`listen` is ignored). A string may list several, separated by commas.
+   */
+  connect: z
+    .union([z.array(connectUrlSchema), z.string()])
+    .transform((v) =>
+      Array.isArray(v)
+        ? v
+        : v
+            .split(',')
+            .map((x) => x.trim())
+            .filter((x) => x !== ''),
+    )
+    .pipe(z.array(connectUrlSchema).max(16))
+    .optional(),
   cert: z.string().min(1).optional(),
   key: z.string().min(1).optional(),
   ca: z.string().min(1).optional(),
@@ -32,6 +66,8 @@ export type AgentConfigFile = z.input<typeof agentConfigSchema>;
 export interface AgentConfig {
   host: string;
   port: number;
+  /** Reverse mode when not empty: dial these (wss://) instead of listening. */
+  connect: string[];
   certFile: string;
   keyFile: string;
   caFile: string;
@@ -43,6 +79,7 @@ export interface AgentConfig {
 
 const ENV_KEYS: Record<string, keyof AgentConfigFile> = {
   PONIO_AGENT_LISTEN: 'listen',
+  PONIO_AGENT_CONNECT: 'connect',
   PONIO_AGENT_CERT: 'cert',
   PONIO_AGENT_KEY: 'key',
   PONIO_AGENT_CA: 'ca',
@@ -52,6 +89,7 @@ const ENV_KEYS: Record<string, keyof AgentConfigFile> = {
 
 const FLAG_NAMES: Partial<Record<keyof AgentConfigFile, string>> = {
   listen: '--listen',
+  connect: '--connect',
   cert: '--cert',
   key: '--key',
   ca: '--ca',
@@ -128,6 +166,7 @@ export function loadAgentConfig(
   return {
     host: hostPart === '*' ? '0.0.0.0' : hostPart,
     port: Number(c.listen.slice(c.listen.lastIndexOf(':') + 1)),
+    connect: c.connect ?? [],
     certFile: path.resolve(c.cert ?? path.join(base, 'agent.crt')),
     keyFile: path.resolve(c.key ?? path.join(base, 'agent.key')),
     caFile: path.resolve(c.ca ?? path.join(base, 'ca.crt')),

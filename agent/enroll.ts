@@ -208,6 +208,17 @@ async function existingEnrollment(
   }
 }
 
+/** The wss:// URLs a reverse-mode enrollment reply names, or null in forward mode. */
+function reverseConnect(reply: { mode?: unknown; connect?: unknown }): string[] | null {
+  if (reply.mode !== 'reverse') return null;
+  const urls = Array.isArray(reply.connect) ? reply.connect : [];
+  if (urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^wss:\/\/[^\s/?#@]+\/?$/.test(u)))
+    throw new EnrollError(
+      'the panel enrolled this host in reverse mode but sent no usable wss:// URL to dial.',
+    );
+  return urls as string[];
+}
+
 /**
  * `ponio-agent enroll` (design §3): fetches the panel's CA and compares its SHA-256 fingerprint
  * with the pin BEFORE sending anything; generates the key here (it never leaves the host);
@@ -297,7 +308,14 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   }
   if (res.status !== 200 && res.status !== 201)
     throw new EnrollError(`the panel refused the enrollment: ${panelError(res)}`);
-  let reply: { hostId?: unknown; certificate?: unknown; ca?: unknown; port?: unknown };
+  let reply: {
+    hostId?: unknown;
+    certificate?: unknown;
+    ca?: unknown;
+    port?: unknown;
+    mode?: unknown;
+    connect?: unknown;
+  };
   try {
     reply = (JSON.parse(res.body) as { data?: typeof reply }).data ?? {};
   } catch {
@@ -339,8 +357,16 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     }
   }
   const port = typeof reply.port === 'number' && Number.isInteger(reply.port) ? reply.port : 7443;
-  if (opts.listen !== undefined) config.listen = opts.listen;
-  else if (typeof config.listen !== 'string') config.listen = `0.0.0.0:${port}`;
+  const connect = reverseConnect(reply);
+  if (connect) {
+    // Reverse mode: the agent dials the panel and listens on no port.
+    config.connect = connect;
+    delete config.listen;
+  } else {
+    delete config.connect;
+    if (opts.listen !== undefined) config.listen = opts.listen;
+    else if (typeof config.listen !== 'string') config.listen = `0.0.0.0:${port}`;
+  }
   if (layout.mode === 'sandbox') config.sandbox = layout.root;
   delete config.cert;
   delete config.key;

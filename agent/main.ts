@@ -8,6 +8,7 @@ import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
 import { AgentLinks } from './link.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
+import type { DialOut } from './dialer.ts';
 import { RevocationList } from './trust.ts';
 import { createTrustHandlers } from './trust-handlers.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -67,8 +68,12 @@ const certificateValid = (pem: string): boolean => {
 };
 
 export interface RunningAgent {
+  /** The listening port (forward mode); 0 in reverse mode. */
   port: number;
-  server: AgentServer;
+  /** Forward mode: the TLS listener the panel dials. */
+  server: AgentServer | null;
+  /** Reverse mode: the dial-out to the panel's agent listener. */
+  dialOut: DialOut | null;
   /** The live links to the panel and their TLS material. */
   links: AgentLinks;
   logger: Logger;
@@ -181,24 +186,37 @@ export async function startAgent(
     modules: statuses,
   });
 
-  let srv: AgentServer;
+  // Forward mode: listen for the panel. Reverse mode (`connect`): dial it, no listening port.
+  let transport: { port: number; server: AgentServer | null; dialOut: DialOut | null };
   try {
-    srv = await startAgentServer({ host: cfg.host, port: cfg.port, links, logger });
+    if (cfg.connect.length > 0) {
+      const { startDialOut } = await import('./dialer.ts');
+      transport = { port: 0, server: null, dialOut: startDialOut({ urls: cfg.connect, links, logger }) };
+    } else {
+      const server = await startAgentServer({ host: cfg.host, port: cfg.port, links, logger });
+      transport = { port: server.port, server, dialOut: null };
+    }
   } catch (e) {
     await stopStarted();
     throw e;
   }
-  ctx.agentPort = srv.port;
-  logger.info({ port: srv.port, mode: layout.mode, modules: statuses }, 'agent ready');
+  const { port, server, dialOut } = transport;
+  ctx.agentPort = port;
+  logger.info(
+    { ...(dialOut ? { connect: cfg.connect } : { port }), mode: layout.mode, modules: statuses },
+    'agent ready',
+  );
 
   return {
-    port: srv.port,
-    server: srv,
+    port,
+    server,
+    dialOut,
     links,
     logger,
     revocations,
     async stop() {
-      await srv.close();
+      dialOut?.stop(); // a clean close: the panel marks the host offline at once
+      await server?.close();
       for (const mod of started.reverse()) {
         try {
           await mod.stop?.();

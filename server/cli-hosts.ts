@@ -98,7 +98,11 @@ function printNewHost(n: NewHost, json: boolean): void {
     );
     return;
   }
-  out(`Host ${n.host.name} (id ${n.host.id}) at ${n.host.address}:${n.host.port}.`);
+  out(
+    n.host.mode === 'reverse'
+      ? `Host ${n.host.name} (id ${n.host.id}) in reverse mode: its agent connects to the panel.`
+      : `Host ${n.host.name} (id ${n.host.id}) at ${n.host.address}:${n.host.port}.`,
+  );
   const until = new Date(n.expiresAt).toISOString();
   if (n.installCommand) {
     out(`Join token valid until ${until} (single use). Run this as root on the host (installs and enrolls):`);
@@ -130,17 +134,26 @@ export function registerHostCommands(program: Command): void {
     host
       .command('add <name>')
       .description('add a host and print the one-time enrollment command to run on it')
-      .requiredOption(
-        '--address <host[:port]>',
-        'DNS name or IP the panel reaches the agent at (port default 7443)',
-      )
+      .option('--address <host[:port]>', 'DNS name or IP the panel reaches the agent at (port default 7443)')
+      .option('--reverse', 'the panel cannot reach this host: the agent connects to the panel (no --address)')
       .option('--public-url <url>', 'the panel URL agents use (default from the config)')
       .option('--json', 'JSON output'),
   ).action(
     run((o, name) => {
       const { db, admission } = open(o);
       try {
-        printNewHost(admission.addHost(cliActor(), { name, address: o.address }), o.json === true);
+        if (o.reverse !== true && typeof o.address !== 'string')
+          throw new CliError(
+            'give the host address (--address HOST[:PORT]), or --reverse if the panel cannot reach the host',
+          );
+        printNewHost(
+          admission.addHost(cliActor(), {
+            name,
+            address: o.address,
+            mode: o.reverse === true ? 'reverse' : 'forward',
+          }),
+          o.json === true,
+        );
       } finally {
         db.close();
       }

@@ -54,6 +54,7 @@ function configFrom(o: Flags): PanelConfig {
       publicUrl: s('publicUrl'),
       logLevel: s('logLevel'),
       trustProxy: s('trustProxy'),
+      agentListen: s('agentListen'),
     });
   } catch (e) {
     if (e instanceof PanelConfigError) fail(e.message);
@@ -100,6 +101,10 @@ export function buildPanelCli(): Command {
     .option('--data-dir <dir>', 'data directory (default ./data)')
     .option('--public-url <url>', 'URL agents and browsers use to reach the panel')
     .option(
+      '--agent-listen <host:port|off>',
+      'where reverse-mode agents dial in (default 0.0.0.0:7444; off disables it)',
+    )
+    .option(
       '--trust-proxy <value>',
       'believe X-Forwarded-For from these proxies: addresses, subnets or loopback (comma-separated)',
     )
@@ -131,10 +136,11 @@ export function buildPanelCli(): Command {
       try {
         panel = await startPanel(cfg);
       } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        if (err.code === 'EADDRINUSE')
-          fail(`cannot listen on ${cfg.host}:${cfg.port}: address already in use`);
-        if (err.code === 'EACCES') fail(`cannot listen on ${cfg.host}:${cfg.port}: permission denied`);
+        const err = e as NodeJS.ErrnoException & { listen?: string };
+        // `listen` is set when the agent listener (--agent-listen) could not start.
+        const where = err.listen ? `${err.listen} for agents (--agent-listen)` : `${cfg.host}:${cfg.port}`;
+        if (err.code === 'EADDRINUSE') fail(`cannot listen on ${where}: address already in use`);
+        if (err.code === 'EACCES') fail(`cannot listen on ${where}: permission denied`);
         throw e;
       }
       const first = await panel.ctx.accounts.ensureFirstAdmin();

@@ -30,6 +30,18 @@ export function parseTrustProxy(v: unknown): false | string[] | string {
   return list;
 }
 
+/** Default of the agent listener (reverse mode): every address, TCP port 7444. */
+export const DEFAULT_AGENT_LISTEN = '0.0.0.0:7444';
+
+/** `HOST:PORT` (IPv6 in brackets) → its parts, or null. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(value);
+  if (!m?.[1] || !m[2]) return null;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
 export const panelConfigSchema = z.strictObject({
   /** HTTPS listen address. */
   host: z.string().min(1).default('127.0.0.1'),
@@ -92,6 +104,23 @@ export const panelConfigSchema = z.strictObject({
    * out (its panel died) is marked interrupted. Short values are for tests.
    */
   jobLeaseSeconds: z.coerce.number().min(0.5).max(3_600).default(15),
+  /**
+   * The URL reverse-mode agents dial (written into their config at enrollment), when it is not
+   * wss://<publicUrl host>:<agent listener port> (e.g. behind NAT or a TCP proxy).
+   */
+  agentPublicUrl: z
+    .url({ protocol: /^wss$/, error: 'must be a wss:// URL, e.g. wss://panel.example:7444' })
+    .optional(),
+  /**
+   * Where reverse-mode agents dial in (HOST:PORT, mutual TLS), or `off`. Forward-mode hosts do
+   * not need it.
+   */
+  agentListen: z
+    .string()
+    .default(DEFAULT_AGENT_LISTEN)
+    .refine((v) => v === 'off' || parseHostPort(v) !== null, {
+      message: 'must be HOST:PORT (e.g. 0.0.0.0:7444, [::]:7444) or off',
+    }),
 });
 export type PanelConfigInput = z.input<typeof panelConfigSchema>;
 export type PanelConfig = z.output<typeof panelConfigSchema>;
@@ -108,6 +137,8 @@ const ENV: Record<string, keyof PanelConfigInput> = {
   PONIO_PANEL_AGENT_DIR: 'agentDir',
   PONIO_PANEL_METRICS_TOKEN: 'metricsToken',
   PONIO_PANEL_METRICS_TOKEN_FILE: 'metricsTokenFile',
+  PONIO_PANEL_AGENT_LISTEN: 'agentListen',
+  PONIO_PANEL_AGENT_PUBLIC_URL: 'agentPublicUrl',
 };
 
 /** Defaults < JSON config file < PONIO_PANEL_* environment < flags. Throws PanelConfigError. */

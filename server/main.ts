@@ -4,13 +4,14 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { PanelConfig } from './config.ts';
+import { parseHostPort, type PanelConfig } from './config.ts';
 import type { PanelContext } from './context.ts';
 import { openDatabase } from './db/database.ts';
 import { AuditLog } from './db/audit.ts';
 import { HostsRepo } from './db/hosts.ts';
 import { PanelEvents } from './events.ts';
 import { ConnectionManager } from './hosts/connection-manager.ts';
+import { startAgentListener, type AgentListener } from './hosts/agent-listener.ts';
 import { PanelPki } from './hosts/pki-store.ts';
 import { HostRegistry } from './hosts/registry.ts';
 import { HostActions } from './http/host-actions.ts';
@@ -28,6 +29,8 @@ export interface RunningPanel {
   ctx: PanelContext;
   server: https.Server;
   port: number;
+  /** Where reverse-mode agents dial in (null: `agentListen` is off). */
+  agentListener: AgentListener | null;
   url: string;
   close(): Promise<void>;
 }
@@ -97,6 +100,7 @@ export async function startPanel(
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
   };
+  let agentListener: AgentListener | null = null;
   const lifecycle = createHostLifecycle({
     config,
     db,
@@ -106,6 +110,10 @@ export async function startPanel(
     events,
     logger,
     publicUrl: () => ctx.publicUrl(),
+    agentUrl: () =>
+      agentListener
+        ? (config.agentPublicUrl ?? `wss://${new URL(ctx.publicUrl()).hostname}:${agentListener.port}`)
+        : null,
   });
   ctx.enrollment = lifecycle.enrollment;
   const tls =
@@ -124,6 +132,23 @@ export async function startPanel(
     });
   });
   port = (server.address() as AddressInfo).port;
+  const listen = parseHostPort(config.agentListen);
+  if (listen) {
+    try {
+      agentListener = await startAgentListener({
+        ...listen,
+        tls: () => pki.clientTls(),
+        revoked: () => revokedHostSerials(db),
+        manager,
+        logger: logger.child({ part: 'agent-listener' }),
+      });
+    } catch (e) {
+      await realtime.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      db.close();
+      throw Object.assign(e as Error, { listen: config.agentListen });
+    }
+  }
   hosts.connectAll();
   lifecycle.start();
   jobs.start();
@@ -133,11 +158,13 @@ export async function startPanel(
     ctx,
     server,
     port,
+    agentListener,
     url,
     async close() {
       lifecycle.stop();
       await jobs.close();
       await realtime.close();
+      await agentListener?.close();
       await manager.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -5,8 +5,12 @@ import type { HostLayout } from '../os/layout.ts';
 
 /** What a handler knows about the call it serves. */
 export interface CallContext {
-  /** The connected panel's address as seen by the agent (the firewall's lock-out guard uses it). */
-  peer: { address: string; port: number; localPort: number };
+  /**
+   * The connected panel's address as seen by the agent (the firewall's lock-out guard uses it).
+   * `direction` says who dialed: inbound (default) — the panel connected to the agent's
+   * `localPort`; outbound — the agent dialed the panel's listener at `address`:`port`.
+   */
+  peer: { address: string; port: number; localPort: number; direction?: 'inbound' | 'outbound' };
   requestId: string | undefined;
   signal: AbortSignal;
   logger: Logger;

@@ -12,6 +12,7 @@ export const hostJson = (h: HostView, labels: Record<string, string> = {}) => ({
   name: h.name,
   address: h.address,
   port: h.port,
+  mode: h.mode,
   status: h.status,
   certificate: h.cert_serial ? { serial: h.cert_serial, notAfter: h.cert_not_after } : null,
   createdAt: h.created_at,
@@ -60,7 +61,7 @@ export function hostsApi(ctx: PanelContext): Router {
   r.post('/hosts', requireRole('operator'), async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const n = await lifecycle(ctx, (e) =>
-      e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port }),
+      e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port, mode: body.mode }),
     );
     res.status(201).json({ data: newHostJson(n, ctx) });
   });

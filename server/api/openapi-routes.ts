@@ -65,8 +65,11 @@ export const auditEntrySchema = z.object({
 const hostSchema = z.object({
   id: z.string(),
   name: z.string(),
-  address: z.string(),
+  address: z.string().describe("where the panel connects to the agent; '' in reverse mode"),
   port: z.number().int(),
+  mode: z
+    .enum(['forward', 'reverse'])
+    .describe('forward: the panel connects to the agent; reverse: the agent connects to the panel'),
   status: z.enum(['pending', 'enrolled']),
   certificate: z.object({ serial: z.string(), notAfter: z.number().nullable() }).nullable(),
   createdAt: z.number(),
@@ -231,8 +234,15 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     role: 'operator',
     body: z.strictObject({
       name: z.string(),
-      address: z.string().describe('DNS name or IP the panel connects to, optionally HOST:PORT'),
+      address: z
+        .string()
+        .optional()
+        .describe('DNS name or IP the panel connects to, optionally HOST:PORT (forward mode only)'),
       port: z.number().int().min(1).max(65535).optional().describe('agent port (default 7443)'),
+      mode: z
+        .enum(['forward', 'reverse'])
+        .optional()
+        .describe('reverse: the panel cannot reach the host, its agent connects to the panel (no address)'),
     }),
     data: newHostSchema,
     status: 201,

@@ -1,10 +1,14 @@
 import type { Db } from './database.ts';
 
+export type HostMode = 'forward' | 'reverse';
+
 export interface HostRow {
   id: string;
   name: string;
   address: string;
   port: number;
+  /** forward: the panel dials the agent; reverse: the agent dials the panel. */
+  mode: HostMode;
   status: 'pending' | 'enrolled';
   cert_serial: string | null;
   cert_not_after: number | null;
@@ -28,10 +32,12 @@ export class HostsRepo {
     return (this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined) ?? null;
   }
 
-  insert(h: { id: string; name: string; address: string; port: number }): HostRow {
+  insert(h: { id: string; name: string; address: string; port: number; mode?: HostMode }): HostRow {
     this.db
-      .prepare('INSERT INTO hosts (id, name, address, port, status, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(h.id, h.name, h.address, h.port, 'pending', Date.now());
+      .prepare(
+        'INSERT INTO hosts (id, name, address, port, mode, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(h.id, h.name, h.address, h.port, h.mode ?? 'forward', 'pending', Date.now());
     const row = this.get(h.id);
     if (!row) throw new Error('host insert failed');
     return row;
@@ -45,7 +51,7 @@ export class HostsRepo {
       .run(serial, notAfter, Date.now(), id);
   }
 
-  update(id: string, fields: Partial<Pick<HostRow, 'name' | 'address' | 'port'>>): void {
+  update(id: string, fields: Partial<Pick<HostRow, 'name' | 'address' | 'port' | 'mode'>>): void {
     const sets: string[] = [];
     const args: unknown[] = [];
     for (const [k, v] of Object.entries(fields)) {

@@ -154,4 +154,11 @@ ALTER TABLE audit_log ADD COLUMN job_id INTEGER;
 CREATE INDEX audit_job ON audit_log (job_id);
 `,
   },
+  {
+    id: 210,
+    name: 'host connection mode',
+    // forward: the panel dials the agent at address:port; reverse: the agent dials the panel's
+    // agent listener (address and port unused, kept '' and 7443).
+    sql: `ALTER TABLE hosts ADD COLUMN mode TEXT NOT NULL DEFAULT 'forward' CHECK (mode IN ('forward', 'reverse'));`,
+  },
 ];

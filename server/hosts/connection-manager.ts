@@ -11,13 +11,14 @@ import type {
 import type { LinkSocket } from '../../shared/link/socket.ts';
 import { Dialer, type PanelTls } from './dialer.ts';
 import { HostLink, type CallOptions } from './link.ts';
+import type { HostMode } from '../db/hosts.ts';
 
 export { DEFAULT_MAX_CONCURRENT_CONNECTS, describeConnectError, type PanelTls } from './dialer.ts';
 
 export type HostState = 'online' | 'offline' | 'connecting' | 'refused';
 
 /** Who opens the connection: the panel dials the agent, or the agent dials the panel. */
-export type HostMode = 'forward' | 'reverse';
+export type { HostMode } from '../db/hosts.ts';
 
 export type HostTarget =
   | {
@@ -164,6 +165,8 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     }
     if (conn.link) this.opts.logger.info({ hostId, remote }, 'a newer link replaces the older one');
     this.attach(conn, socket);
+    // Online again once this link's hello checks out.
+    this.setState(conn, 'connecting', null);
     return true;
   }
 

@@ -79,3 +79,12 @@ export function parseHostAddress(input: unknown, portInput?: unknown): { address
   }
   return { address: host, port };
 }
+
+/** Who dials: `forward` (default, the panel reaches the agent) or `reverse` (the agent dials out). */
+export function parseHostMode(input: unknown): 'forward' | 'reverse' {
+  if (input === undefined || input === null || input === '') return 'forward';
+  if (input === 'forward' || input === 'reverse') return input;
+  throw bad(
+    `The mode ${describeInput(String(input))} is not forward (the panel connects to the host) or reverse (the host connects to the panel).`,
+  );
+}

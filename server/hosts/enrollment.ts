@@ -8,7 +8,7 @@ import { HostsRepo, type HostRow } from '../db/hosts.ts';
 import type { PanelEvents } from '../events.ts';
 import type { PanelPki } from './pki-store.ts';
 import type { HostRegistry } from './registry.ts';
-import { EnrollmentError, parseHostAddress, parseHostName } from './enrollment-input.ts';
+import { EnrollmentError, parseHostAddress, parseHostMode, parseHostName } from './enrollment-input.ts';
 import { JoinTokens, TOKEN_TTL_MS } from './enrollment-tokens.ts';
 import { Revocation } from './revocation.ts';
 import { findAgentRelease, oneLineUrl, servedCertificatePem, spkiPin } from '../http/agent-downloads.ts';
@@ -99,21 +99,33 @@ export class HostAdmission {
   }
 
   /** Creates a pending host and its first join token; returns the enrollment command. */
-  addHost(actor: Actor, input: { name: unknown; address: unknown; port?: unknown }): NewHost {
+  addHost(
+    actor: Actor,
+    input: { name: unknown; address?: unknown; port?: unknown; mode?: unknown },
+  ): NewHost {
     const name = parseHostName(input.name);
-    const { address, port } = parseHostAddress(input.address, input.port);
+    const mode = parseHostMode(input.mode);
+    // Reverse mode: the panel never connects, so the host has no address (the agent dials in).
+    if (mode === 'reverse' && input.address !== undefined && input.address !== null && input.address !== '')
+      throw new EnrollmentError(
+        400,
+        'invalid-argument',
+        'A reverse-mode host has no address: it connects to the panel. Leave the address out.',
+      );
+    const { address, port } =
+      mode === 'reverse' ? { address: '', port: 7443 } : parseHostAddress(input.address, input.port);
     if (this.repo.getByName(name))
       throw new EnrollmentError(409, 'already-exists', `A host named ${name} already exists.`);
     const id = this.newHostId(name);
     const { host, token, expiresAt } = this.deps.db.transaction(() => {
-      const row = this.repo.insert({ id, name, address, port });
+      const row = this.repo.insert({ id, name, address, port, mode });
       return { host: row, ...this.tokens.issue(id) };
     })();
     this.deps.audit.write({
       actor,
       hostId: id,
       action: 'host add',
-      params: { name, address, port },
+      params: mode === 'reverse' ? { name, mode } : { name, address, port },
       ok: true,
     });
     return this.newHost(host, token, expiresAt);
@@ -182,6 +194,8 @@ export interface EnrollmentDeps extends HostAdmissionDeps {
   renewal: RenewalScheduler;
   /** Lifetime of host certificates in ms (90 days; short in tests). */
   certLifetimeMs: number;
+  /** The URL reverse-mode agents dial (wss://HOST:PORT), or null when the agent listener is off. */
+  agentUrl?: () => string | null;
 }
 
 export interface Enrolled {
@@ -190,6 +204,9 @@ export interface Enrolled {
   ca: string;
   port: number;
   notAfter: number;
+  mode: 'forward' | 'reverse';
+  /** Reverse mode: the panel's agent listener(s) the agent dials (wss://). */
+  connect?: string[];
 }
 
 const ENROLL_ACTOR: Actor = { kind: 'system', name: 'enrollment', role: 'viewer' };
@@ -274,6 +291,15 @@ export class Enrollment extends HostAdmission {
       return fail(
         new EnrollmentError(404, 'not-found', 'The host this token was issued for no longer exists.'),
       );
+    const connect = host.mode === 'reverse' ? (this.e.agentUrl?.() ?? null) : null;
+    if (host.mode === 'reverse' && !connect)
+      return fail(
+        new EnrollmentError(
+          409,
+          'failed-precondition',
+          `Host ${host.name} is in reverse mode, but the panel's agent listener is off (agentListen); turn it on first.`,
+        ),
+      );
     // A host holding a live certificate is enrolled again only with a token the admin issued
     // after its last enrollment (renewals in between do not matter).
     const live = this.e.db
@@ -345,6 +371,8 @@ export class Enrollment extends HostAdmission {
       ca: this.e.pki.ca.certPem,
       port: host.port,
       notAfter: issued.notAfter.getTime(),
+      mode: host.mode,
+      ...(host.mode === 'reverse' && connect ? { connect: [connect] } : {}),
     };
   }
 
@@ -388,6 +416,7 @@ export function createHostLifecycle(d: {
   events: PanelEvents;
   logger: Logger;
   publicUrl: () => string;
+  agentUrl?: () => string | null;
 }): HostLifecycle {
   const logger = d.logger.child({ part: 'enrollment' });
   const certLifetimeMs = d.config.hostCertLifetimeSeconds * 1000;

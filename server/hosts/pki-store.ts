@@ -37,7 +37,8 @@ async function writePair(
 }
 
 const SERVER_AUTH_OID = '1.3.6.1.5.5.7.3.1';
-const allowsServerAuth = (pem: string): boolean =>
+/** Whether a panel certificate can serve the agent listener (reverse mode): it allows serverAuth. */
+export const servesAgents = (pem: string): boolean =>
   (new X509Certificate(pem).keyUsage ?? []).includes(SERVER_AUTH_OID);
 
 /** True when a certificate has passed two thirds of its life (time to renew). */
@@ -83,7 +84,7 @@ export class PanelPki {
     let panel = await readPair(dir, 'panel');
     // A panel certificate from before serverAuth was added is replaced too (agents trust the CA
     // and urn:ponio:panel, not one certificate, so they accept the new one).
-    if (!panel || needsRenewal(panel.certPem) || !allowsServerAuth(panel.certPem)) {
+    if (!panel || needsRenewal(panel.certPem) || !servesAgents(panel.certPem)) {
       const c = await issueCertificate({ ca: caMat, role: { kind: 'panel' }, days: 90 });
       record('panel', c);
       panel = c;

@@ -23,7 +23,9 @@ export class HostRegistry {
   }
 
   connect(h: HostRow): void {
-    this.manager.add({ id: h.id, address: h.address, port: h.port });
+    this.manager.add(
+      h.mode === 'reverse' ? { id: h.id, mode: 'reverse' } : { id: h.id, address: h.address, port: h.port },
+    );
   }
 
   disconnect(id: string): void {

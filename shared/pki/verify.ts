@@ -7,7 +7,7 @@ export type PeerExpectation = { kind: 'panel' } | { kind: 'host'; hostId: string
 /** The TLS role the peer's certificate is checked for: its extended key usage must name it. */
 export type KeyPurpose = 'serverAuth' | 'clientAuth';
 
-const PURPOSE_OID: Record<KeyPurpose, string> = {
+export const PURPOSE_OID: Record<KeyPurpose, string> = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
 };

@@ -57,7 +57,8 @@ export async function startTestPanel(
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ponio-panel-'));
   const ownDirs: string[] = [];
   const config = loadPanelConfig(
-    { host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', ...overrides },
+    // The agent listener on a free loopback port: test panels run side by side.
+    { host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent', agentListen: '127.0.0.1:0', ...overrides },
     {},
   );
   const panel = await startPanel(config, opts.logger ?? quiet);

@@ -102,7 +102,7 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
   const run = async (): Promise<{ out: string; stopCode: number | null }> => {
     const child = spawn(
       process.execPath,
-      [BIN, 'serve', '--dev-sandbox', '--port', '0', '--data-dir', data],
+      [BIN, 'serve', '--dev-sandbox', '--port', '0', '--agent-listen', '127.0.0.1:0', '--data-dir', data],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -196,7 +196,18 @@ test('serve --dev-sandbox --no-sandbox: the panel alone, no sandbox host or serv
   const data = path.join(tmp(), 'data');
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--dev-sandbox', '--no-sandbox', '--port', '0', '--data-dir', data],
+    [
+      BIN,
+      'serve',
+      '--dev-sandbox',
+      '--no-sandbox',
+      '--port',
+      '0',
+      '--agent-listen',
+      'off',
+      '--data-dir',
+      data,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);

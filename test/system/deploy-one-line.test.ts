@@ -227,6 +227,8 @@ test('the built panel (npm run build) finds the agent release next to itself and
       String(port),
       '--data-dir',
       data,
+      '--agent-listen',
+      '127.0.0.1:0',
       '--log-level',
       'warn',
     ],

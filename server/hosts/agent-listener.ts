@@ -1,0 +1,180 @@
+import https from 'node:https';
+import { X509Certificate } from 'node:crypto';
+import type { AddressInfo, Socket as NetSocket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Server as IoServer } from 'socket.io';
+import type { Logger } from 'pino';
+import { HOST_URI_PREFIX } from '../../shared/pki/identity.ts';
+import { sanUris, verifyPeerCertificate } from '../../shared/pki/verify.ts';
+import { wireParser } from '../../shared/protocol/wire-parser.ts';
+import { serverLinkSocket } from '../../shared/link/socket-io.ts';
+import type { ConnectionManager, PanelTls } from './connection-manager.ts';
+
+/** Keep-alive of reverse links: a half-open link is noticed within interval + timeout (20 s). */
+export const REVERSE_PING = { intervalMs: 10_000, timeoutMs: 10_000 } as const;
+
+export interface AgentListenerOptions {
+  host: string;
+  port: number;
+  /** The panel certificate (urn:ponio:panel, serverAuth + clientAuth), its key and the CA. */
+  tls: () => PanelTls;
+  /** Revoked host-certificate serials (normalised). */
+  revoked: () => ReadonlySet<string>;
+  manager: ConnectionManager;
+  logger: Logger;
+  ping?: { intervalMs: number; timeoutMs: number };
+}
+
+export interface AgentListener {
+  port: number;
+  /** Closes live links whose certificate is now revoked or whose host is gone. */
+  enforce(): void;
+  close(): Promise<void>;
+}
+
+export type Identified = { ok: true; hostId: string; serial: string } | { ok: false; reason: string };
+
+/**
+ * Who a dialing agent is, from its client certificate alone: chain to the pinned CA, within its
+ * validity, not revoked, clientAuth, and exactly one urn:ponio:host:<id>; then the host must be
+ * known to the panel and in reverse mode.
+ */
+export function identifyAgent(
+  raw: Buffer | undefined,
+  opts: Pick<AgentListenerOptions, 'revoked' | 'manager'> & { caPem: string },
+): Identified {
+  if (!raw) return { ok: false, reason: 'no client certificate' };
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(raw);
+  } catch {
+    return { ok: false, reason: 'client certificate could not be parsed' };
+  }
+  const ids = sanUris(cert).filter((u) => u.startsWith(HOST_URI_PREFIX));
+  if (ids.length !== 1 || !ids[0])
+    return { ok: false, reason: 'the certificate does not carry exactly one host identity' };
+  const hostId = ids[0].slice(HOST_URI_PREFIX.length);
+  const r = verifyPeerCertificate(cert, {
+    caPem: opts.caPem,
+    expect: { kind: 'host', hostId },
+    purpose: 'clientAuth', // the agent is the TLS client here
+    revoked: opts.revoked(),
+  });
+  if (!r.ok) return { ok: false, reason: `host ${hostId}: ${r.reason}` };
+  const allowed = opts.manager.acceptable(hostId);
+  if (!allowed.ok) return { ok: false, reason: `host ${hostId}: ${allowed.reason}` };
+  return { ok: true, hostId, serial: r.serial };
+}
+
+/**
+ * The reverse-mode transport: the panel's agent listener. Mutual TLS with client certificates
+ * required and chained to the PonIO CA by TLS itself; a connection is then kept only if
+ * {@link identifyAgent} accepts it, checked when the TLS handshake completes (before any HTTP
+ * byte is read) and again before the Socket.IO connection is accepted. WebSocket transport only.
+ * Accepted sockets become the host's link (ConnectionManager.accept: one live link per host).
+ */
+export async function startAgentListener(opts: AgentListenerOptions): Promise<AgentListener> {
+  const log = opts.logger;
+  let material = opts.tls();
+  const context = (m: PanelTls): { cert: string; key: string; ca: string } => ({
+    cert: m.certPem,
+    key: m.keyPem,
+    ca: m.caPem,
+  });
+  const server = https.createServer({
+    ...context(material),
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+  });
+  // Before Node's own listener builds the TLS socket: a rotated panel certificate is served from
+  // the next connection on.
+  server.prependListener('connection', (_socket: NetSocket) => {
+    const m = opts.tls();
+    if (m.certPem === material.certPem && m.keyPem === material.keyPem && m.caPem === material.caPem) return;
+    material = m;
+    server.setSecureContext(context(m));
+  });
+  const identify = (socket: TLSSocket): Identified => {
+    if (!socket.authorized)
+      return {
+        ok: false,
+        reason: `TLS client authentication failed (${String(socket.authorizationError ?? 'no certificate')})`,
+      };
+    return identifyAgent(socket.getPeerCertificate(false)?.raw, { ...opts, caPem: material.caPem });
+  };
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const r = identify(socket);
+    if (!r.ok) {
+      log.warn({ remote: socket.remoteAddress, reason: r.reason }, 'refused an agent');
+      socket.destroy();
+    }
+  });
+  server.on('tlsClientError', (err, socket) => {
+    log.warn({ remote: socket.remoteAddress, err: err.message }, 'agent TLS handshake refused');
+  });
+  server.on('request', (req, res) => {
+    if (!req.url?.startsWith('/socket.io/')) res.writeHead(404).end();
+  });
+
+  const ping = opts.ping ?? REVERSE_PING;
+  const io = new IoServer(server, {
+    transports: ['websocket'],
+    serveClient: false,
+    perMessageDeflate: false,
+    httpCompression: false,
+    parser: wireParser,
+    // Replies travel agent → panel on this side: room for a long listing.
+    maxHttpBufferSize: 8 * 1024 * 1024,
+    pingInterval: ping.intervalMs,
+    pingTimeout: ping.timeoutMs,
+  });
+  const hostOf = new WeakMap<object, string>();
+  io.use((socket, next) => {
+    const r = identify(socket.request.socket as TLSSocket);
+    if (!r.ok) {
+      next(new Error(`refused: ${r.reason}`));
+      return;
+    }
+    hostOf.set(socket, r.hostId);
+    next();
+  });
+  io.on('connection', (socket) => {
+    const hostId = hostOf.get(socket);
+    const tlsSocket = socket.request.socket as TLSSocket;
+    const remote = `${(tlsSocket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${tlsSocket.remotePort ?? 0}`;
+    if (!hostId) {
+      socket.disconnect(true);
+      return;
+    }
+    if (opts.manager.accept(hostId, serverLinkSocket(socket), remote))
+      log.info({ hostId, remote }, 'agent connected');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ host: opts.host, port }, 'agent listener ready');
+
+  return {
+    port,
+    enforce() {
+      for (const s of io.sockets.sockets.values()) {
+        const r = identify(s.request.socket as TLSSocket);
+        if (!r.ok) {
+          log.warn({ reason: r.reason }, 'dropping an agent link');
+          s.disconnect(true);
+        }
+      }
+    },
+    async close() {
+      await io.close();
+      server.closeAllConnections();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { io as ioc } from 'socket.io-client';
+import { Server as IoServer } from 'socket.io';
+import { createCa, issueCertificate } from '../../shared/pki/index.ts';
+import { servesAgents } from '../../server/hosts/pki-store.ts';
+import type { RunningAgent } from '../../agent/main.ts';
+import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
+import { listenerUrl, recordReverseHost, startReverseAgent } from '../helpers/reverse.ts';
+
+let t: TestPanel;
+const agents: RunningAgent[] = [];
+
+/** One Socket.IO connection to the agent listener with this client certificate: 'connected' or the refusal. */
+function tryListener(port: number, tls: { cert?: string; key?: string; ca: string }): Promise<string> {
+  return new Promise((resolve) => {
+    const s = ioc(`https://127.0.0.1:${port}`, {
+      transports: ['websocket'],
+      reconnection: false,
+      timeout: 5000,
+      ...tls,
+      checkServerIdentity: () => undefined,
+    } as Parameters<typeof ioc>[1]);
+    s.once('connect', () => {
+      s.close();
+      resolve('connected');
+    });
+    s.once('connect_error', (e) => {
+      s.close();
+      resolve(`refused: ${e.message}`);
+    });
+  });
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+before(async () => {
+  t = await startTestPanel();
+});
+after(async () => {
+  for (const a of agents) await a.stop();
+  await t.close();
+});
+
+describe('reverse mode: the agent dials the panel', () => {
+  test('the panel certificate serves the listener: urn:ponio:panel with serverAuth and clientAuth', () => {
+    assert.equal(servesAgents(t.panel.ctx.pki.clientTls().certPem), true);
+  });
+
+  test('the agent dials out, opens no port, and calls go through the REST API', async () => {
+    const cert = await recordReverseHost(t, 'r1');
+    assert.equal(t.panel.ctx.hosts.manager.status('r1')?.state, 'offline');
+    const { agent } = await startReverseAgent(t, cert, [listenerUrl(t)]);
+    agents.push(agent);
+    assert.equal(agent.server, null, 'no listener in reverse mode');
+    assert.equal(agent.port, 0);
+    await t.panel.ctx.hosts.manager.waitForState('r1', 'online', 10_000);
+    const ping = await t.request<{ data: { pong: boolean } }>('POST', '/api/v1/hosts/r1/ping');
+    assert.equal(ping.status, 200, ping.text);
+    assert.equal(ping.body.data.pong, true);
+    const host = await t.request<{ data: { mode: string; connection: { state: string } } }>(
+      'GET',
+      '/api/v1/hosts/r1',
+    );
+    assert.equal(host.body.data.mode, 'reverse');
+    assert.equal(host.body.data.connection.state, 'online');
+  });
+
+  test('a second agent with an unknown URL first: the next URL is tried in turn', async () => {
+    const cert = await recordReverseHost(t, 'r-ha');
+    // Port 1 on loopback refuses at once; the listener comes second.
+    const { agent } = await startReverseAgent(t, cert, ['wss://127.0.0.1:1', listenerUrl(t)]);
+    agents.push(agent);
+    await t.panel.ctx.hosts.manager.waitForState('r-ha', 'online', 10_000);
+    agent.dialOut?.stop();
+    await t.panel.ctx.hosts.manager.waitForState('r-ha', 'offline', 2_000); // a clean close: at once
+  });
+
+  test('identity only from the certificate: forward, unknown, revoked, foreign and panel certificates are refused', async () => {
+    const port = t.panel.agentListener?.port ?? 0;
+    const ca = t.panel.ctx.pki.ca;
+    const tryAs = async (c: { certPem: string; keyPem: string }): Promise<string> =>
+      tryListener(port, { cert: c.certPem, key: c.keyPem, ca: ca.certPem });
+
+    // A forward-mode host (the panel dials it) may not dial in.
+    t.panel.ctx.hosts.repo.insert({ id: 'f1', name: 'f1', address: '127.0.0.1', port: 1 });
+    const f1 = await issueCertificate({ ca, role: { kind: 'host', hostId: 'f1' } });
+    t.panel.ctx.hosts.repo.markEnrolled('f1', f1.serial, f1.notAfter.getTime());
+    const row = t.panel.ctx.hosts.repo.get('f1');
+    if (row) t.panel.ctx.hosts.connect(row);
+    assert.match(await tryAs(f1), /^refused/);
+
+    // A host the panel does not know, from the right CA.
+    assert.match(
+      await tryAs(await issueCertificate({ ca, role: { kind: 'host', hostId: 'ghost' } })),
+      /^refused/,
+    );
+    // The panel's own certificate is not a host.
+    assert.match(await tryAs(t.panel.ctx.pki.panelCertificate()), /^refused/);
+    // Another CA: TLS itself refuses.
+    const other = await createCa();
+    assert.match(
+      await tryAs(await issueCertificate({ ca: other, role: { kind: 'host', hostId: 'r1' } })),
+      /^refused/,
+    );
+    // No client certificate at all.
+    assert.match(await tryListener(port, { ca: ca.certPem }), /^refused/);
+
+    // A reverse host's certificate, revoked: refused, though it chains and names a known host.
+    const r3 = await recordReverseHost(t, 'r3');
+    assert.equal(await tryAs(r3), 'connected');
+    t.panel.ctx.pki.revoke(r3.serial, 'test');
+    assert.match(await tryAs(r3), /^refused/);
+    assert.equal(t.panel.ctx.hosts.manager.status('f1')?.state === 'online', false);
+  });
+
+  test('one live link per host: a newer link replaces the older', async () => {
+    const cert = await recordReverseHost(t, 'r4');
+    const { agent } = await startReverseAgent(t, cert, [listenerUrl(t)]);
+    agents.push(agent);
+    const m = t.panel.ctx.hosts.manager;
+    await m.waitForState('r4', 'online', 10_000);
+    assert.equal(agent.links.count(), 1);
+    // Another connection with the same identity: the agent's link is the one dropped.
+    const port = t.panel.agentListener?.port ?? 0;
+    assert.equal(
+      await tryListener(port, { cert: cert.certPem, key: cert.keyPem, ca: t.panel.ctx.pki.ca.certPem }),
+      'connected',
+    );
+    await until('the agent to dial again after its link was replaced', () => agent.links.count() === 1);
+    await m.waitForState('r4', 'online', 10_000);
+    assert.ok((await m.call('r4', 'ping', {})).ok);
+  });
+
+  test('removing a reverse host cuts its live link at once; it cannot come back', async () => {
+    const cert = await recordReverseHost(t, 'r5');
+    const { agent } = await startReverseAgent(t, cert, [listenerUrl(t)]);
+    agents.push(agent);
+    await t.panel.ctx.hosts.manager.waitForState('r5', 'online', 10_000);
+    const del = await t.request('DELETE', '/api/v1/hosts/r5');
+    assert.equal(del.status, 200, del.text);
+    await until('the agent to see its link cut', () => agent.links.count() === 0, 2_000);
+    // It keeps dialing and is refused at the handshake (revoked, removed).
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(agent.links.count(), 0);
+    assert.equal(t.panel.ctx.hosts.manager.status('r5'), null);
+  });
+
+  test('the agent accepts only the panel: a listener with a host certificate gets no link', async () => {
+    const ca = t.panel.ctx.pki.ca;
+    const impostor = await issueCertificate({
+      ca,
+      role: { kind: 'host', hostId: 'evil' },
+      ips: ['127.0.0.1'],
+    });
+    const server = https.createServer({ cert: impostor.certPem, key: impostor.keyPem, ca: ca.certPem });
+    const io = new IoServer(server, { transports: ['websocket'] });
+    let connections = 0;
+    io.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const cert = await recordReverseHost(t, 'r6');
+      const { agent } = await startReverseAgent(t, cert, [
+        `wss://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      ]);
+      agents.push(agent);
+      await assert.rejects(agent.dialOut?.whenConnected(2_000) ?? Promise.resolve(), /not connected/);
+      assert.equal(connections, 0, 'the impostor never got a Socket.IO connection');
+      agent.dialOut?.stop();
+    } finally {
+      await io.close();
+    }
+  });
+
+  test('REST: POST /api/v1/hosts with "mode": "reverse" takes no address', async () => {
+    const r = await t.request<{ data: { host: { mode: string; address: string }; command: string } }>(
+      'POST',
+      '/api/v1/hosts',
+      { body: { name: 'nat1', mode: 'reverse' } },
+    );
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.data.host.mode, 'reverse');
+    assert.match(r.body.data.command, /^ponio-agent enroll --panel /);
+    const bad = await t.request<{ error: { code: string; message: string } }>('POST', '/api/v1/hosts', {
+      body: { name: 'nat2', mode: 'reverse', address: '10.0.0.1' },
+    });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.body.error.message, /reverse-mode host has no address/);
+    const badMode = await t.request<{ error: { code: string } }>('POST', '/api/v1/hosts', {
+      body: { name: 'nat3', mode: 'sideways\n' },
+    });
+    assert.equal(badMode.status, 400, badMode.text);
+    assert.equal(badMode.body.error.code, 'invalid-argument');
+    assert.equal(t.panel.ctx.hosts.repo.getByName('nat2'), null);
+    assert.equal(t.panel.ctx.hosts.repo.getByName('nat3'), null);
+  });
+});
