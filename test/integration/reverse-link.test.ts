@@ -5,7 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { io as ioc } from 'socket.io-client';
 import { Server as IoServer } from 'socket.io';
 import { createCa, issueCertificate } from '../../shared/pki/index.ts';
-import { servesAgents } from '../../server/hosts/pki-store.ts';
+import { PanelPki, servesAgents } from '../../server/hosts/pki-store.ts';
+import { openDatabase } from '../../server/db/database.ts';
+import { x509, generateKeyPair, importKeyPair, SIGN_ALG } from '../../shared/pki/crypto.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tempDir } from '../helpers/tmp.ts';
 import type { RunningAgent } from '../../agent/main.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { listenerUrl, recordReverseHost, startReverseAgent } from '../helpers/reverse.ts';
@@ -201,5 +206,46 @@ describe('reverse mode: the agent dials the panel', () => {
     assert.equal(badMode.body.error.code, 'invalid-argument');
     assert.equal(t.panel.ctx.hosts.repo.getByName('nat2'), null);
     assert.equal(t.panel.ctx.hosts.repo.getByName('nat3'), null);
+  });
+});
+
+describe('upgrade of an existing data dir', () => {
+  test('a panel certificate from before reverse mode (clientAuth only) is replaced at start', async () => {
+    const dir = tempDir('ponio-upgrade-');
+    const pki = path.join(dir, 'pki');
+    mkdirSync(pki, { recursive: true });
+    const ca = await createCa();
+    const caKeys = await importKeyPair(ca.keyPem);
+    const { keys, privateKeyPem } = await generateKeyPair();
+    const old = await x509.X509CertificateGenerator.create({
+      serialNumber: '1A2B3C',
+      subject: 'CN=PonIO panel',
+      issuer: new x509.X509Certificate(ca.certPem).subject,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 90 * 86_400_000),
+      publicKey: keys.publicKey,
+      signingKey: caKeys.privateKey,
+      signingAlgorithm: SIGN_ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:ponio:panel' }]),
+      ],
+    });
+    writeFileSync(path.join(pki, 'ca.crt'), ca.certPem);
+    writeFileSync(path.join(pki, 'ca.key'), ca.keyPem);
+    writeFileSync(path.join(pki, 'panel.crt'), old.toString('pem'));
+    writeFileSync(path.join(pki, 'panel.key'), privateKeyPem);
+    assert.equal(servesAgents(old.toString('pem')), false);
+    const db = openDatabase(path.join(dir, 'panel.db'));
+    try {
+      const loaded = await PanelPki.load(dir, db, { dns: ['localhost'], ips: [] });
+      const now = loaded.panelCertificate().certPem;
+      assert.equal(servesAgents(now), true, 'the new panel certificate can serve the agent listener');
+      assert.equal(loaded.caFingerprint().length > 0, true);
+      assert.equal(loaded.ca.certPem, ca.certPem, 'the CA is kept (agents stay enrolled)');
+    } finally {
+      db.close();
+    }
   });
 });

@@ -1,19 +1,36 @@
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { ReplyData } from '../../../shared/protocol/index.ts';
 import type { FirewallPending } from '../../../shared/protocol/events/firewall.ts';
 import { validateIp } from '../../../shared/validate/network.ts';
 import { KeyedMutex } from '../../rpc/lock.ts';
-import { isBlocked, lostAccess, verdictFor } from './guard.ts';
+import { ephemeralSamples, isBlocked, lostAccess, outboundVerdict, verdictFor } from './guard.ts';
 import type { IptablesAdapter, Snapshot } from './iptables.ts';
 import { activeBlocks, countRendered, FAMILIES, renderRestore, type Family } from './render.ts';
 import type { ResolvedFirewallSettings } from './settings.ts';
 import { cloneState, emptyState, type FirewallState, type FirewallStore } from './state.ts';
 
+/** The kernel's range of local ports for outbound connections (Linux default 32768–60999). */
+function ephemeralRange(): { from: number; to: number } {
+  try {
+    const [from, to] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (from && to && from <= to) return { from, to };
+  } catch {
+    /* not Linux, or no /proc */
+  }
+  return { from: 32768, to: 60999 };
+}
+
 /** The panel connection a change comes in on (the lock-out guard protects it). */
 export interface Peer {
   address: string;
   localPort: number;
+  /** The agent dialed the panel (reverse mode): `localPort` is the agent's end of that connection. */
+  outbound?: boolean;
   /** Reports the steps of the change to that panel (CallContext.progress). */
   progress?: (message: string) => void;
 }
@@ -154,7 +171,24 @@ export class Firewall {
       const step = peer.progress ?? ((): void => undefined);
       step('Checking that the change keeps the panel connected');
       const panelIp = validateIp(peer.address);
-      if (panelIp.ok && peer.localPort > 0) {
+      let outboundRisk: string | null = null;
+      if (panelIp.ok && peer.localPort > 0 && peer.outbound) {
+        // Reverse mode: the replies on the agent's own connection to the panel must still get in.
+        const ip = panelIp.value.address;
+        if (isBlocked(outboundVerdict(after, ip, peer.localPort, now)))
+          throw new RpcError(
+            'failed-precondition',
+            `Refused: this change would cut the agent’s own connection to the panel (replies from ${ip} to local TCP port ${peer.localPort}). Nothing was changed.`,
+          );
+        const range = ephemeralRange();
+        const cut = ephemeralSamples(after, range).find(
+          (port) =>
+            isBlocked(outboundVerdict(after, ip, port, now)) &&
+            !isBlocked(outboundVerdict(before, ip, port, now)),
+        );
+        if (cut !== undefined)
+          outboundRisk = `the agent could not connect to the panel at ${ip} again after a reconnection (replies to local port ${cut} would be cut)`;
+      } else if (panelIp.ok && peer.localPort > 0) {
         const v = verdictFor(after, panelIp.value.address, peer.localPort, now);
         if (isBlocked(v))
           throw new RpcError(
@@ -165,10 +199,16 @@ export class Firewall {
         this.d.logger.warn({ peer }, 'no usable panel address: the lock-out guard only checks SSH');
       }
 
+      // An outbound link's local port is ephemeral: its own check is above.
       const ports = [
-        ...new Set([...this.d.settings.sshPorts, peer.localPort, this.d.agentPort()].filter((p) => p > 0)),
+        ...new Set(
+          [...this.d.settings.sshPorts, peer.outbound ? 0 : peer.localPort, this.d.agentPort()].filter(
+            (p) => p > 0,
+          ),
+        ),
       ];
-      const risk = opts.forceConfirm ?? (opts.noConfirm ? null : lostAccess(before, after, ports, now));
+      const risk =
+        opts.forceConfirm ?? outboundRisk ?? (opts.noConfirm ? null : lostAccess(before, after, ports, now));
 
       await this.apply(after, step);
       if (risk !== null) {

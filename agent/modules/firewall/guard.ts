@@ -143,3 +143,30 @@ export function lostAccess(
   }
   return null;
 }
+
+/**
+ * The verdict on the replies of a connection the agent opened itself (reverse mode: the agent
+ * dials the panel, replies arrive from `source` on the agent's local port `port`). With the
+ * baseline, PONIO-INPUT accepts RELATED,ESTABLISHED before any rule, so only the block list can
+ * cut it; without, the rules decide as for any packet.
+ */
+export function outboundVerdict(state: FirewallState, source: string, port: number, now: number): Verdict {
+  if (!state.baseline) return verdictFor(state, source, port, now);
+  return verdictFor({ ...state, rules: [], baseline: false }, source, port, now);
+}
+
+/**
+ * Local ports a new outbound connection may get (the kernel's ephemeral range) that stand for
+ * every case of `state`: the range ends and the rule port ranges' edges inside it.
+ */
+export function ephemeralSamples(state: FirewallState, range: { from: number; to: number }): number[] {
+  const pts = new Set<number>([range.from, range.to]);
+  for (const r of state.rules) {
+    if (r.port === null) continue;
+    const p = validatePortRange(r.port);
+    if (!p.ok) continue;
+    for (const v of [p.value.from - 1, p.value.from, p.value.to, p.value.to + 1])
+      if (v >= range.from && v <= range.to) pts.add(v);
+  }
+  return [...pts];
+}

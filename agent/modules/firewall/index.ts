@@ -19,6 +19,7 @@ export const isNarrow = (c: Cidr): boolean => c.prefix >= (c.version === 4 ? 24 
 const peerOf = (ctx: CallContext): Peer => ({
   address: ctx.peer.address,
   localPort: ctx.peer.localPort,
+  ...(ctx.peer.direction === 'outbound' ? { outbound: true } : {}),
   progress: (m) => ctx.progress(m),
 });
 
