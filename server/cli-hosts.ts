@@ -12,6 +12,8 @@ import { findAgentRelease, servedCertificatePem, spkiPin } from './http/agent-do
 type Flags = Record<string, string | boolean | undefined>;
 
 class CliError extends Error {}
+/** A command line that cannot work (exit code 2, like commander's own usage errors). */
+class UsageError extends CliError {}
 
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
@@ -79,7 +81,8 @@ function run(fn: (o: Flags, arg: string) => void): (...args: unknown[]) => void 
     } catch (e) {
       const msg = e instanceof CliError || e instanceof EnrollmentError ? e.message : String(e);
       process.stderr.write(`ponio-panel: ${msg}\n`);
-      process.exitCode = e instanceof CliError || e instanceof EnrollmentError ? 1 : 2;
+      process.exitCode =
+        e instanceof UsageError ? 2 : e instanceof CliError || e instanceof EnrollmentError ? 1 : 2;
     }
   };
 }
@@ -140,12 +143,12 @@ export function registerHostCommands(program: Command): void {
       .option('--json', 'JSON output'),
   ).action(
     run((o, name) => {
+      if (o.reverse !== true && typeof o.address !== 'string')
+        throw new UsageError(
+          'give the host address (--address HOST[:PORT]), or --reverse if the panel cannot reach the host',
+        );
       const { db, admission } = open(o);
       try {
-        if (o.reverse !== true && typeof o.address !== 'string')
-          throw new CliError(
-            'give the host address (--address HOST[:PORT]), or --reverse if the panel cannot reach the host',
-          );
         printNewHost(
           admission.addHost(cliActor(), {
             name,

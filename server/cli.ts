@@ -124,6 +124,10 @@ export function buildPanelCli(): Command {
       'also run a local sandbox host (npm start): a real agent under <data-dir>/sandbox',
     )
     .option('--no-sandbox', 'with --dev-sandbox: do not start the sandbox host')
+    .option(
+      '--sandbox-reverse',
+      "with --dev-sandbox: the sandbox host runs in reverse mode (its agent dials the panel's agent listener)",
+    )
     .action(async (o: Flags) => {
       const dev = o.devSandbox === true && o.sandbox !== false;
       if (o.devSandbox === true && o.logLevel === undefined && !process.env.PONIO_PANEL_LOG_LEVEL)
@@ -156,7 +160,13 @@ export function buildPanelCli(): Command {
       out(`  CA fingerprint (for ponio-agent enroll --ca-pin): ${panel.ctx.pki.caFingerprint()}`);
       let sandbox: DevSandbox | null = null;
       if (dev) {
-        sandbox = await startDevSandbox(panel.ctx);
+        const listener = panel.agentListener;
+        if (o.sandboxReverse === true && !listener)
+          fail('--sandbox-reverse needs the agent listener: do not turn it off (--agent-listen)');
+        sandbox = await startDevSandbox(
+          panel.ctx,
+          o.sandboxReverse === true && listener ? { connect: `wss://127.0.0.1:${listener.port}` } : {},
+        );
         out(`  Sandbox host: starting a local agent (log: ${sandbox.logFile})…`);
         sandbox.online.then(
           () => out(`  Sandbox host: online — open ${panel.url}/hosts/${sandbox?.hostId ?? ''}`),

@@ -23,6 +23,10 @@ export interface DevSandbox {
 
 export const SANDBOX_NETNS = 'ponio-sandbox';
 
+/** A copy of `o` without `keys`. */
+const without = (o: Record<string, unknown>, ...keys: string[]): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+
 /** Creates the sandbox firewall's network namespace when missing; false when it cannot exist. */
 async function ensureSandboxNetns(ctx: PanelContext): Promise<boolean> {
   if (existsSync(`/run/netns/${SANDBOX_NETNS}`)) return true;
@@ -61,8 +65,13 @@ function certStillGood(ctx: PanelContext, certFile: string, caFile: string): boo
  */
 export async function startDevSandbox(
   ctx: PanelContext,
-  opts: { onlineTimeoutMs?: number } = {},
+  opts: {
+    onlineTimeoutMs?: number;
+    /** Reverse mode: the agent dials this (the panel's agent listener) and listens on no port. */
+    connect?: string;
+  } = {},
 ): Promise<DevSandbox> {
+  const mode = opts.connect ? 'reverse' : 'forward';
   const dir = path.join(ctx.config.dataDir, 'sandbox');
   const etc = path.join(dir, 'etc/ponio-agent');
   mkdirSync(etc, { recursive: true });
@@ -82,9 +91,9 @@ export async function startDevSandbox(
   if (!port || !(await canBind(port))) port = await freeLoopbackPort();
   if (!row) {
     const name = repo.getByName('sandbox') ? `sandbox-${Date.now()}` : 'sandbox';
-    repo.insert({ id: SANDBOX_HOST_ID, name, address: '127.0.0.1', port });
-  } else if (row.port !== port || row.address !== '127.0.0.1') {
-    repo.update(SANDBOX_HOST_ID, { port, address: '127.0.0.1' });
+    repo.insert({ id: SANDBOX_HOST_ID, name, address: '127.0.0.1', port, mode });
+  } else if (row.port !== port || row.address !== '127.0.0.1' || row.mode !== mode) {
+    repo.update(SANDBOX_HOST_ID, { port, address: '127.0.0.1', mode });
   }
   if (!certStillGood(ctx, certFile, caFile) || !existsSync(keyFile)) {
     const { csrPem, keyPem } = await createCsr('PonIO sandbox agent');
@@ -108,7 +117,7 @@ export async function startDevSandbox(
     modules.firewall = { netns: SANDBOX_NETNS };
   writeFileSync(
     cfgFile,
-    `${JSON.stringify({ ...existing, listen: `127.0.0.1:${port}`, sandbox: dir, logLevel: 'info', modules }, null, 2)}\n`,
+    `${JSON.stringify({ ...without(existing, 'listen', 'connect'), ...(opts.connect ? { connect: [opts.connect] } : { listen: `127.0.0.1:${port}` }), sandbox: dir, logLevel: 'info', modules }, null, 2)}\n`,
   );
   const logFile = path.join(dir, 'agent.log');
   const log = createWriteStream(logFile, { flags: 'a' });

@@ -85,6 +85,6 @@ export function parseHostMode(input: unknown): 'forward' | 'reverse' {
   if (input === undefined || input === null || input === '') return 'forward';
   if (input === 'forward' || input === 'reverse') return input;
   throw bad(
-    `The mode ${describeInput(String(input))} is not forward (the panel connects to the host) or reverse (the host connects to the panel).`,
+    `The mode ${describeInput(typeof input === 'string' ? input : (JSON.stringify(input) ?? typeof input))} is not forward (the panel connects to the host) or reverse (the host connects to the panel).`,
   );
 }

@@ -240,7 +240,10 @@ describe('ponio-panel: bad flags exit 2 with one line too', { concurrency: true 
     { args: ['serve', '--bogus'], line: /unknown option '--bogus'/ },
     { args: ['serve', '--log-level', 'loud'], line: /argument 'loud' is invalid\. Allowed choices are/ },
     { args: ['user', 'add'], line: /missing required argument 'username'/ },
-    { args: ['host', 'add', 'web1'], line: /required option '--address <host\[:port\]>' not specified/ },
+    {
+      args: ['host', 'add', 'web1'],
+      line: /give the host address \(--address HOST\[:PORT\]\), or --reverse/,
+    },
     { args: ['bogus'], line: /unknown command 'bogus'/ },
     { args: ['token', 'create', 'x', '--role', 'root'], line: /argument 'root' is invalid/ },
   ];

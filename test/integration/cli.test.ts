@@ -99,10 +99,21 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
     after(() => {
       spawnSync('ip', ['netns', 'del', 'ponio-sandbox']);
     });
-  const run = async (): Promise<{ out: string; stopCode: number | null }> => {
+  const run = async (extra: string[] = []): Promise<{ out: string; stopCode: number | null }> => {
     const child = spawn(
       process.execPath,
-      [BIN, 'serve', '--dev-sandbox', '--port', '0', '--agent-listen', '127.0.0.1:0', '--data-dir', data],
+      [
+        BIN,
+        'serve',
+        '--dev-sandbox',
+        '--port',
+        '0',
+        '--agent-listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        data,
+        ...extra,
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -178,15 +189,25 @@ test('serve --dev-sandbox: first-run admin, sandbox host online, Ctrl-C stops pa
   assert.match(first.out, /username: admin/);
   assert.match(first.out, /password: \S{12,}/);
   assert.match(first.out, /\/setup\?token=/);
-  const second = await run();
+  // The second run switches the sandbox host to reverse mode: its agent dials the panel.
+  const second = await run(['--sandbox-reverse']);
   assert.equal(second.stopCode, 0);
   assert.ok(!/password:/.test(second.out), 'no new admin on the second run');
+  const agentCfg = JSON.parse(
+    readFileSync(path.join(data, 'sandbox/etc/ponio-agent/config.json'), 'utf8'),
+  ) as {
+    connect?: string[];
+    listen?: string;
+  };
+  assert.match(agentCfg.connect?.[0] ?? '', /^wss:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(agentCfg.listen, undefined);
+  assert.match(readFileSync(path.join(data, 'sandbox/agent.log'), 'utf8'), /"msg":"connected to the panel"/);
   const list = cli(['user', 'list', '--json', '--data-dir', data]);
   assert.equal((JSON.parse(list.stdout) as unknown[]).length, 1);
   const db = openDatabase(path.join(data, 'panel.db'));
   try {
-    const hosts = db.prepare('SELECT id, status FROM hosts').all();
-    assert.deepEqual(hosts, [{ id: 'sandbox', status: 'enrolled' }]);
+    const hosts = db.prepare('SELECT id, status, mode FROM hosts').all();
+    assert.deepEqual(hosts, [{ id: 'sandbox', status: 'enrolled', mode: 'reverse' }]);
   } finally {
     db.close();
   }

@@ -18,13 +18,19 @@ const LISTEN_PORT = 7444;
 let lab: NatLab;
 let data: string;
 let sandbox: string;
-let panel: { proc: ChildProcess; output: () => string } | null = null;
+interface PanelProcess {
+  proc: ChildProcess;
+  output: () => string;
+  /** Resolves when the process has exited (whenever that was). */
+  exited: Promise<void>;
+}
+let panel: PanelProcess | null = null;
 let agent: NsAgent | null = null;
 let token = '';
 const HOST = 'nat1';
 
 /** `ponio-panel serve` inside the wan namespace; resolves once it prints its URL. */
-function startPanelProcess(): Promise<{ proc: ChildProcess; output: () => string }> {
+function startPanelProcess(): Promise<PanelProcess> {
   const proc = spawn(
     'ip',
     [
@@ -50,22 +56,24 @@ function startPanelProcess(): Promise<{ proc: ChildProcess; output: () => string
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`panel not ready:\n${out}`));
     }, 30_000);
-    proc.once('exit', (code) => {
+    const early = (code: number | null): void => {
       clearTimeout(timer);
       reject(new Error(`panel exited with ${code}:\n${out}`));
-    });
+    };
+    proc.once('exit', early);
     proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
     proc.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       if (out.includes('PonIO panel: ')) {
         clearTimeout(timer);
-        proc.removeAllListeners('exit');
-        resolve({ proc, output: () => out });
+        proc.off('exit', early);
+        resolve({ proc, output: () => out, exited });
       }
     });
   });
@@ -74,11 +82,10 @@ function startPanelProcess(): Promise<{ proc: ChildProcess; output: () => string
 async function stopPanel(): Promise<void> {
   const p = panel;
   panel = null;
-  if (!p || p.proc.exitCode !== null || p.proc.signalCode !== null) return;
-  const exited = new Promise<void>((r) => p.proc.once('exit', () => r()));
+  if (!p) return;
   p.proc.kill('SIGTERM');
   const t = setTimeout(() => p.proc.kill('SIGKILL'), 10_000);
-  await exited;
+  await p.exited;
   clearTimeout(t);
 }
 
