@@ -103,12 +103,17 @@ export async function startAgentListener(opts: AgentListenerOptions): Promise<Ag
       };
     return identifyAgent(socket.getPeerCertificate(false)?.raw, { ...opts, caPem: material.caPem });
   };
+  // Every accepted TLS socket, so close() ends upgraded (WebSocket) ones too.
+  const open = new Set<TLSSocket>();
   server.on('secureConnection', (socket: TLSSocket) => {
     const r = identify(socket);
     if (!r.ok) {
       log.warn({ remote: socket.remoteAddress, reason: r.reason }, 'refused an agent');
       socket.destroy();
+      return;
     }
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
   });
   server.on('tlsClientError', (err, socket) => {
     log.warn({ remote: socket.remoteAddress, err: err.message }, 'agent TLS handshake refused');
@@ -173,7 +178,13 @@ export async function startAgentListener(opts: AgentListenerOptions): Promise<Ag
       }
     },
     async close() {
-      await io.close();
+      const closed = io.close(); // tells every agent (a clean close: they re-dial at once)
+      for (const s of open) s.end();
+      const t = setTimeout(() => {
+        for (const s of open) s.destroy();
+      }, 1_000);
+      await closed;
+      clearTimeout(t);
       server.closeAllConnections();
     },
   };

@@ -20,7 +20,7 @@ export function hostsAdminPages(ctx: PanelContext): Router {
   const wizard = (req: Request, res: Response, extra: Record<string, unknown>): void => {
     renderPage(req, res, 'hosts/new', {
       title: 'Add host',
-      form: { name: '', address: '', port: '7443' },
+      form: { name: '', address: '', port: '7443', reverse: false },
       created: null,
       error: null,
       caPin: ctx.pki.caFingerprint(),
@@ -51,13 +51,15 @@ export function hostsAdminPages(ctx: PanelContext): Router {
       name: str(b.name).slice(0, 200),
       address: str(b.address).slice(0, 300),
       port: str(b.port).slice(0, 10),
+      reverse: b.reverse === '1',
     };
     try {
-      const n = enrollment().addHost(actorOf(req), {
-        name: b.name,
-        address: b.address,
-        port: b.port || undefined,
-      });
+      const n = enrollment().addHost(
+        actorOf(req),
+        form.reverse
+          ? { name: b.name, address: b.address, mode: 'reverse' }
+          : { name: b.name, address: b.address, port: b.port || undefined },
+      );
       ctx.events.emit('hostsChanged');
       showCommand(req, res, n);
     } catch (e) {

@@ -14,6 +14,11 @@ import { tempDir } from '../helpers/tmp.ts';
 import type { RunningAgent } from '../../agent/main.ts';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { listenerUrl, recordReverseHost, startReverseAgent } from '../helpers/reverse.ts';
+import { lightSandbox, runAgentCli } from '../helpers/enroll.ts';
+import { startAgent } from '../../agent/main.ts';
+import { loadAgentConfig } from '../../agent/config.ts';
+import { readFileSync } from 'node:fs';
+import { quietLogger } from '../helpers/panel-link.ts';
 
 let t: TestPanel;
 const agents: RunningAgent[] = [];
@@ -206,6 +211,52 @@ describe('reverse mode: the agent dials the panel', () => {
     assert.equal(badMode.body.error.code, 'invalid-argument');
     assert.equal(t.panel.ctx.hosts.repo.getByName('nat2'), null);
     assert.equal(t.panel.ctx.hosts.repo.getByName('nat3'), null);
+  });
+});
+
+describe('enrollment in reverse mode', () => {
+  test('dashboard wizard ("the panel cannot reach this host") → ponio-agent enroll → the agent dials out, waiting → online', async () => {
+    const admin = await t.signedIn('wizard-admin', 'admin');
+    const page = await admin.submit('/hosts/new', '/hosts/new', {
+      name: 'natweb',
+      address: '',
+      reverse: '1',
+    });
+    assert.equal(page.status, 200, page.text.slice(0, 500));
+    const cmd = /id="enroll-command">([^<]+)</.exec(page.text)?.[1] ?? '';
+    assert.match(cmd, /^ponio-agent enroll --panel https:\/\/\S+ --token \S+ --ca-pin sha256:[0-9a-f]{64}$/);
+    assert.match(page.text, /data-host-state="natweb">waiting for the agent/);
+    assert.equal(t.panel.ctx.hosts.repo.getByName('natweb')?.mode, 'reverse');
+    // The command the panel showed, run for real (sandbox mode, no --listen).
+    const box = lightSandbox('rev');
+    const r = await runAgentCli([...cmd.split(' ').slice(1), '--sandbox', box.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const cfg = JSON.parse(readFileSync(box.configFile, 'utf8')) as { connect?: string[]; listen?: string };
+    assert.deepEqual(cfg.connect, [listenerUrl(t)], 'enrollment wrote where to dial');
+    assert.equal(cfg.listen, undefined, 'and no listening address');
+    const agent = await startAgent(loadAgentConfig({ config: box.configFile }, {}), quietLogger);
+    agents.push(agent);
+    assert.equal(agent.server, null);
+    await t.panel.ctx.hosts.manager.waitForState('natweb', 'online', 15_000);
+    const hostPage = await admin.get('/hosts/natweb');
+    assert.match(hostPage.text, /data-host-state="natweb">online/);
+  });
+
+  test('a reverse host cannot enroll while the agent listener is off', async () => {
+    const off = await startTestPanel({ agentListen: 'off' });
+    try {
+      assert.equal(off.panel.agentListener, null);
+      const r = await off.request<{ data: { command: string } }>('POST', '/api/v1/hosts', {
+        body: { name: 'nat9', mode: 'reverse' },
+      });
+      assert.equal(r.status, 201, r.text);
+      const box = lightSandbox('rev-off');
+      const e = await runAgentCli([...r.body.data.command.split(' ').slice(1), '--sandbox', box.dir]);
+      assert.notEqual(e.code, 0);
+      assert.match(e.stderr, /agent listener is off/);
+    } finally {
+      await off.close();
+    }
   });
 });
 
