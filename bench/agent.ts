@@ -1,10 +1,12 @@
 // A real, bundled agent process in sandbox mode and the panel's connection manager talking to it
-// over mutual TLS: the set-up shared by rpc-latency, rpc-throughput and vs-ssh.
+// over mutual TLS: the set-up shared by rpc-latency, rpc-throughput and vs-ssh. `reverse: true`
+// makes the agent dial the panel's agent listener instead (reverse mode, the same link).
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { ConnectionManager } from '../server/hosts/connection-manager.ts';
+import { startAgentListener, type AgentListener } from '../server/hosts/agent-listener.ts';
 import {
   buildAgentBundle,
   makePki,
@@ -48,12 +50,30 @@ export async function removeAgentBundle(): Promise<void> {
  * Starts the bundled agent (sandbox mode) with only the websites service visible when
  * `websites` is true (its private Apache), or with no service at all.
  */
-export async function startBenchAgent(opts: { websites: boolean }): Promise<BenchAgent> {
+export async function startBenchAgent(opts: { websites: boolean; reverse?: boolean }): Promise<BenchAgent> {
   const bundle = await agentBundle();
   const pki = await makePki();
   const hostId = 'bench1';
   const agentFiles = await pki.agent(hostId);
   const sandbox = tempDir('sandbox');
+  const panelTls = { certPem: pki.panel.certPem, keyPem: pki.panel.keyPem, caPem: pki.ca.certPem };
+  const manager = new ConnectionManager({
+    tls: () => panelTls,
+    logger: pino({ level: 'silent' }),
+    backoff: { minMs: 100, maxMs: 500 },
+  });
+  let listener: AgentListener | null = null;
+  if (opts.reverse) {
+    manager.add({ id: hostId, mode: 'reverse' });
+    listener = await startAgentListener({
+      host: '127.0.0.1',
+      port: 0,
+      tls: () => panelTls,
+      revoked: () => new Set(),
+      manager,
+      logger: pino({ level: 'silent' }),
+    });
+  }
   // Started as deploy/systemd/ponio-agent.service starts it (node flags, Environment=).
   const unit = unitRuntime();
   const cmd = withoutServices(
@@ -62,8 +82,7 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
       ...unit.nodeFlags,
       bundle,
       'serve',
-      '--listen',
-      '127.0.0.1:0',
+      ...(listener ? ['--connect', `wss://127.0.0.1:${listener.port}`] : ['--listen', '127.0.0.1:0']),
       '--cert',
       agentFiles.certFile,
       '--key',
@@ -83,17 +102,12 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
     });
     proc = started.proc;
     const ready = parseReady(started.line)!;
-    const manager = new ConnectionManager({
-      tls: () => ({ certPem: pki.panel.certPem, keyPem: pki.panel.keyPem, caPem: pki.ca.certPem }),
-      logger: pino({ level: 'silent' }),
-      backoff: { minMs: 100, maxMs: 500 },
-    });
-    manager.add({ id: hostId, address: '127.0.0.1', port: ready.port });
+    if (!listener) manager.add({ id: hostId, address: '127.0.0.1', port: ready.port });
     await manager.waitForState(hostId, 'online', 15_000);
     const p = proc;
     return {
       hostId,
-      port: ready.port,
+      port: ready.port ?? 0,
       pid: p.pid!,
       sandbox,
       pki,
@@ -101,6 +115,7 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
       manager,
       modules: ready.modules,
       async stop() {
+        await listener?.close();
         await manager.close();
         await stopChild(p, 10_000);
         rmSync(sandbox, { recursive: true, force: true });
@@ -109,6 +124,8 @@ export async function startBenchAgent(opts: { websites: boolean }): Promise<Benc
     };
   } catch (e) {
     if (proc) await stopChild(proc);
+    await listener?.close();
+    await manager.close();
     rmSync(sandbox, { recursive: true, force: true });
     pki.cleanup();
     throw e;

@@ -2,7 +2,9 @@
 // process over mutual TLS (`ping`, and `list websites` with 20 sites), against a raw TLS echo
 // between two processes with the same certificates, and against a bare Socket.IO ack server on
 // the same mutual TLS (bench/sio-echo-server.ts) with Socket.IO's default packet parser and with
-// PonIO's (shared/protocol/wire-parser.ts) on both ends. p50/p99 in µs.
+// PonIO's (shared/protocol/wire-parser.ts) on both ends; and `ping` over a reverse link (a second
+// agent that dialed the panel's agent listener), measured in the same interleaved blocks.
+// p50/p99 in µs.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -69,6 +71,10 @@ export const bench: Bench = {
     const calls = count(5000, 200);
     const block = Math.min(500, calls);
     const a = await startBenchAgent({ websites: true });
+    const rev = await startBenchAgent({ websites: false, reverse: true }).catch(async (e: unknown) => {
+      await a.stop();
+      throw e;
+    });
     const echo = await startEchoServer(a.agentFiles.certFile, a.agentFiles.keyFile, a.pki.caFile);
     const servers: ChildProcess[] = [echo.proc];
     const results: BenchResult[] = [];
@@ -94,6 +100,7 @@ export const bench: Bench = {
       // Every subject under the same CPU placement (see pinClientAndServers).
       const pinned = pinClientAndServers([
         a.pid,
+        rev.pid,
         ...servers.map((proc) => proc.pid ?? 0).filter((p) => p > 0),
       ]);
       unpin = () => pinned.restore();
@@ -103,9 +110,14 @@ export const bench: Bench = {
         const r = await a.manager.call(a.hostId, 'ping', {});
         if (!r.ok) throw new Error(`ping failed: ${r.error.message}`);
       };
+      const revPing = async (): Promise<void> => {
+        const r = await rev.manager.call(rev.hostId, 'ping', {});
+        if (!r.ok) throw new Error(`reverse ping failed: ${r.error.message}`);
+      };
       // Warm-up (JIT, TLS session), then alternate blocks so both see the same machine noise.
       for (let i = 0; i < 200; i++) {
         await ping();
+        await revPing();
         await client.roundTrip(msg);
         await sioPing();
         await sioWirePing();
@@ -114,6 +126,7 @@ export const bench: Bench = {
       const echoNs: bigint[] = [];
       const sioNs: bigint[] = [];
       const sioWireNs: bigint[] = [];
+      const revNs: bigint[] = [];
       for (let done = 0; done < calls; done += block) {
         for (let i = 0; i < block; i++) {
           const t = process.hrtime.bigint();
@@ -134,6 +147,11 @@ export const bench: Bench = {
           const t = process.hrtime.bigint();
           await ping();
           pingNs.push(process.hrtime.bigint() - t);
+        }
+        for (let i = 0; i < block; i++) {
+          const t = process.hrtime.bigint();
+          await revPing();
+          revNs.push(process.hrtime.bigint() - t);
         }
       }
       client.close();
@@ -167,6 +185,18 @@ export const bench: Bench = {
         p50_vs_socketio: round(p.p50_us / transport.p50_us, 2),
         target: 'p50 <= 2.5x raw TLS, p99 <= 2000 us',
         meets_target: ratio <= 2.5 && p.p99_us <= 2000,
+      });
+      const r = latencyStats(revNs);
+      const revRatio = round(r.p50_us / ref.p50_us, 2);
+      results.push({
+        bench: 'rpc-latency',
+        subject: 'ping over a reverse link (the agent dialed the panel)',
+        placement,
+        ...r,
+        p50_vs_tls: revRatio,
+        p50_vs_forward: round(r.p50_us / p.p50_us, 2),
+        target: 'p50 <= 2.5x raw TLS, p99 <= 2000 us',
+        meets_target: revRatio <= 2.5 && r.p99_us <= 2000,
       });
 
       const websites = a.modules.find((m) => m.name === 'websites');
@@ -204,6 +234,7 @@ export const bench: Bench = {
     } finally {
       unpin();
       for (const proc of servers) await stopChild(proc);
+      await rev.stop();
       await a.stop();
     }
   },

@@ -22,7 +22,8 @@ Usage: install-agent.sh [options]
   --token TOKEN       the single-use join token from the panel          } after installing
   --ca-pin PIN        sha256:HEX fingerprint of the panel's CA          } (all three or none)
   --listen HOST:PORT  address the agent listens on (default: the port the panel expects at
-                      enrollment, else 0.0.0.0:7443)
+                      enrollment, else 0.0.0.0:7443); a host the panel added in reverse mode
+                      dials the panel instead and listens on nothing (enroll sets "connect")
   --no-start          do not enable/start the service
   --root DIR          install under DIR instead of / (packaging, tests); systemd is not touched;
                       enrolling under --root makes DIR the agent's sandbox (sandbox mode)

@@ -61,7 +61,7 @@ function startPanelProcess(): Promise<PanelProcess> {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`panel not ready:\n${out}`));
-    }, 30_000);
+    }, 90_000); // a shared, loaded machine can take long to start a process
     const early = (code: number | null): void => {
       clearTimeout(timer);
       reject(new Error(`panel exited with ${code}:\n${out}`));
