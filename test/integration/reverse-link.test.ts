@@ -18,6 +18,8 @@ import { lightSandbox, runAgentCli } from '../helpers/enroll.ts';
 import { startAgent } from '../../agent/main.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { quietLogger } from '../helpers/panel-link.ts';
 
 let t: TestPanel;
@@ -184,6 +186,57 @@ describe('reverse mode: the agent dials the panel', () => {
     } finally {
       await io.close();
     }
+  });
+
+  test('over a reverse link: certificate renewal, then panel certificate rotation', async () => {
+    const cert = await recordReverseHost(t, 'r7');
+    const { agent, dir } = await startReverseAgent(t, cert, [listenerUrl(t)]);
+    agents.push(agent);
+    const m = t.panel.ctx.hosts.manager;
+    await m.waitForState('r7', 'online', 10_000);
+    const renewed = await t.request<{ data: { serial: string } }>(
+      'POST',
+      '/api/v1/hosts/r7/certificate/renew',
+    );
+    assert.equal(renewed.status, 200, renewed.text);
+    assert.notEqual(renewed.body.data.serial, cert.serial);
+    const onDisk = new X509Certificate(readFileSync(path.join(dir, 'etc/ponio-agent/agent.crt'), 'utf8'));
+    assert.equal(
+      onDisk.serialNumber.replace(/^0+/, ''),
+      renewed.body.data.serial,
+      'the agent stored the new one',
+    );
+    assert.ok((await m.call('r7', 'ping', {})).ok, 'the link stayed up');
+
+    // Rotation cuts every reverse link; the agent dials again, now with its renewed certificate
+    // (the old one is revoked), and meets the listener's new panel certificate.
+    const rotated = await t.request<{ data: { newSerial: string } }>(
+      'POST',
+      '/api/v1/panel/certificate/rotate',
+    );
+    assert.equal(rotated.status, 200, rotated.text);
+    await until('the link to be re-made', () => m.status('r7')?.state !== 'online', 5_000).catch(
+      () => undefined,
+    );
+    await m.waitForState('r7', 'online', 15_000);
+    assert.ok((await m.call('r7', 'ping', {})).ok);
+    const served = await new Promise<string>((resolve, reject) => {
+      const key = readFileSync(path.join(dir, 'etc/ponio-agent/agent.key'), 'utf8');
+      const c = tlsConnect({
+        host: '127.0.0.1',
+        port: t.panel.agentListener?.port ?? 0,
+        cert: onDisk.toString(),
+        key,
+        ca: t.panel.ctx.pki.ca.certPem,
+        checkServerIdentity: () => undefined,
+      });
+      c.once('secureConnect', () => {
+        resolve(c.getPeerX509Certificate()?.serialNumber.replace(/^0+/, '') ?? '');
+        c.destroy();
+      });
+      c.once('error', reject);
+    });
+    assert.equal(served, rotated.body.data.newSerial, 'the listener serves the new panel certificate');
   });
 
   test('REST: POST /api/v1/hosts with "mode": "reverse" takes no address', async () => {
