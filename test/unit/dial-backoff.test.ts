@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DIAL_BACKOFF, backoffDelay } from '../../agent/dialer.ts';
+
+test('agent dial-out backoff: exponential from 0.5 s, jittered ×0.5–1.5, never above 30 s', () => {
+  const low = (): number => 0;
+  const high = (): number => 0.999999;
+  assert.equal(backoffDelay(1, DIAL_BACKOFF, low), 250);
+  assert.equal(backoffDelay(1, DIAL_BACKOFF, high), 750);
+  assert.equal(backoffDelay(2, DIAL_BACKOFF, low), 500);
+  assert.equal(backoffDelay(4, DIAL_BACKOFF, low), 2000);
+  // The cap holds with the largest jitter, for any number of rounds.
+  for (const round of [7, 8, 20, 1000]) assert.ok(backoffDelay(round, DIAL_BACKOFF, high) <= 30_000);
+  assert.equal(backoffDelay(1000, DIAL_BACKOFF, low), 15_000);
+  // Jitter spreads agents that failed together (e.g. after a panel restart).
+  const spread = new Set(Array.from({ length: 50 }, () => backoffDelay(3, DIAL_BACKOFF)));
+  assert.ok(spread.size > 10, `jittered: ${spread.size} distinct delays`);
+  for (const d of spread) assert.ok(d >= 1000 && d <= 3000);
+});
