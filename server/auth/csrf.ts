@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { PanelHttpError } from '../http/errors.ts';
+import { checkPreloginToken } from './prelogin-csrf.ts';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -11,7 +12,7 @@ const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
  * second layer, not the protection. The REST API is not affected: it authenticates with bearer
  * tokens, which a browser never sends on its own.
  */
-export function csrfProtection(): RequestHandler {
+export function csrfProtection(preloginKey: Buffer): RequestHandler {
   return (req, _res, next) => {
     if (SAFE.has(req.method)) {
       next();
@@ -24,7 +25,9 @@ export function csrfProtection(): RequestHandler {
     }
     const body = req.body as Record<string, unknown> | undefined;
     const token: unknown = body?._csrf ?? req.get('x-csrf-token');
-    if (!req.session || !req.session.checkCsrf(token)) {
+    // No session yet (sign-in, setup): the stateless pre-login token (prelogin-csrf.ts).
+    const ok = req.session ? req.session.checkCsrf(token) : checkPreloginToken(req, preloginKey, token);
+    if (!ok) {
       next(
         new PanelHttpError(
           403,

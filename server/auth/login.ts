@@ -2,10 +2,11 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import { rateLimit } from 'express-rate-limit';
 import type { PanelContext } from '../context.ts';
 import type { Accounts } from './accounts.ts';
-import { ensureSession, setSessionCookie, clearSessionCookie } from './sessions.ts';
+import { setSessionCookie, clearSessionCookie } from './sessions.ts';
+import { PRELOGIN_COOKIE, preloginToken } from './prelogin-csrf.ts';
 import { dummyHash, passwordProblem, verifyPassword } from './passwords.ts';
 import { renderPage } from '../http/render.ts';
-import { unknownUserLabel } from './panel-secret.ts';
+import { panelSecret, unknownUserLabel } from './panel-secret.ts';
 import { setFlash } from '../http/flash.ts';
 
 /** A local redirect target from ?next= (absolute paths on this panel only). */
@@ -20,6 +21,18 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 /** Login, logout and the one-time setup page (public routes of the dashboard). */
 export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
   const r = Router();
+  // Pages before sign-in get a stateless CSRF token, not a session row (prelogin-csrf.ts).
+  const preloginKey = panelSecret(ctx.db, 'prelogin-csrf');
+  const formToken = (req: Request, res: Response): void => {
+    if (!req.session) preloginToken(req, res, preloginKey);
+  };
+  /** The signed-in session for `userId`: a fresh id for an existing (anonymous) one, else a new one. */
+  const signIn = (req: Request, res: Response, userId: number): void => {
+    if (req.session) accounts.sessions.regenerate(req.session, userId);
+    else req.session = accounts.sessions.create(userId);
+    setSessionCookie(res, req.session);
+    res.clearCookie(PRELOGIN_COOKIE, { httpOnly: true, secure: true, sameSite: 'lax', path: '/' });
+  };
   const limiter = rateLimit({
     windowMs: 15 * 60_000,
     limit: 10,
@@ -27,7 +40,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     handler: (req: Request, res: Response) => {
-      ensureSession(accounts.sessions, req, res);
+      formToken(req, res);
       res.status(429);
       renderPage(req, res, 'login', {
         title: 'Sign in',
@@ -49,7 +62,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
       res.redirect(303, safeNext(req.query.next));
       return;
     }
-    ensureSession(accounts.sessions, req, res);
+    formToken(req, res);
     renderPage(req, res, 'login', {
       title: 'Sign in',
       next: safeNext(req.query.next),
@@ -66,8 +79,8 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
     const user = username.length <= 64 ? accounts.users.getByName(username) : null;
     // Always run scrypt once, so an unknown user takes as long as a wrong password.
     const ok = await verifyPassword(password.slice(0, 1024), user?.password_hash ?? (await dummyHash()));
-    const session = ensureSession(accounts.sessions, req, res);
     if (!user || !ok || user.disabled === 1) {
+      formToken(req, res);
       ctx.audit.write({
         // Never what was typed for an unknown name (it is often a password in the wrong box).
         actor: {
@@ -91,8 +104,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
       });
       return;
     }
-    accounts.sessions.regenerate(session, user.id);
-    setSessionCookie(res, session);
+    signIn(req, res, user.id);
     accounts.clearSetupToken();
     ctx.audit.write({
       actor: { kind: 'user', name: user.username, role: user.role, userId: user.id },
@@ -118,7 +130,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
 
   r.get('/setup', (req, res) => {
     const token = str(req.query.token);
-    ensureSession(accounts.sessions, req, res);
+    formToken(req, res);
     const valid = accounts.checkSetupToken(token);
     res.status(valid ? 200 : 410);
     renderPage(req, res, 'setup', { title: 'Set up PonIO', token: valid ? token : null, error: null });
@@ -127,6 +139,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
   r.post('/setup', limiter, (async (req, res) => {
     const body = req.body as Record<string, unknown>;
     const token = str(body.token);
+    formToken(req, res);
     if (!accounts.checkSetupToken(token)) {
       res.status(410);
       renderPage(req, res, 'setup', { title: 'Set up PonIO', token: null, error: null });
@@ -152,9 +165,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
     }
     await accounts.users.setPassword(admin.id, pw);
     accounts.endUserSessions(admin.id);
-    const session = ensureSession(accounts.sessions, req, res);
-    accounts.sessions.regenerate(session, admin.id);
-    setSessionCookie(res, session);
+    signIn(req, res, admin.id);
     ctx.audit.write({
       actor: { kind: 'user', name: admin.username, role: 'admin', userId: admin.id },
       hostId: null,

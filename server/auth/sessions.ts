@@ -123,6 +123,24 @@ export class SessionStore {
     return s;
   }
 
+  /**
+   * The data of a live session by its stored key, without touching it (no sliding expiry): what
+   * an open browser socket is re-checked against. Null when it ended, expired or hit its maximum.
+   */
+  peek(key: string): SessionData | null {
+    const row = this.db.prepare('SELECT data, expires_at FROM sessions WHERE sid = ?').get(key) as
+      { data: string; expires_at: number } | undefined;
+    if (!row) return null;
+    const now = Date.now();
+    try {
+      const data = JSON.parse(row.data) as SessionData;
+      if (row.expires_at <= now || (data.authAt !== null && data.authAt + SESSION_MAX_MS <= now)) return null;
+      return data;
+    } catch {
+      return null;
+    }
+  }
+
   save(s: PanelSession): void {
     this.db
       .prepare('UPDATE sessions SET data = ?, expires_at = ? WHERE sid = ?')
@@ -178,7 +196,7 @@ export function clearSessionCookie(res: Response): void {
   res.clearCookie(SESSION_COOKIE, { httpOnly: true, secure: true, sameSite: 'lax', path: '/' });
 }
 
-/** Loads the session named by the cookie (no session is created until one is needed: see ensureSession). */
+/** Loads the session named by the cookie (sessions are made only at sign-in; before it, see prelogin-csrf.ts). */
 export function sessionMiddleware(store: SessionStore): RequestHandler {
   return (req, _res, next) => {
     const sid = readCookie(req.headers.cookie, SESSION_COOKIE);
@@ -186,13 +204,4 @@ export function sessionMiddleware(store: SessionStore): RequestHandler {
     if (s) req.session = s;
     next();
   };
-}
-
-/** The request's session, created (and its cookie set) when there is none yet. */
-export function ensureSession(store: SessionStore, req: Express.Request, res: Response): PanelSession {
-  if (req.session) return req.session;
-  const s = store.create();
-  req.session = s;
-  setSessionCookie(res, s);
-  return s;
 }

@@ -1,6 +1,7 @@
 import express, { Router } from 'express';
 import type { PanelContext } from '../context.ts';
 import { csrfProtection } from '../auth/csrf.ts';
+import { panelSecret } from '../auth/panel-secret.ts';
 import { progressScope } from './progress.ts';
 import { loginRoutes, requireLogin } from '../auth/login.ts';
 import { sessionMiddleware } from '../auth/sessions.ts';
@@ -33,7 +34,7 @@ export function dashboardRouter(ctx: PanelContext): Router {
   const { accounts } = ctx;
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 200 }));
   r.use(sessionMiddleware(accounts.sessions));
-  r.use(csrfProtection());
+  r.use(csrfProtection(panelSecret(ctx.db, 'prelogin-csrf')));
   r.use(progressScope());
   r.use(loginRoutes(ctx, accounts));
   r.use(requireLogin(accounts));

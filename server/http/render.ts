@@ -9,7 +9,7 @@ export function pageLocals(req: Request): Record<string, unknown> {
     actor,
     canWrite: req.actor ? roleAtLeast(req.actor.role, 'operator') : false,
     isAdmin: req.actor?.role === 'admin',
-    csrfToken: req.session?.data.csrf ?? '',
+    csrfToken: req.session?.data.csrf ?? req.preloginCsrf ?? '',
     path: req.path,
     // A page rendered as a POST result (e.g. a generated password shown once) is never re-rendered live.
     liveRefresh: req.method === 'GET',

@@ -48,12 +48,12 @@ test('login: secure cookie, session id rotated, hashed in the DB; wrong password
   const c = client();
   const page = await c.get('/login');
   assert.equal(page.status, 200);
-  const setCookie = String(page.headers['set-cookie']);
-  assert.match(setCookie, new RegExp(`^${SESSION_COOKIE.replace(/[-]/g, '\\-')}=`));
-  assert.match(setCookie, /HttpOnly/);
-  assert.match(setCookie, /Secure/);
-  assert.match(setCookie, /SameSite=Lax/);
+  // Before sign-in only the stateless pre-login CSRF nonce (no session, docs/security.md §10).
+  const preCookie = String(page.headers['set-cookie']);
+  assert.match(preCookie, /^__Host-ponio_pre=/);
+  for (const flag of [/HttpOnly/, /Secure/, /SameSite=Lax/, /Path=\//]) assert.match(preCookie, flag);
   const anon = c.cookies.get(SESSION_COOKIE);
+  assert.equal(anon, undefined, 'no session before sign-in');
   const bad = await c.request('POST', '/login', {
     form: { _csrf: csrfOf(page.text), username: 'oper', password: 'wrong password!' },
   });
@@ -64,6 +64,9 @@ test('login: secure cookie, session id rotated, hashed in the DB; wrong password
   const ok = await c.submit('/login', '/login', { username: 'oper', password: PW, next: '/audit' });
   assert.equal(ok.status, 303);
   assert.equal(ok.location, '/audit');
+  const setCookie = String(ok.headers['set-cookie']);
+  assert.match(setCookie, new RegExp(`${SESSION_COOKIE.replace(/[-]/g, '\\-')}=`));
+  for (const flag of [/HttpOnly/, /Secure/, /SameSite=Lax/]) assert.match(setCookie, flag);
   const sid = c.cookies.get(SESSION_COOKIE);
   assert.ok(sid && sid !== anon, 'the session id changes at login');
   const rows = t.panel.ctx.db.prepare('SELECT sid FROM sessions').all() as { sid: string }[];

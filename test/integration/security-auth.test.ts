@@ -151,3 +151,34 @@ test('/account/password is throttled per user and per address, and its failures 
     await t3.close();
   }
 });
+
+test('anonymous visitors cost no session rows; the sign-in form is still CSRF-protected', async () => {
+  const count = (): number =>
+    (t.panel.ctx.db.prepare('SELECT COUNT(*) AS n FROM sessions').get() as { n: number }).n;
+  const before = count();
+  for (let i = 0; i < 300; i++) {
+    const r = await t.request('GET', '/login', { token: null, headers: { accept: 'text/html' } });
+    assert.equal(r.status, 200);
+  }
+  assert.equal(count(), before, '300 cookie-less GET /login made no session rows');
+  assert.equal((await client().login('nobody-here', 'wrong password')).status, 401);
+  assert.equal(count(), before, 'nor does a failed sign-in');
+
+  // The token is bound to the visitor's own nonce cookie: another one's, or none, is refused.
+  const a = client();
+  const b = client();
+  const tokenA = csrfOf((await a.get('/login')).text);
+  await b.get('/login');
+  const crossed = await b.request('POST', '/login', {
+    form: { _csrf: tokenA, username: 'alice', password: PW },
+  });
+  assert.equal(crossed.status, 403);
+  const noCookie = await client().request('POST', '/login', {
+    form: { _csrf: tokenA, username: 'alice', password: PW },
+  });
+  assert.equal(noCookie.status, 403);
+  const ok = await a.request('POST', '/login', { form: { _csrf: tokenA, username: 'alice', password: PW } });
+  assert.equal(ok.status, 303);
+  assert.equal(count(), before + 1, 'one row, made at sign-in');
+  assert.equal((await a.get('/')).status, 200);
+});
