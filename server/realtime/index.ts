@@ -37,6 +37,9 @@ function sameOrigin(headers: Record<string, string | string[] | undefined>): boo
   }
 }
 
+/** How often open browser sockets are re-checked against their session and user. */
+export const SOCKET_RECHECK_MS = 2_000;
+
 export interface Realtime {
   io: Server;
   close(): Promise<void>;
@@ -47,7 +50,10 @@ export interface Realtime {
  * cookie of an enabled user and a same-origin handshake (no cross-site WebSocket hijacking).
  * Browsers only listen: they join `hosts` (state of every host), `overview` and one `host:<id>`
  * room; PanelEvents hostState / hostChange / agentEvent are relayed to those rooms. Sockets of a
- * session that ends (logout, password change, user disabled) are disconnected at once.
+ * session that ends (logout, password change, user disabled) are disconnected at once; every
+ * SOCKET_RECHECK_MS each socket is also re-checked against the database (session still there and
+ * unexpired, user enabled, no password change pending), which catches changes made by the CLI
+ * in another process and expiry.
  */
 export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime {
   const { accounts } = ctx;
@@ -60,11 +66,18 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
       allowRequest: (req, cb) => cb(null, sameOrigin(req.headers)),
     },
   );
+  /** The user a session key stands for now, or null when the socket must go (see revalidate). */
+  const liveUser = (key: string) => {
+    const data = accounts.sessions.peek(key);
+    const user = data?.userId ? accounts.users.get(data.userId) : null;
+    // A session that must change its password gets nothing but the password page.
+    return user && user.disabled === 0 && user.must_change_password === 0 ? user : null;
+  };
   io.use((socket, next) => {
     const sid = readCookie(socket.request.headers.cookie, SESSION_COOKIE);
     const session = sid ? accounts.sessions.load(sid) : null;
-    const user = session?.data.userId ? accounts.users.get(session.data.userId) : null;
-    if (!session || !user || user.disabled === 1) {
+    const user = session ? liveUser(session.key) : null;
+    if (!session || !user) {
       next(new Error('unauthenticated'));
       return;
     }
@@ -72,6 +85,17 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
     next();
   });
   const jobs = jobsRealtime(io, ctx.events);
+  // Sessions also end where no event reaches this process (`ponio-panel user passwd` / `user
+  // disable` run from the CLI, expiry): every open socket is re-checked against the database.
+  const revalidate = (): void => {
+    for (const s of io.sockets.sockets.values()) {
+      const user = liveUser(s.data.sessionKey);
+      if (!user || user.id !== s.data.userId) s.disconnect(true);
+      else s.data.role = user.role;
+    }
+  };
+  const revalidateTimer = setInterval(revalidate, SOCKET_RECHECK_MS);
+  revalidateTimer.unref();
   io.on('connection', (socket: Socket) => {
     jobs.onConnection(socket);
     void socket.join('hosts');
@@ -117,6 +141,7 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
       ctx.events.off('agentEvent', onAgentEvent);
       ctx.events.off('hostsChanged', onHostsChanged);
       accounts.events.off('sessionsEnded', onSessionsEnded);
+      clearInterval(revalidateTimer);
       io.disconnectSockets(true);
       // io.close() would also close the HTTPS server; the panel closes that itself.
       await Promise.resolve();
