@@ -98,6 +98,11 @@ export class AgentLinks {
     for (const l of this.live) l.socket.send(AGENT_EVENT, { topic, data });
   }
 
+  /** Sends the hello again over every live link (a module's service state changed). */
+  resendHello(): void {
+    for (const l of this.live) l.socket.send(HELLO_EVENT, this.opts.hello());
+  }
+
   /** Live links (diagnostics and tests). */
   count(): number {
     return this.live.size;

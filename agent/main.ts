@@ -2,7 +2,7 @@ import os from 'node:os';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, PONIO_VERSION } from '../shared/protocol/version.ts';
-import type { Hello, ModuleName, ModuleStatus } from '../shared/protocol/hello.ts';
+import type { Hello, ModuleName, ModuleStatus, ServiceStatus } from '../shared/protocol/hello.ts';
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
@@ -132,6 +132,8 @@ export async function startAgent(
     logger,
   });
   const statuses: ModuleStatus[] = [];
+  /** Each started module's service state, read at every hello (supervised sandbox services). */
+  const serviceOf = new Map<string, () => ServiceStatus | undefined>();
   const started: AnyAgentModule[] = [];
   const add = async (mod: AnyAgentModule, known?: ModuleAvailability): Promise<void> => {
     let a = known ?? mod.availability();
@@ -151,6 +153,7 @@ export async function startAgent(
     );
     if (a.available) router.addModule(mod);
     else router.addModule({ ...mod, availability: () => a });
+    if (a.available && mod.service) serviceOf.set(mod.name, () => mod.service?.());
   };
 
   const stopStarted = async (): Promise<void> => {
@@ -183,7 +186,10 @@ export async function startAgent(
     agentVersion: PONIO_VERSION,
     hostname: os.hostname(),
     mode: layout.mode,
-    modules: statuses,
+    modules: statuses.map((st) => {
+      const service = serviceOf.get(st.name)?.();
+      return service ? { ...st, service } : st;
+    }),
   });
 
   // Forward mode: listen for the panel. Reverse mode (`connect`): dial it, no listening port.
@@ -206,6 +212,15 @@ export async function startAgent(
     { ...(dialOut ? { connect: cfg.connect } : { port }), mode: layout.mode, modules: statuses },
     'agent ready',
   );
+  // A service that died, was restarted or given up changes the hello: connected panels get it again.
+  let lastServices = JSON.stringify(hello().modules);
+  const serviceWatch = setInterval(() => {
+    const now = JSON.stringify(hello().modules);
+    if (now === lastServices) return;
+    lastServices = now;
+    links.resendHello();
+  }, 1_000);
+  serviceWatch.unref();
 
   return {
     port,
@@ -215,6 +230,7 @@ export async function startAgent(
     logger,
     revocations,
     async stop() {
+      clearInterval(serviceWatch);
       dialOut?.stop(); // a clean close: the panel marks the host offline at once
       await server?.close();
       for (const mod of started.reverse()) {

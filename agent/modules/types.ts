@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EventName, ModuleName, ReplyData, RequestOf, RpcEvents } from '../../shared/protocol/index.ts';
+import type { ServiceStatus } from '../../shared/protocol/hello.ts';
 import type { Exec } from '../os/exec.ts';
 import type { HostLayout } from '../os/layout.ts';
 
@@ -51,6 +52,8 @@ export interface AgentModule<M extends ModuleName = ModuleName> {
   start?(): Promise<void>;
   /** Called on shutdown (sandbox: stop the private service instance). */
   stop?(): Promise<void>;
+  /** The state of the service behind the module (sent in every hello); cheap. */
+  service?(): ServiceStatus | undefined;
 }
 
 /** Any one module (a union, so each keeps its own handler types). */

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { ServiceStatus } from '../../shared/protocol/hello.ts';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -114,4 +115,26 @@ export async function waitUntil(
     await sleep(delay);
     delay = Math.min(delay * 2, maxIntervalMs);
   }
+}
+
+/**
+ * System mode: the state of a Debian service the agent does not own, from its pid file — `down`
+ * (with the reason) when no live process is named there, else `running`. Never restarts it:
+ * systemd (or the admin) owns it. Cheap enough for every hello.
+ */
+export function systemServiceState(service: string, pidFile: string): ServiceStatus {
+  let text: string | null = null;
+  try {
+    text = readFileSync(pidFile, 'utf8');
+  } catch {
+    /* no pid file: not running */
+  }
+  const pid = pidFromText(text);
+  if (pid !== null && isAlive(pid)) return { service, state: 'running', restarts: 0 };
+  return {
+    service,
+    state: 'down',
+    restarts: 0,
+    detail: `${service} is not running (${pid === null ? `no pid in ${pidFile}` : `pid ${pid} from ${pidFile} is gone`}); PonIO does not restart system services — start it (systemctl start ${service}).`,
+  };
 }

@@ -4,6 +4,7 @@ import type { HostView } from '../hosts/registry.ts';
 import { PanelHttpError } from './errors.ts';
 import { hostIdParam } from './params.ts';
 import { renderPage } from './render.ts';
+import type { ServiceStatus } from '../../shared/protocol/hello.ts';
 
 /** The host-page tabs in display order (System is the host page itself). */
 export const HOST_PAGE_TABS = [
@@ -40,8 +41,11 @@ export const hostLocal = (h: HostView): HostLocal => ({
   mode: h.connection?.hello?.mode ?? null,
 });
 
-/** `{ available, reason }` of a module on a host, from the agent's hello. */
-export function moduleStatusOf(h: HostView, module: string): { available: boolean; reason: string } {
+/** `{ available, reason, service? }` of a module on a host, from the agent's latest hello. */
+export function moduleStatusOf(
+  h: HostView,
+  module: string,
+): { available: boolean; reason: string; service?: ServiceStatus } {
   const c = h.connection;
   if (!c || !c.hello) {
     const why =
@@ -53,7 +57,11 @@ export function moduleStatusOf(h: HostView, module: string): { available: boolea
   if (module === 'system') return { available: true, reason: '' };
   const m = c.hello.modules.find((x) => x.name === module);
   if (!m) return { available: false, reason: `the agent has no ${module} module` };
-  return { available: m.available, reason: m.available ? '' : (m.reason ?? 'unavailable') };
+  return {
+    available: m.available,
+    reason: m.available ? '' : (m.reason ?? 'unavailable'),
+    ...(m.service ? { service: m.service } : {}),
+  };
 }
 
 /**

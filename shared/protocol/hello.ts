@@ -4,10 +4,24 @@ export const MODULE_NAMES = ['system', 'websites', 'ftp', 'mysql', 'firewall'] a
 export const moduleNameSchema = z.enum(MODULE_NAMES);
 export type ModuleName = z.infer<typeof moduleNameSchema>;
 
+/**
+ * The state of the service behind a module: a sandbox's private Apache/proftpd/MariaDB is
+ * supervised (restarted when it dies, `failed` after too many restarts); in system mode the agent
+ * only reports a dead service (`down`), systemd owns it.
+ */
+export const serviceStatusSchema = z.strictObject({
+  service: z.string().max(64),
+  state: z.enum(['running', 'restarting', 'failed', 'stopped', 'down']),
+  restarts: z.number().int().nonnegative(),
+  detail: z.string().max(2000).optional(),
+});
+export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
+
 export const moduleStatusSchema = z.strictObject({
   name: moduleNameSchema,
   available: z.boolean(),
   reason: z.string().optional(),
+  service: serviceStatusSchema.optional(),
 });
 export type ModuleStatus = z.infer<typeof moduleStatusSchema>;
 

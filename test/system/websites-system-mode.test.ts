@@ -249,7 +249,8 @@ describe('websites in system mode, on Debian’s real Apache configuration', () 
     assert.equal(hello?.mode, 'system');
     assert.deepEqual(
       hello?.modules.find((x) => x.name === 'websites'),
-      { name: 'websites', available: true },
+      // System mode: Apache's state from its pid file (never restarted by PonIO).
+      { name: 'websites', available: true, service: { service: 'apache2', state: 'running', restarts: 0 } },
       agent?.output(),
     );
     for (const name of ['ftp', 'mysql', 'firewall'])

@@ -70,7 +70,11 @@ before(async () => {
   m.add({ id: HOST, address: '127.0.0.1', port: agent.port });
   const st = await m.waitForState(HOST, 'online');
   const mod = st.hello?.modules.find((x) => x.name === 'websites');
-  assert.deepEqual(mod, { name: 'websites', available: true }, 'websites module available');
+  assert.deepEqual(
+    mod,
+    { name: 'websites', available: true, service: { service: 'apache2', state: 'running', restarts: 0 } },
+    'websites module available, its private Apache running',
+  );
   const list = await call('list websites', {});
   assert.ok(list.ok, JSON.stringify(list));
   port = portOf(list.data.url);

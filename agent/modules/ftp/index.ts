@@ -150,6 +150,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
       settingsError !== null ? { available: false, reason: settingsError } : adapter.availability(),
     start: () => adapter.start(),
     stop: () => adapter.stop(),
+    service: () => adapter.service(),
     handlers: {
       'list ftp users': async () => ({
         users: await Promise.all(users((await store.read()).lines).map(toReply)),

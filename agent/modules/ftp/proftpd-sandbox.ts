@@ -5,6 +5,7 @@ import { spawnService, type Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import { canBind, connects, freeLoopbackPort, sleep, stopChild, stopPid } from '../../os/process.ts';
+import { Supervisor } from '../../os/supervisor.ts';
 import { available, unavailable } from '../types.ts';
 import { firstAccount, systemGroups, type Account } from './accounts.ts';
 import type { ProftpdAdapter } from './proftpd.ts';
@@ -36,11 +37,13 @@ export function createSandboxAdapter(opts: {
   const paths = sandboxPaths(layout, settings);
   let listening: { host: string; port: number; passivePorts: [number, number] } | null = null;
   let child: ChildProcess | null = null;
+  // A proftpd that dies on its own is started again on the same ports (adapter.start below).
+  const supervisor = new Supervisor({ service: 'proftpd', logger, restart: () => adapter.start() });
 
   const runtimeUser = async (): Promise<Account> =>
     (await firstAccount(['nobody'])) ?? { name: 'nobody', uid: 65534, gid: 65534 };
 
-  return {
+  const adapter: ProftpdAdapter = {
     mode: 'sandbox',
     userFile: paths.userFile,
     wwwRoot: layout.wwwRoot,
@@ -75,8 +78,9 @@ export function createSandboxAdapter(opts: {
       if ((await readIfExists(paths.userFile)) === null)
         await atomicWrite(paths.userFile, '', { mode: 0o600, uid: rt.uid, gid: rt.gid });
 
-      const port = settings.port ?? (await freeLoopbackPort());
-      const passivePorts = settings.passivePorts ?? (await freePassiveRange());
+      // A restart keeps the ports clients know.
+      const port = settings.port ?? listening?.port ?? (await freeLoopbackPort());
+      const passivePorts = settings.passivePorts ?? listening?.passivePorts ?? (await freePassiveRange());
       await atomicWrite(
         paths.configFile,
         sandboxConfig({ paths, layout, port, passivePorts, user: rt.name, group }),
@@ -91,15 +95,20 @@ export function createSandboxAdapter(opts: {
         stderr = (stderr + c.toString()).slice(-8 * 1024);
       });
       let exited = false;
-      proc.once('exit', () => {
+      let up = false;
+      proc.once('exit', (code, signal) => {
         exited = true;
-        if (child === proc) child = null;
-        if (listening) logger.error({ stderr: stderr.slice(-1000) }, 'sandbox proftpd exited');
+        if (child !== proc) return; // stop() asked for it
+        child = null;
+        if (!up) return;
+        logger.error({ stderr: stderr.slice(-1000) }, 'sandbox proftpd exited');
+        supervisor.crashed(signal !== null ? `killed by ${signal}` : `exit status ${String(code)}`);
       });
       proc.once('error', () => (exited = true));
       for (let i = 0; i < 100 && !exited; i++) {
         if (await connects(port)) {
           listening = { host: '127.0.0.1', port, passivePorts };
+          up = true;
           await atomicWrite(paths.infoFile, JSON.stringify({ ...listening, pid: proc.pid }) + '\n');
           logger.info({ port, passivePorts, pid: proc.pid }, 'sandbox proftpd started');
           return;
@@ -115,10 +124,12 @@ export function createSandboxAdapter(opts: {
       );
     },
     async stop() {
+      supervisor.stop();
       listening = null;
       await fsp.rm(paths.infoFile, { force: true });
-      if (child) await stopChild(child, 5_000);
+      const proc = child;
       child = null;
+      if (proc) await stopChild(proc, 5_000);
       const pid = await proftpdPidIn(paths.pidFile);
       if (pid !== null) await stopPid(pid, 5_000);
     },
@@ -126,5 +137,7 @@ export function createSandboxAdapter(opts: {
     check: () => runCheck(paths.configFile),
     userFileOwner: runtimeUser,
     endpoint: () => listening,
+    service: () => supervisor.status(),
   };
+  return adapter;
 }

@@ -4,6 +4,7 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
+import { systemServiceState } from '../../os/process.ts';
 import { available, unavailable } from '../types.ts';
 import { systemAccounts, type Account } from './accounts.ts';
 import type { ProftpdAdapter } from './proftpd.ts';
@@ -122,5 +123,6 @@ export function createSystemAdapter(opts: {
     check: () => runCheck(p.conf),
     userFileOwner: owner,
     endpoint: () => null,
+    service: () => systemServiceState('proftpd', p.pidFile),
   };
 }

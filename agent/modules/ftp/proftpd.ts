@@ -1,3 +1,4 @@
+import type { ServiceStatus } from '../../../shared/protocol/hello.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import type { ModuleAvailability } from '../types.ts';
 import type { Account } from './accounts.ts';
@@ -40,6 +41,8 @@ export interface ProftpdAdapter {
   endSessions(username: string): Promise<number>;
   /** Where the sandbox instance listens (null in system mode). */
   endpoint(): { host: string; port: number; passivePorts: [number, number] } | null;
+  /** The daemon's state: supervised in sandbox mode; in system mode `down` when it does not run. */
+  service(): ServiceStatus | undefined;
 }
 
 export { createSystemAdapter, proftpdRuntimeUser, SYSTEM_PATHS, type SystemPaths } from './proftpd-system.ts';

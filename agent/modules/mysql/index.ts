@@ -55,6 +55,7 @@ export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
     },
     start: () => srv().start(),
     stop: () => srv().stop(),
+    service: () => server?.service(),
     handlers: {
       'list databases': () => op(async () => ({ databases: await admin.listDatabases() })),
       'create database': (req) =>

@@ -20,6 +20,8 @@ import {
 } from '../../os/process.ts';
 import { MARIADB_MISSING, mariadbMissing } from './probe.ts';
 import { DatadirTemplate } from './template.ts';
+import { Supervisor } from '../../os/supervisor.ts';
+import type { ServiceStatus } from '../../../shared/protocol/hello.ts';
 import { DEFAULT_SOCKET, readAdminPassword, type MysqlSettings } from './settings.ts';
 
 /**
@@ -39,6 +41,8 @@ export interface MysqlServer {
   unavailableReason(): string | null;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** The sandbox server's supervision state (undefined in system mode). */
+  service(): ServiceStatus | undefined;
 }
 
 /**
@@ -92,6 +96,7 @@ export function systemServer(settings: MysqlSettings): MysqlServer {
       return mariadbMissing('system') ? MARIADB_MISSING : null;
     },
     start: () => Promise.resolve(),
+    service: () => undefined,
     async stop() {
       stopped = true;
       const p = pool;
@@ -129,6 +134,18 @@ export function sandboxServer(
   let exited: Promise<void> = Promise.resolve();
   let pool: Pool | null = null;
   let port: number | undefined;
+  // A mariadbd that dies on its own (a crash, an OOM kill) is started again on the same port.
+  const supervisor = new Supervisor({
+    service: 'mariadb',
+    logger,
+    restart: async () => {
+      const old = pool;
+      pool = null;
+      await old?.end().catch(() => undefined);
+      await launch();
+      pool = await poolFor(socketPath, adminUser, undefined);
+    },
+  });
 
   const writeConfig = async (p: number): Promise<void> => {
     const lines = [
@@ -237,6 +254,12 @@ export function sandboxServer(
       await stopChild();
       throw e;
     }
+    // From here on, an exit nobody asked for (stopChild clears `child` first) is a crash.
+    proc.once('exit', (code, signal) => {
+      if (child !== proc) return;
+      child = null;
+      supervisor.crashed(signal !== null ? `killed by ${signal}` : `exit status ${String(code)}`);
+    });
   };
 
   const stopChild = async (): Promise<void> => {
@@ -254,9 +277,16 @@ export function sandboxServer(
     socketPath,
     port: () => port,
     pool() {
-      if (!pool) return Promise.reject(new RpcError('unavailable', 'The sandbox MariaDB is not running.'));
+      if (!pool || supervisor.down)
+        return Promise.reject(
+          new RpcError(
+            'unavailable',
+            `The sandbox MariaDB is not reachable: ${supervisor.status().detail ?? 'it is not running.'}`,
+          ),
+        );
       return Promise.resolve(pool);
     },
+    service: () => supervisor.status(),
     unavailableReason() {
       if (mariadbMissing('sandbox')) return MARIADB_MISSING;
       if (!whichBinary('mariadb-install-db') && !whichBinary('mysql_install_db'))
@@ -287,6 +317,7 @@ export function sandboxServer(
       logger.info({ port, socket: socketPath }, 'sandbox MariaDB ready');
     },
     async stop() {
+      supervisor.stop();
       const p = pool;
       pool = null;
       await p?.end().catch(() => undefined);

@@ -5,6 +5,8 @@ import type { Exec } from '../../os/exec.ts';
 import { atomicWrite, readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import { freeLoopbackPort, isAlive, pidFromText, stopPid } from '../../os/process.ts';
+import { Supervisor } from '../../os/supervisor.ts';
+import type { ServiceStatus } from '../../../shared/protocol/hello.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
 import {
@@ -40,6 +42,12 @@ export class SandboxApache implements ApacheHost {
   private readonly errorLog: string;
   private readonly infoFile: string;
   private port: number | null = null;
+  /** Apache daemonises: a watcher polls its pid and the supervisor starts it again when it died. */
+  private readonly supervisor: Supervisor;
+  private watcher: NodeJS.Timeout | null = null;
+  /** Reloads, starts and restarts run one at a time (the watcher never races a reload). */
+  private queue: Promise<unknown> = Promise.resolve();
+  private busy = 0;
 
   constructor(
     private readonly layout: HostLayout,
@@ -56,6 +64,40 @@ export class SandboxApache implements ApacheHost {
     this.logDir = checkPath(path.join(layout.logDir, 'apache2'), 'log');
     this.errorLog = path.join(this.logDir, 'error.log');
     this.infoFile = path.join(layout.runDir, 'apache.json');
+    this.supervisor = new Supervisor({ service: 'apache2', logger, restart: () => this.revive() });
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined).finally(() => this.busy--);
+    return run;
+  }
+
+  service(): ServiceStatus {
+    return this.supervisor.status();
+  }
+
+  private watch(): void {
+    if (this.watcher !== null) return;
+    this.watcher = setInterval(() => {
+      if (this.busy > 0 || this.port === null || this.supervisor.down) return;
+      void this.runningPid().then((pid) => {
+        if (pid === null && this.busy === 0 && this.port !== null)
+          this.supervisor.crashed('apache2 is no longer running');
+      });
+    }, 1_000);
+    this.watcher.unref();
+  }
+
+  /** Starts the private Apache again on its port (the supervisor's restart). */
+  private revive(): Promise<void> {
+    return this.exclusive(async () => {
+      if ((await this.runningPid()) !== null || this.port === null) return;
+      await atomicWrite(this.mainConf, this.mainConfText(this.port));
+      const r = await this.launch();
+      if (!r.ok) throw new Error(r.output);
+    });
   }
 
   availability(): ModuleAvailability {
@@ -143,6 +185,7 @@ export class SandboxApache implements ApacheHost {
       const r = await this.reload();
       if (!r.ok) throw new Error(`Apache did not reload: ${r.output}`);
       this.logger.info({ pid: adopted, port: info.port }, 'adopted the running sandbox Apache');
+      this.watch();
       return;
     }
     if (adopted !== null) await stopPid(adopted, 10_000);
@@ -158,6 +201,7 @@ export class SandboxApache implements ApacheHost {
         const pid = await this.runningPid();
         await atomicWrite(this.infoFile, `${JSON.stringify({ port, url: this.url(), pid: pid ?? 0 })}\n`);
         this.logger.info({ port, pid }, 'sandbox Apache started');
+        this.watch();
         return;
       }
       lastError = r.output;
@@ -194,7 +238,15 @@ export class SandboxApache implements ApacheHost {
     }
   }
 
-  async reload(): Promise<CheckResult> {
+  reload(): Promise<CheckResult> {
+    return this.exclusive(async () => {
+      const r = await this.reloadNow();
+      if (r.ok) this.supervisor.recovered();
+      return r;
+    });
+  }
+
+  private async reloadNow(): Promise<CheckResult> {
     const pid = await this.runningPid();
     if (pid === null) {
       // Not running (a previous reload killed it, or someone stopped it): start it on its port.
@@ -208,6 +260,9 @@ export class SandboxApache implements ApacheHost {
   }
 
   async stop(): Promise<void> {
+    this.supervisor.stop();
+    if (this.watcher !== null) clearInterval(this.watcher);
+    this.watcher = null;
     const pid = await this.runningPid();
     if (pid !== null) await stopPid(pid, 10_000);
     await fsp.rm(this.infoFile, { force: true });

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Exec } from '../../os/exec.ts';
 import { readIfExists } from '../../os/files.ts';
 import type { HostLayout } from '../../os/layout.ts';
-import { isAlive, pidFromText } from '../../os/process.ts';
+import { isAlive, pidFromText, systemServiceState } from '../../os/process.ts';
+import type { ServiceStatus } from '../../../shared/protocol/hello.ts';
 import { available, unavailable, type ModuleAvailability } from '../types.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
 import { checkerResult, checkPath, outputOf } from './apache-config.ts';
@@ -60,6 +61,10 @@ export class SystemApache implements ApacheHost {
 
   stop(): Promise<void> {
     return Promise.resolve();
+  }
+
+  service(): ServiceStatus | undefined {
+    return this.runtime === null ? undefined : systemServiceState('apache2', this.runtime.pidFile);
   }
 
   async configTest(candidate?: string): Promise<CheckResult> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ServiceStatus } from '../../../shared/protocol/hello.ts';
 import type { Exec } from '../../os/exec.ts';
 import type { HostLayout, HostMode } from '../../os/layout.ts';
 import type { ModuleAvailability } from '../types.ts';
@@ -48,6 +49,8 @@ export interface ApacheHost {
    * restart failed (e.g. a log it cannot open: `apache2 -t` does not open logs) or Apache died.
    */
   reload(): Promise<CheckResult>;
+  /** Apache's state: supervised in sandbox mode; in system mode `down` when it does not run. */
+  service(): ServiceStatus | undefined;
 }
 
 export function createApacheHost(layout: HostLayout, exec: Exec, logger: Logger): ApacheHost {

@@ -22,6 +22,7 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
       await apache.start();
     },
     stop: () => apache.stop(),
+    service: () => apache.service(),
     handlers: {
       'list websites': () => service.list(),
       'create website': (req, call) => service.create(req, (m) => call.progress(m)),
