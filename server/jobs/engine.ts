@@ -407,10 +407,19 @@ export class Jobs {
     };
 
     let started = 0;
+    // Another panel's cancel arrives through the database: looked at no more than every 100 ms.
+    let cancelCheckedAt = 0;
+    const cancelled = (): boolean => {
+      if (run.cancel) return true;
+      const now = Date.now();
+      if (now - cancelCheckedAt < 100) return false;
+      cancelCheckedAt = now;
+      return this.store.cancelRequested(id);
+    };
     for (const h of hosts) {
       while (inFlight >= window) await slotFreed();
       if (this.closed) return;
-      if (run.cancel || this.store.cancelRequested(id)) {
+      if (cancelled()) {
         stopReason = 'cancelled';
         break;
       }
@@ -421,7 +430,7 @@ export class Jobs {
       if (settings.pauseMs > 0 && started > 0) {
         await sleep(settings.pauseMs);
         if (this.closed) return;
-        if (run.cancel || this.store.cancelRequested(id)) {
+        if (cancelled()) {
           stopReason = 'cancelled';
           break;
         }

@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from '../db/database.ts';
 import type { Actor } from '../db/audit.ts';
 import { emptyCounts, type Counts, type HostState } from './outcome.ts';
@@ -57,7 +58,21 @@ const MAX_DATA_CHARS = 16_384;
  * panels sharing the database exactly one of them runs a job.
  */
 export class JobsStore {
-  constructor(private readonly db: Db) {}
+  /** Statements of the per-host hot path, prepared once (preparing costs more than running them). */
+  private readonly hot: { running: Statement; finish: Statement; cancel: Statement };
+
+  constructor(private readonly db: Db) {
+    this.hot = {
+      running: db.prepare(
+        `UPDATE job_hosts SET state = 'running', attempts = attempts + 1, started_at = ?, finished_at = NULL,
+           error_code = NULL, message = NULL, data = NULL WHERE job_id = ? AND seq = ?`,
+      ),
+      finish: db.prepare(
+        'UPDATE job_hosts SET state = ?, error_code = ?, message = ?, data = ?, finished_at = ? WHERE job_id = ? AND seq = ?',
+      ),
+      cancel: db.prepare('SELECT cancel_requested AS c FROM jobs WHERE id = ?'),
+    };
+  }
 
   create(j: {
     createdBy: string;
@@ -171,12 +186,7 @@ export class JobsStore {
   }
 
   cancelRequested(id: number): boolean {
-    return (
-      (
-        this.db.prepare('SELECT cancel_requested AS c FROM jobs WHERE id = ?').get(id) as
-          { c: number } | undefined
-      )?.c === 1
-    );
+    return (this.hot.cancel.get(id) as { c: number } | undefined)?.c === 1;
   }
 
   requestCancel(id: number): void {
@@ -236,12 +246,7 @@ export class JobsStore {
   }
 
   markHostRunning(jobId: number, seq: number): void {
-    this.db
-      .prepare(
-        `UPDATE job_hosts SET state = 'running', attempts = attempts + 1, started_at = ?, finished_at = NULL,
-           error_code = NULL, message = NULL, data = NULL WHERE job_id = ? AND seq = ?`,
-      )
-      .run(Date.now(), jobId, seq);
+    this.hot.running.run(Date.now(), jobId, seq);
   }
 
   finishHost(
@@ -252,11 +257,7 @@ export class JobsStore {
     let data: string | null = r.data === undefined ? null : JSON.stringify(r.data);
     if (data !== null && data.length > MAX_DATA_CHARS)
       data = JSON.stringify({ truncated: true, chars: data.length });
-    this.db
-      .prepare(
-        'UPDATE job_hosts SET state = ?, error_code = ?, message = ?, data = ?, finished_at = ? WHERE job_id = ? AND seq = ?',
-      )
-      .run(r.state, r.errorCode, r.message, data, Date.now(), jobId, seq);
+    this.hot.finish.run(r.state, r.errorCode, r.message, data, Date.now(), jobId, seq);
   }
 
   /** Hosts not started when a job stops starting (threshold, cancel) are skipped with the reason. */

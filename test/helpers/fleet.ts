@@ -40,8 +40,6 @@ export async function startFleet(panel: RunningPanel, prefix: string, count: num
     const issued = await issueCertificate({
       ca: panel.ctx.pki.ca,
       role: { kind: 'host', hostId },
-      dnsNames: ['localhost'],
-      ips: ['127.0.0.1'],
     });
     const certFile = path.join(dir, `${hostId}.crt`);
     const keyFile = path.join(dir, `${hostId}.key`);
