@@ -7,6 +7,10 @@ import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
 import { AgentLinks } from './link.ts';
+import { Journal } from './journal/journal.ts';
+import { configureKillPoints } from './journal/kill-point.ts';
+import { lockStateDir } from './journal/state-lock.ts';
+import { sweepTempFiles } from './journal/sweep.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import type { DialOut } from './dialer.ts';
 import { RevocationList } from './trust.ts';
@@ -89,17 +93,37 @@ export async function startAgent(
   const tls = readTlsFiles(cfg);
   const layout = cfg.layout;
   await fsp.mkdir(layout.stateDir, { recursive: true, mode: 0o700 });
+  // One agent per state directory (a second one would re-apply stale state over the first's).
+  const releaseLock = await lockStateDir(layout.stateDir);
+  try {
+    return await startLocked(cfg, logger, tls, releaseLock);
+  } catch (e) {
+    await releaseLock();
+    throw e;
+  }
+}
+
+async function startLocked(
+  cfg: AgentConfig,
+  logger: Logger,
+  tls: ReturnType<typeof readTlsFiles>,
+  releaseLock: () => Promise<void>,
+): Promise<RunningAgent> {
+  const layout = cfg.layout;
+  configureKillPoints(layout.mode);
   if (layout.mode === 'sandbox') {
     for (const d of [layout.configDir, layout.wwwRoot, layout.runDir, layout.logDir])
       await fsp.mkdir(d, { recursive: true });
   }
+  const journal = new Journal(layout.stateDir);
+  const unfinished = await journal.open();
   const revocations = new RevocationList(cfg.revokedFile);
   // The agent's health, reported to the panel over the link (`agent metrics`): one entry a part.
   const readiness = new Readiness()
     .add('state dir', () => fsp.access(layout.stateDir, fsConstants.W_OK).then(() => true))
     .add('certificate', async () => certificateValid(await fsp.readFile(cfg.certFile, 'utf8')));
   const metrics = new AgentMetrics(readiness);
-  const router = new Router(logger, 1, metrics.router);
+  const router = new Router(logger, 1, metrics.router, journal);
   // Filled in below once the modules are known; links are only served after that.
   let hello: () => Hello = () => {
     throw new Error('the agent is still starting');
@@ -176,6 +200,16 @@ export async function startAgent(
       const create = await m.load();
       await add(create({ ...ctx, logger: logger.child({ module: m.name }) }));
     }
+    // Crash safety (agent/journal): no temp file of a killed write is left, and every change a
+    // killed agent was making is completed or undone before any new call is served.
+    const swept = await sweepTempFiles([
+      layout.stateDir,
+      journal.dir,
+      ...started.flatMap((m) => m.writesIn?.() ?? []),
+    ]);
+    if (swept.length > 0) logger.warn({ files: swept }, 'removed temp files of interrupted writes');
+    if (unfinished.length > 0) logger.warn({ calls: unfinished.length }, 'settling interrupted changes');
+    await router.recover(unfinished);
   } catch (e) {
     await stopStarted();
     throw e;
@@ -240,6 +274,7 @@ export async function startAgent(
           logger.error({ module: mod.name, err: (e as Error).message }, 'module failed to stop');
         }
       }
+      await releaseLock();
     },
   };
 }

@@ -7,6 +7,7 @@ import type { PanelContext } from './context.ts';
 import { createCsr, publicKeyFromCsr } from '../shared/pki/index.ts';
 import { needsRenewal } from './hosts/pki-store.ts';
 import { canBind, freeLoopbackPort, stopChild } from '../agent/os/process.ts';
+import { lockHolder } from '../shared/agent-lock.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SANDBOX_HOST_ID = 'sandbox';
@@ -43,6 +44,33 @@ async function ensureSandboxNetns(ctx: PanelContext): Promise<boolean> {
   });
 }
 
+/**
+ * A sandbox agent still running from an earlier `npm start` whose panel was killed (-9: no exit
+ * hook ran) holds the sandbox's state-directory lock; a second agent would refuse to start (and
+ * used to run beside it, re-applying stale state). It is stopped (SIGTERM, then SIGKILL after
+ * 30 s), so exactly one agent serves the sandbox.
+ */
+async function stopOrphanAgent(ctx: PanelContext, stateDir: string): Promise<void> {
+  const holder = await lockHolder(stateDir);
+  if (!holder) return;
+  ctx.logger.warn({ pid: holder.pid }, 'stopping the sandbox agent an earlier panel left running');
+  const gone = async (ms: number): Promise<boolean> => {
+    for (const end = Date.now() + ms; Date.now() < end;) {
+      if (!(await lockHolder(stateDir))) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
+  try {
+    process.kill(holder.pid, 'SIGTERM');
+    if (await gone(30_000)) return;
+    process.kill(holder.pid, 'SIGKILL');
+    await gone(5_000);
+  } catch {
+    /* already gone */
+  }
+}
+
 /** True when the stored certificate was issued by this CA for this host and is not due for renewal. */
 function certStillGood(ctx: PanelContext, certFile: string, caFile: string): boolean {
   try {
@@ -75,6 +103,7 @@ export async function startDevSandbox(
   const dir = path.join(ctx.config.dataDir, 'sandbox');
   const etc = path.join(dir, 'etc/ponio-agent');
   mkdirSync(etc, { recursive: true });
+  await stopOrphanAgent(ctx, path.join(dir, 'var/lib/ponio-agent'));
   // Apache's workers (www-data) must traverse the data dir to reach the sandbox docroots: make it
   // traverse-only (0711, no listing) and keep the panel's own files private (pki/ is 0700).
   chmodSync(ctx.config.dataDir, 0o711);

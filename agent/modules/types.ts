@@ -23,11 +23,24 @@ export interface CallContext {
    * panel. A no-op for a call without a requestId.
    */
   progress(message: string): void;
+  /**
+   * Records (fsynced, in the agent's journal) what this mutation is about to change, before its
+   * first change of the host. If the agent dies before the call ends, its module's `recover`
+   * gets this back at the next start and completes or undoes the change. Also the call's safe
+   * point: it throws `timeout` when the caller's deadline has passed, so nothing starts late.
+   * May be called again with more (the last one counts). A no-op for reads.
+   */
+  intent(data: unknown): Promise<void>;
 }
 
 /** Reports the steps of one change (CallContext.progress, or nothing). */
 export type Progress = (message: string) => void;
 export const noProgress: Progress = () => undefined;
+
+/** What a service needs from its call to change the host: live steps and the journal's intent. */
+export type ChangeContext = Pick<CallContext, 'progress' | 'intent'>;
+/** Outside a call (unit tests of a service): no progress, no journal. */
+export const noChange: ChangeContext = { progress: noProgress, intent: () => Promise.resolve() };
 
 export type Handler<E extends EventName> = (req: RequestOf<E>, ctx: CallContext) => Promise<ReplyData<E>>;
 
@@ -42,6 +55,13 @@ export interface ModuleAvailability {
   reason?: string;
 }
 
+/** What recovering an unfinished mutation found or did (AgentModule.recover). */
+export type Recovered =
+  /** The change is (now) fully in place; `data` is the reply the call would have given. */
+  | { outcome: 'applied'; data: unknown }
+  /** Nothing of the change is left: a retry runs it afresh. */
+  | { outcome: 'absent' };
+
 /** One domain of the agent (design §2: agent/modules/<domain>/). */
 export interface AgentModule<M extends ModuleName = ModuleName> {
   name: M;
@@ -54,6 +74,14 @@ export interface AgentModule<M extends ModuleName = ModuleName> {
   stop?(): Promise<void>;
   /** The state of the service behind the module (sent in every hello); cheap. */
   service?(): ServiceStatus | undefined;
+  /**
+   * Completes or undoes a mutation the agent was killed in (agent/journal): gets the event and
+   * the data the handler gave `CallContext.intent`, after `start()`. A module with mutations
+   * must have it; the router answers an unknown outcome for a module without.
+   */
+  recover?(event: EventsOf<M>, intent: unknown): Promise<Recovered>;
+  /** Directories the module writes files in atomically: stale temp files are swept at start. */
+  writesIn?(): string[];
 }
 
 /** Any one module (a union, so each keeps its own handler types). */

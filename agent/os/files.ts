@@ -2,6 +2,7 @@ import { promises as fsp, constants } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withPath } from './resource-fault.ts';
+import { killPoint } from '../journal/kill-point.ts';
 
 export class PathGuardError extends Error {
   constructor(message: string) {
@@ -60,6 +61,10 @@ export interface WriteOptions {
   gid?: number;
 }
 
+/** The temp name of an atomic write next to `file` (agent/journal/sweep.ts removes stale ones). */
+export const tempNameFor = (file: string): string =>
+  path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+
 /**
  * Atomic replace: write a temp file in the same directory, fsync it, rename over the target,
  * fsync the directory. A crash leaves either the old or the new content, never a torn file.
@@ -70,7 +75,7 @@ export async function atomicWrite(
   opts: WriteOptions = {},
 ): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempNameFor(file);
   const fh = await fsp
     .open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, opts.mode ?? 0o644)
     .catch((e: unknown) => {
@@ -87,6 +92,7 @@ export async function atomicWrite(
     throw withPath(e, file); // a write error names no file: a full disk is reported with it
   }
   await fh.close();
+  killPoint(); // crash tests: the temp file is written, the target not yet replaced
   try {
     await fsp.rename(tmp, file);
   } catch (e) {

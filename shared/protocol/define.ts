@@ -1,8 +1,21 @@
 import { z } from 'zod';
 import type { ModuleName } from './hello.ts';
 
-/** Every request may carry a requestId: a retried mutation with the same id acts once. */
-export const requestIdField = { requestId: z.uuid().optional() };
+/** The longest deadline a caller may give (ms). */
+export const MAX_DEADLINE_MS = 3_600_000;
+
+/**
+ * The envelope fields every request may carry (docs/protocol.md):
+ * - requestId: a retried mutation with the same id (and the same parameters) acts once;
+ * - deadlineMs: how long the caller waits for the reply, counted from sending. The agent answers
+ *   by then (at the latest with `timeout`, saying whether the call changed anything) and starts
+ *   no change after it.
+ */
+export const requestIdField = {
+  requestId: z.uuid().optional(),
+  deadlineMs: z.number().int().min(1).max(MAX_DEADLINE_MS).optional(),
+};
+export const ENVELOPE_KEYS: readonly string[] = Object.keys(requestIdField);
 
 export interface EventDef<
   Req extends z.ZodType = z.ZodType,

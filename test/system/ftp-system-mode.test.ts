@@ -28,6 +28,7 @@ const call: CallContext = {
   signal: new AbortController().signal,
   logger: quietLogger,
   emit: () => undefined,
+  intent: () => Promise.resolve(),
   progress: () => undefined,
 };
 

@@ -463,7 +463,10 @@ describe('mysql module against a real MariaDB', () => {
       agentPort: 7443,
       moduleSettings: { mysql: settings },
     });
-    const meta = { signal: new AbortController().signal } as unknown as CallContext;
+    const meta = {
+      signal: new AbortController().signal,
+      intent: () => Promise.resolve(),
+    } as unknown as CallContext;
     // Pointed at the running server's socket, as a host's /run/mysqld/mysqld.sock would be.
     const live = createMysqlModule(ctx({ socket: socketPath }));
     assert.deepEqual(live.availability(), { available: true });

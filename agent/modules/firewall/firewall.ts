@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { canonical } from '../../journal/journal.ts';
+import { killPoint } from '../../journal/kill-point.ts';
 import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { ReplyData } from '../../../shared/protocol/index.ts';
 import type { FirewallPending } from '../../../shared/protocol/events/firewall.ts';
@@ -33,7 +36,21 @@ export interface Peer {
   outbound?: boolean;
   /** Reports the steps of the change to that panel (CallContext.progress). */
   progress?: (message: string) => void;
+  /** Records the change's intent in the agent's journal before it is applied (CallContext.intent). */
+  intent?: (data: unknown) => Promise<void>;
 }
+
+/** What a firewall mutation records before applying: the rule set it leads to, and its reply once saved. */
+export interface FirewallIntent {
+  after: string;
+  extra: Record<string, unknown>;
+}
+
+/** A digest of a rule set (the journal compares it with the saved one after a kill). */
+export const stateDigest = (s: FirewallState): string =>
+  createHash('sha256')
+    .update(canonical(cloneState(s)))
+    .digest('hex');
 
 type ReplyDataFirewallList = ReplyData<'list firewall rules'>;
 
@@ -84,15 +101,25 @@ export class Firewall {
     return this.mutex.run('firewall', fn);
   }
 
-  /** Restores the saved rule set (agent start). A corrupt state file stops the module. */
+  /**
+   * Restores the saved rule set (agent start): the saved file is the commit point of every
+   * change, so whatever a killed agent had applied of a change it had not saved (one family
+   * only, or a change waiting for confirmation) is undone here, in both families. With nothing
+   * saved, PonIO's chains are taken away if a first change left them. A corrupt state file
+   * stops the module.
+   */
   async start(): Promise<void> {
     await this.locked(async () => {
       const saved = await this.d.store.load();
-      if (saved === null) return;
+      if (saved === null) {
+        await this.removeChains();
+        return;
+      }
       const pruned = this.pruneExpired(saved);
       await this.apply(pruned);
       this.state = pruned;
-      if (pruned.blocks.length !== saved.blocks.length) await this.persist(pruned);
+      // Also rewrites the boot-time files, which a kill may have left one change ahead.
+      await this.persist(pruned);
       this.d.logger.info(
         { rules: pruned.rules.length, blocks: pruned.blocks.length, scope: this.d.settings.scope },
         'firewall rules restored',
@@ -108,6 +135,32 @@ export class Firewall {
     await this.locked(async () => {
       if (this.pending) await this.revertLocked('the agent is stopping');
     });
+  }
+
+  /**
+   * Nothing saved yet: PonIO's chains and boot-time files (a first change killed before its
+   * state was saved) are removed.
+   */
+  private async removeChains(): Promise<void> {
+    await this.d.store.removeBootFiles();
+    for (const family of this.families) {
+      const snap = await this.d.iptables.snapshot(family);
+      if (!snap.existed && !snap.hasJump) continue;
+      await this.d.iptables.rollback({ ...snap, existed: false }, snap.hasJump);
+      this.d.logger.warn({ family }, 'removed PonIO chains that no saved rule set accounts for');
+    }
+  }
+
+  /**
+   * Settles a change a killed agent left (after start(), which re-applied the saved rule set):
+   * applied when the saved rule set is the one the change led to, else absent (it was undone).
+   */
+  recover(intent: unknown): { outcome: 'applied'; data: unknown } | { outcome: 'absent' } {
+    const it = intent as Partial<FirewallIntent> | null;
+    if (typeof it?.after !== 'string' || typeof it.extra !== 'object' || it.extra === null)
+      throw new Error('unreadable firewall intent in the journal');
+    if (stateDigest(this.state) !== it.after) return { outcome: 'absent' };
+    return { outcome: 'applied', data: it.extra };
   }
 
   pendingView(): FirewallPending {
@@ -154,7 +207,11 @@ export class Firewall {
   async change(
     peer: Peer,
     mutate: (s: FirewallState, now: number) => FirewallState,
-    opts: { forceConfirm?: string; noConfirm?: boolean } = {},
+    opts: {
+      forceConfirm?: string;
+      noConfirm?: boolean;
+      extra?: (after: FirewallState) => Record<string, unknown>;
+    } = {},
   ): Promise<{ pending: FirewallPending }> {
     return this.locked(async () => {
       if (this.pending) {
@@ -210,6 +267,9 @@ export class Firewall {
       const risk =
         opts.forceConfirm ?? outboundRisk ?? (opts.noConfirm ? null : lostAccess(before, after, ports, now));
 
+      // The reply a recovery gives when the change turns out saved (a saved change is never pending).
+      const extra = { pending: null, ...opts.extra?.(after) };
+      await peer.intent?.({ after: stateDigest(after), extra } satisfies FirewallIntent);
       await this.apply(after, step);
       if (risk !== null) {
         const seconds = this.d.settings.confirmTimeoutSeconds;
@@ -241,10 +301,11 @@ export class Firewall {
   }
 
   /** Keeps a pending change. False when nothing was pending. */
-  async confirm(): Promise<boolean> {
+  async confirm(intent?: (data: unknown) => Promise<void>): Promise<boolean> {
     return this.locked(async () => {
       const p = this.pending;
       if (!p) return false;
+      await intent?.({ after: stateDigest(this.state), extra: { confirmed: true } } satisfies FirewallIntent);
       clearTimeout(p.timer);
       await this.persist(this.state);
       this.pending = null;
@@ -349,6 +410,7 @@ export class Firewall {
         const snap = snaps[i];
         step(`Applying the ${family} rules`);
         await ipt.restore(family, input);
+        killPoint();
         if (snap) done.push(snap);
         const problem = await ipt.verify(family, input);
         if (problem !== null)

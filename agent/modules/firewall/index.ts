@@ -21,6 +21,7 @@ const peerOf = (ctx: CallContext): Peer => ({
   localPort: ctx.peer.localPort,
   ...(ctx.peer.direction === 'outbound' ? { outbound: true } : {}),
   progress: (m) => ctx.progress(m),
+  intent: (data) => ctx.intent(data),
 });
 
 function newRuleId(state: FirewallState): string {
@@ -63,6 +64,8 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
     availability: () => firewallAvailability(settings, missing),
     start: () => need().start(),
     stop: () => need().stop(),
+    recover: (_event, intent) => Promise.resolve(need().recover(intent)),
+    writesIn: () => [ctx.layout.stateDir],
     handlers: {
       'list firewall rules': () => need().list(),
 
@@ -77,30 +80,34 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
             `The source ${source?.text ?? ''} is an ${sourceFamily} range, so the rule cannot be family ${req.family}.`,
           );
         let rule: FirewallRule | undefined;
-        const result = await need().change(peerOf(call), (s, now) => {
-          if (s.rules.length >= FIREWALL_LIMITS.rules)
-            throw new RpcError(
-              'failed-precondition',
-              `PonIO’s chain already holds ${FIREWALL_LIMITS.rules} rules; delete some first.`,
-            );
-          if (req.position !== undefined && req.position > s.rules.length + 1)
-            throw new RpcError(
-              'invalid-argument',
-              `position ${req.position} is past the end (there are ${s.rules.length} rules).`,
-            );
-          rule = {
-            id: newRuleId(s),
-            action: req.action,
-            protocol: req.protocol,
-            family: sourceFamily ?? req.family ?? 'both',
-            port: req.port?.text ?? null,
-            source: source?.text ?? null,
-            comment: req.comment ?? '',
-            createdAt: now,
-          };
-          s.rules.splice(req.position === undefined ? s.rules.length : req.position - 1, 0, rule);
-          return s;
-        });
+        const result = await need().change(
+          peerOf(call),
+          (s, now) => {
+            if (s.rules.length >= FIREWALL_LIMITS.rules)
+              throw new RpcError(
+                'failed-precondition',
+                `PonIO’s chain already holds ${FIREWALL_LIMITS.rules} rules; delete some first.`,
+              );
+            if (req.position !== undefined && req.position > s.rules.length + 1)
+              throw new RpcError(
+                'invalid-argument',
+                `position ${req.position} is past the end (there are ${s.rules.length} rules).`,
+              );
+            rule = {
+              id: newRuleId(s),
+              action: req.action,
+              protocol: req.protocol,
+              family: sourceFamily ?? req.family ?? 'both',
+              port: req.port?.text ?? null,
+              source: source?.text ?? null,
+              comment: req.comment ?? '',
+              createdAt: now,
+            };
+            s.rules.splice(req.position === undefined ? s.rules.length : req.position - 1, 0, rule);
+            return s;
+          },
+          { extra: () => ({ rule }) },
+        );
         if (!rule) throw new Error('rule not created');
         return { ...result, rule };
       },
@@ -136,7 +143,7 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
           },
           // Blocking one address or a small network is what the block list is for: no confirm
           // mode (the panel itself is still protected). A wide range is checked like a rule.
-          { noConfirm: isNarrow(req.address) },
+          { noConfirm: isNarrow(req.address), extra: () => ({ block }) },
         );
         if (!block) throw new Error('block not created');
         return { ...result, block };
@@ -191,7 +198,10 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
             }
             return s;
           },
-          { forceConfirm: 'the recommended baseline rejects everything it does not allow' },
+          {
+            forceConfirm: 'the recommended baseline rejects everything it does not allow',
+            extra: (after) => ({ rules: after.rules }),
+          },
         );
         return { ...result, rules: need().current().rules };
       },
@@ -204,7 +214,7 @@ export function createFirewallModule(ctx: ModuleContext): AgentModule<'firewall'
 
       'reapply firewall': async (_req, call) => need().change(peerOf(call), (s) => s),
 
-      'confirm firewall': async () => ({ confirmed: await need().confirm() }),
+      'confirm firewall': async (_req, call) => ({ confirmed: await need().confirm((d) => call.intent(d)) }),
     },
   };
 }

@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -105,6 +106,11 @@ export class FirewallStore {
     }
     const { baseline, rules, blocks } = parsed.data;
     return { baseline, rules, blocks };
+  }
+
+  /** Removes boot-time files no saved state accounts for (written by a change killed before its state file). */
+  async removeBootFiles(): Promise<void> {
+    for (const f of [this.bootFiles.ipv4, this.bootFiles.ipv6]) await fsp.rm(f, { force: true });
   }
 
   /** Saves the state and the boot-time restore files, each atomically (0600: it is security data). */

@@ -5,6 +5,7 @@ import { validateDomain } from '../../../shared/validate/domain.ts';
 import { validateFtpHome } from '../../../shared/validate/ftp.ts';
 import { PathGuardError, resolveRealUnder } from '../../os/files.ts';
 import { findVhost } from './websites.ts';
+import { killPoint } from '../../journal/kill-point.ts';
 import { resourceCode } from '../../os/resource-fault.ts';
 
 /** At most this many missing directory levels are created for a new home. */
@@ -185,6 +186,7 @@ export async function createHome(home: ResolvedHome): Promise<string[]> {
     for (const d of home.missing) {
       await fsp.mkdir(d, { mode: 0o755 }); // no `recursive`: fails if something appeared meanwhile
       made.push(d);
+      killPoint();
       // chown through a descriptor opened without following symlinks: if the new directory were
       // swapped for a link meanwhile (the parent belongs to the site user), a path-based chown
       // would hand the link's target to that user.

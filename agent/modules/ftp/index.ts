@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { ReplyData } from '../../../shared/protocol/index.ts';
@@ -6,7 +7,15 @@ import type { ReplyData } from '../../../shared/protocol/index.ts';
 import '../../../shared/protocol/events/ftp.ts';
 import type { Exec } from '../../os/exec.ts';
 import { atomicWrite } from '../../os/files.ts';
-import { noProgress, type AgentModule, type ModuleContext, type Progress } from '../types.ts';
+import { z } from 'zod';
+import {
+  noProgress,
+  type AgentModule,
+  type ChangeContext,
+  type ModuleContext,
+  type Progress,
+  type Recovered,
+} from '../types.ts';
 import { systemAccounts } from './accounts.ts';
 import { sha512Crypt } from './hash.ts';
 import { createHome, removeDirs, resolveHome } from './home.ts';
@@ -43,6 +52,14 @@ const toReply = async (u: PasswdUser): Promise<FtpUserReply> => ({
   enabled: isEnabled(u),
   homeExists: await isDirectory(u.home),
 });
+
+/** What an FTP mutation records before its first change (see recover()). */
+const ftpIntent = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('create'), username: z.string(), made: z.array(z.string()) }),
+  z.strictObject({ op: z.literal('delete'), username: z.string() }),
+  z.strictObject({ op: z.enum(['password', 'disable', 'enable']), username: z.string(), hash: z.string() }),
+]);
+type FtpIntent = z.infer<typeof ftpIntent>;
 
 const notFound = (username: string): RpcError =>
   new RpcError('not-found', `There is no FTP user "${username}" on this host.`);
@@ -128,20 +145,47 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     return { raw, lines, user };
   };
 
+  /** One user's line changed: the intent names the hash it will have (recover() compares). */
   const change = async (
     username: string,
+    op: 'password' | 'disable' | 'enable',
     edit: (u: PasswdUser) => PasswdUser,
-    step: Progress = noProgress,
+    call: ChangeContext,
   ): Promise<FtpUserReply> => {
     const { raw, lines, user } = await existing(username);
     const next = edit(user);
-    if (JSON.stringify(next) !== JSON.stringify(user))
+    if (JSON.stringify(next) !== JSON.stringify(user)) {
+      await call.intent({ op, username, hash: next.hash } satisfies FtpIntent);
       await store.write(
         raw,
         updateUser(lines, username, () => next),
-        step,
+        (m) => call.progress(m),
       );
+    }
     return toReply(next);
+  };
+
+  /**
+   * A change a killed agent left (AgentModule.recover): the user file is replaced atomically, so
+   * it holds the old or the new line; a create's new home directories without a user are removed.
+   */
+  const recover = async (intent: unknown): Promise<Recovered> => {
+    const it = ftpIntent.parse(intent);
+    const user = findUser((await store.read()).lines, it.username);
+    switch (it.op) {
+      case 'create':
+        if (user) return { outcome: 'applied', data: await toReply(user) };
+        await removeDirs(it.made);
+        return { outcome: 'absent' };
+      case 'delete':
+        if (user) return { outcome: 'absent' };
+        await adapter.endSessions(it.username);
+        return { outcome: 'applied', data: { username: it.username } };
+      default:
+        if (user?.hash !== it.hash) return { outcome: 'absent' };
+        if (it.op !== 'enable') await adapter.endSessions(it.username);
+        return { outcome: 'applied', data: await toReply(user) };
+    }
   };
 
   return {
@@ -151,6 +195,8 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     start: () => adapter.start(),
     stop: () => adapter.stop(),
     service: () => adapter.service(),
+    recover: (_event, intent) => recover(intent),
+    writesIn: () => [path.dirname(adapter.userFile), adapter.ftpRoot],
     handlers: {
       'list ftp users': async () => ({
         users: await Promise.all(users((await store.read()).lines).map(toReply)),
@@ -182,6 +228,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
           home: home.path,
           shell: FTP_SHELL,
         };
+        await call.intent({ op: 'create', username: user.username, made: home.missing } satisfies FtpIntent);
         const made = await createHome(home);
         try {
           // Re-check right before the write: a directory on the way swapped for a symlink since
@@ -210,8 +257,9 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
         // A disabled user stays disabled: the new hash is stored locked.
         const out = await change(
           req.username,
+          'password',
           (u) => ({ ...u, hash: isEnabled(u) ? hash : lockHash(hash) }),
-          step,
+          call,
         );
         const ended = await adapter.endSessions(req.username);
         call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp password changed');
@@ -220,11 +268,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
       },
 
       'disable ftp user': async (req, call) => {
-        const out = await change(
-          req.username,
-          (u) => ({ ...u, hash: lockHash(u.hash) }),
-          (m) => call.progress(m),
-        );
+        const out = await change(req.username, 'disable', (u) => ({ ...u, hash: lockHash(u.hash) }), call);
         const ended = await adapter.endSessions(req.username);
         call.logger.info({ username: req.username, sessionsEnded: ended }, 'ftp user disabled');
         call.emit('ftp user changed', out);
@@ -239,17 +283,14 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
             'failed-precondition',
             `The FTP user "${req.username}" has no usable password; set a new password to enable it.`,
           );
-        const out = await change(
-          req.username,
-          (u) => ({ ...u, hash: unlockHash(u.hash) }),
-          (m) => call.progress(m),
-        );
+        const out = await change(req.username, 'enable', (u) => ({ ...u, hash: unlockHash(u.hash) }), call);
         call.emit('ftp user changed', out);
         return out;
       },
 
       'delete ftp user': async (req, call) => {
         const { raw, lines } = await existing(req.username);
+        await call.intent({ op: 'delete', username: req.username } satisfies FtpIntent);
         await store.write(
           raw,
           updateUser(lines, req.username, () => null),

@@ -1,5 +1,7 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { Logger } from 'pino';
+import { killPoint } from '../../journal/kill-point.ts';
+import type { Intent } from './recover.ts';
 import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Database, DatabaseUser } from '../../../shared/protocol/events/mysql.ts';
 import { RESERVED_USERS, SYSTEM_SCHEMAS, type DbPrivilege } from '../../../shared/validate/mysql.ts';
@@ -40,7 +42,7 @@ const DB_COLUMNS: readonly (readonly [string, string])[] = [
   ['Grant_priv', 'GRANT OPTION'],
 ];
 
-interface GrantRow {
+export interface GrantRow {
   /** As stored in mysql.db (may be a pattern, `_` escaped as `\_`). */
   stored: string;
   database: string;
@@ -76,6 +78,7 @@ export class MysqlAdmin {
 
   private async run(sql: string): Promise<void> {
     await (await this.pool()).query(sql);
+    killPoint();
   }
 
   /** Accounts PonIO never touches: the server's own and the agent's admin. */
@@ -112,7 +115,12 @@ export class MysqlAdmin {
     return rows[0] ? toDatabase(rows[0]) : null;
   }
 
-  async createDatabase(name: string, charset: string, collation: string): Promise<Database> {
+  async createDatabase(
+    name: string,
+    charset: string,
+    collation: string,
+    intent: Intent = noIntent,
+  ): Promise<Database> {
     if (!/^[a-z0-9_]+$/.test(charset) || !/^[a-z0-9_]+$/.test(collation))
       throw new RpcError('invalid-argument', 'Unknown character set or collation.');
     if (await this.getDatabase(name))
@@ -123,17 +131,19 @@ export class MysqlAdmin {
     );
     if (supported.length === 0)
       throw new RpcError('failed-precondition', `This server does not support the collation ${collation}.`);
+    await intent({ op: 'create database', name });
     await this.run(`CREATE DATABASE ${quoteDb(name)} CHARACTER SET ${charset} COLLATE ${collation}`);
     const created = await this.getDatabase(name);
     if (!created) throw new RpcError('internal', `The database ${name} was not found after creating it.`);
     return created;
   }
 
-  async dropDatabase(name: string): Promise<void> {
+  async dropDatabase(name: string, intent: Intent = noIntent): Promise<void> {
     if (!(await this.getDatabase(name))) throw new RpcError('not-found', `There is no database ${name}.`);
     // Grants outlive a dropped database and would silently apply to a new one of the same name:
     // revoke the exact grants on it first (and put them back if the drop fails).
     const grants = await this.grantsOn(name);
+    await intent({ op: 'drop database', name, grants });
     for (const g of grants) await this.revokeStored(g.user, g.host, g.row);
     try {
       await this.run(`DROP DATABASE ${quoteDb(name)}`);
@@ -185,7 +195,7 @@ export class MysqlAdmin {
       }));
   }
 
-  private async account(user: string, host: string): Promise<{ hash: string; plugin: string } | null> {
+  async account(user: string, host: string): Promise<{ hash: string; plugin: string } | null> {
     const rows = await this.rows(
       "SELECT authentication_string AS hash, plugin FROM mysql.user WHERE User = ? AND Host = ? AND is_role = 'N'",
       [user, host],
@@ -208,10 +218,16 @@ export class MysqlAdmin {
     return a;
   }
 
-  async createUser(user: string, host: string, password: string): Promise<DatabaseUser> {
+  async createUser(
+    user: string,
+    host: string,
+    password: string,
+    intent: Intent = noIntent,
+  ): Promise<DatabaseUser> {
     this.guardAccount(user);
     if (await this.account(user, host))
       throw new RpcError('already-exists', `The database user ${user}@${host} already exists.`);
+    await intent({ op: 'create user', user, host, hash: nativePasswordHash(password) });
     await this.run(`CREATE USER ${quoteAccount(user, host)} ${identifiedBy(password)}`);
     const a = await this.account(user, host);
     if (a?.hash !== nativePasswordHash(password)) {
@@ -224,8 +240,14 @@ export class MysqlAdmin {
     return this.getUser(user, host);
   }
 
-  async setPassword(user: string, host: string, password: string): Promise<DatabaseUser> {
+  async setPassword(
+    user: string,
+    host: string,
+    password: string,
+    intent: Intent = noIntent,
+  ): Promise<DatabaseUser> {
     const before = await this.requireAccount(user, host);
+    await intent({ op: 'set password', user, host, hash: nativePasswordHash(password), before: before.hash });
     await this.run(`ALTER USER ${quoteAccount(user, host)} ${identifiedBy(password)}`);
     const after = await this.account(user, host);
     if (after?.hash !== nativePasswordHash(password)) {
@@ -244,11 +266,13 @@ export class MysqlAdmin {
     host: string,
     database: string,
     privileges: DbPrivilege[],
+    intent: Intent = noIntent,
   ): Promise<DatabaseUser> {
     await this.requireAccount(user, host);
     if (!(await this.getDatabase(database)))
       throw new RpcError('not-found', `There is no database ${database}; create it first.`);
     const before = await this.exactGrants(user, host, database);
+    await intent({ op: 'grant', user, host, database, privileges, before });
     for (const g of before) await this.revokeStored(user, host, g);
     try {
       await this.run(
@@ -270,11 +294,17 @@ export class MysqlAdmin {
     return this.getUser(user, host);
   }
 
-  async revoke(user: string, host: string, database: string): Promise<DatabaseUser> {
+  async revoke(
+    user: string,
+    host: string,
+    database: string,
+    intent: Intent = noIntent,
+  ): Promise<DatabaseUser> {
     await this.requireAccount(user, host);
     const before = await this.exactGrants(user, host, database);
     if (before.length === 0)
       throw new RpcError('not-found', `${user}@${host} has no privileges on the database ${database}.`);
+    await intent({ op: 'revoke', user, host, database, before });
     try {
       for (const g of before) await this.revokeStored(user, host, g);
     } catch (e) {
@@ -289,17 +319,29 @@ export class MysqlAdmin {
     return this.getUser(user, host);
   }
 
-  async dropUser(user: string, host: string): Promise<void> {
+  async dropUser(user: string, host: string, intent: Intent = noIntent): Promise<void> {
     await this.requireAccount(user, host);
+    await intent({ op: 'drop user', user, host });
     await this.run(`DROP USER ${quoteAccount(user, host)}`);
     if (await this.account(user, host))
       throw new RpcError('internal', `The database user ${user}@${host} still exists after dropping it.`);
   }
 
-  // --- helpers -----------------------------------------------------------------------------
+  // --- helpers (also for recover.ts) --------------------------------------------------------
+
+  /** DROP USER without the checks (recovery of an interrupted create). */
+  async dropAccount(user: string, host: string): Promise<void> {
+    await this.run(`DROP USER ${quoteAccount(user, host)}`);
+  }
+
+  /** Puts a stored native hash back (recovery of an interrupted password change). */
+  async setHash(user: string, host: string, hash: string): Promise<void> {
+    if (isNativeHash(hash))
+      await this.run(`ALTER USER ${quoteAccount(user, host)} ${identifiedByHash(hash)}`);
+  }
 
   /** Grant rows of one account on this database (stored escaped, or unescaped as the same pattern). */
-  private async exactGrants(user: string, host: string, database: string): Promise<GrantRow[]> {
+  async exactGrants(user: string, host: string, database: string): Promise<GrantRow[]> {
     const rows = (await this.grantRows(user, host)).get(accountKey(user, host)) ?? [];
     return rows.filter((g) => g.database === database);
   }
@@ -316,7 +358,7 @@ export class MysqlAdmin {
     return out;
   }
 
-  private async revokeStored(user: string, host: string, row: GrantRow): Promise<void> {
+  async revokeStored(user: string, host: string, row: GrantRow): Promise<void> {
     const target = storedGrantTarget(row.stored);
     const acct = quoteAccount(user, host);
     // `ALL PRIVILEGES` on a database does not include GRANT OPTION (the global form's
@@ -327,7 +369,7 @@ export class MysqlAdmin {
       await this.run(`REVOKE GRANT OPTION ON ${target} FROM ${acct}`);
   }
 
-  private async restoreGrants(grants: { user: string; host: string; row: GrantRow }[]): Promise<void> {
+  async restoreGrants(grants: { user: string; host: string; row: GrantRow }[]): Promise<void> {
     for (const { user, host, row } of grants) {
       const privs = row.privileges.filter((p) => p !== 'GRANT OPTION');
       const withGrant = row.privileges.includes('GRANT OPTION') ? ' WITH GRANT OPTION' : '';
@@ -345,6 +387,8 @@ export class MysqlAdmin {
     }
   }
 }
+
+const noIntent: Intent = () => Promise.resolve();
 
 const accountKey = (user: string, host: string): string => JSON.stringify([user, host]);
 const parseKey = (key: string): { user: string; host: string } => {

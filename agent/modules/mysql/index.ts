@@ -2,11 +2,17 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 // This module's schemas (the router validates its events with them): built when it loads.
 import '../../../shared/protocol/events/mysql.ts';
 import { validateCharset } from '../../../shared/validate/mysql.ts';
-import { available, unavailable, type AgentModule, type ModuleContext } from '../types.ts';
+import { available, unavailable, type AgentModule, type CallContext, type ModuleContext } from '../types.ts';
 import { MysqlAdmin } from './admin.ts';
 import { toRpcError } from './errors.ts';
+import { recoverMysql, type Intent } from './recover.ts';
 import { sandboxServer, systemServer, type MysqlServer } from './server.ts';
 import { parseMysqlSettings } from './settings.ts';
+
+const intentOf =
+  (call: CallContext): Intent =>
+  (d) =>
+    call.intent(d);
 
 /**
  * MySQL/MariaDB databases and accounts (issue 6). System mode talks to the host's server through
@@ -56,27 +62,32 @@ export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
     start: () => srv().start(),
     stop: () => srv().stop(),
     service: () => server?.service(),
+    recover: (_event, intent) => op(() => recoverMysql(admin, intent)),
     handlers: {
       'list databases': () => op(async () => ({ databases: await admin.listDatabases() })),
-      'create database': (req) =>
+      'create database': (req, call) =>
         op(() => {
           const cs = validateCharset(req.charset, req.collation);
           if (!cs.ok) throw new RpcError('invalid-argument', cs.message);
-          return admin.createDatabase(req.name, cs.value.charset, cs.value.collation);
+          return admin.createDatabase(req.name, cs.value.charset, cs.value.collation, intentOf(call));
         }),
-      'drop database': (req) =>
+      'drop database': (req, call) =>
         op(async () => {
-          await admin.dropDatabase(req.name);
+          await admin.dropDatabase(req.name, intentOf(call));
           return { name: req.name };
         }),
       'list database users': () => op(async () => ({ users: await admin.listUsers() })),
-      'create database user': (req) => op(() => admin.createUser(req.user, req.host, req.password)),
-      'set database password': (req) => op(() => admin.setPassword(req.user, req.host, req.password)),
-      'grant database': (req) => op(() => admin.grant(req.user, req.host, req.database, req.privileges)),
-      'revoke database': (req) => op(() => admin.revoke(req.user, req.host, req.database)),
-      'drop database user': (req) =>
+      'create database user': (req, call) =>
+        op(() => admin.createUser(req.user, req.host, req.password, intentOf(call))),
+      'set database password': (req, call) =>
+        op(() => admin.setPassword(req.user, req.host, req.password, intentOf(call))),
+      'grant database': (req, call) =>
+        op(() => admin.grant(req.user, req.host, req.database, req.privileges, intentOf(call))),
+      'revoke database': (req, call) =>
+        op(() => admin.revoke(req.user, req.host, req.database, intentOf(call))),
+      'drop database user': (req, call) =>
         op(async () => {
-          await admin.dropUser(req.user, req.host);
+          await admin.dropUser(req.user, req.host, intentOf(call));
           return { user: req.user, host: req.host };
         }),
     },

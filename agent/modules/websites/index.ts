@@ -18,18 +18,18 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
     availability: () => apache.availability(),
     async start() {
       await apache.prepare();
-      await service.recover();
       await apache.start();
     },
     stop: () => apache.stop(),
     service: () => apache.service(),
+    recover: (_event, intent) => service.recover(intent),
+    writesIn: () => [apache.sitesAvailable, apache.sitesEnabled, apache.wwwRoot],
     handlers: {
       'list websites': () => service.list(),
-      'create website': (req, call) => service.create(req, (m) => call.progress(m)),
-      'enable website': (req, call) => service.enable(req.domain, (m) => call.progress(m)),
-      'disable website': (req, call) => service.disable(req.domain, (m) => call.progress(m)),
-      'delete website': (req, call) =>
-        service.delete(req.domain, req.removeFiles === true, (m) => call.progress(m)),
+      'create website': (req, call) => service.create(req, call),
+      'enable website': (req, call) => service.enable(req.domain, call),
+      'disable website': (req, call) => service.disable(req.domain, call),
+      'delete website': (req, call) => service.delete(req.domain, req.removeFiles === true, call),
     },
   };
 }

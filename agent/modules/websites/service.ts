@@ -5,15 +5,17 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { ReplyData, RequestOf } from '../../../shared/protocol/index.ts';
 import type { Website } from '../../../shared/protocol/events/websites.ts';
 import { domainForDisplay, validateDomain } from '../../../shared/validate/domain.ts';
-import { atomicWrite, fsyncDir, readIfExists, resolveUnder } from '../../os/files.ts';
+import { atomicWrite, fsyncDir, resolveUnder, tempNameFor } from '../../os/files.ts';
+import { killPoint } from '../../journal/kill-point.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
 import { filesBlamed } from './apache-startcheck.ts';
 import { createSiteTree, removeCreated, removeSiteTree, siteOwner, sitePaths } from './site-tree.ts';
-import { maybeCrash, readTestHooks } from './test-hooks.ts';
+import { readTestHooks } from './test-hooks.ts';
 import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
 import { VhostCache } from './vhost-cache.ts';
-import { noProgress, type Progress } from '../types.ts';
+import { z } from 'zod';
+import { noChange, type ChangeContext, type Progress, type Recovered } from '../types.ts';
 
 interface Entry {
   /** File name, e.g. `example.com.conf`. */
@@ -23,14 +25,6 @@ interface Entry {
   inAvailable: boolean;
   enabled: boolean;
   parsed: ParsedVhost;
-}
-
-/** A `create website` in progress, written before the first change (see recover()). */
-interface PendingCreate {
-  op: 'create';
-  domain: string;
-  /** Paths that did not exist before and that the create may make. */
-  willCreate: string[];
 }
 
 const isConfName = (n: string): boolean => n.endsWith('.conf') && !n.startsWith('.');
@@ -55,8 +49,9 @@ async function exists(p: string): Promise<boolean> {
 
 /** Replaces `link` with a symlink to `target` atomically (symlink to a temp name, then rename). */
 async function atomicSymlink(target: string, link: string): Promise<void> {
-  const tmp = path.join(path.dirname(link), `.${path.basename(link)}.${process.pid}.${Date.now()}.tmp`);
+  const tmp = tempNameFor(link);
   await fsp.symlink(target, tmp);
+  killPoint();
   try {
     await fsp.rename(tmp, link);
   } catch (e) {
@@ -89,7 +84,6 @@ const withNote = (e: unknown, note: string): unknown =>
  * reload → on failure restore and reload again (docs/websites.md).
  */
 export class WebsitesService {
-  private readonly journalFile: string;
   /** Parsed vhosts by file, re-read only when a file changed (vhost-cache.ts). */
   private readonly vhosts = new VhostCache<ParsedVhost>((text, file) => {
     const name = path.basename(file);
@@ -101,9 +95,7 @@ export class WebsitesService {
     private readonly apache: ApacheHost,
     private readonly layout: HostLayout,
     private readonly logger: Logger,
-  ) {
-    this.journalFile = path.join(layout.stateDir, 'websites-pending.json');
-  }
+  ) {}
 
   // --- reading ----------------------------------------------------------------------------
 
@@ -187,8 +179,12 @@ export class WebsitesService {
   }
 
   // --- mutations --------------------------------------------------------------------------
+  // Each records its intent (agent/journal) before its first change; recover() completes or
+  // undoes it after a kill: create and enable/disable roll forward once the link is in its new
+  // state (the live config is then one the checker accepted), back before; delete rolls forward.
 
-  async create(req: RequestOf<'create website'>, progress: Progress = noProgress): Promise<Website> {
+  async create(req: RequestOf<'create website'>, ctx: ChangeContext = noChange): Promise<Website> {
+    const progress = (m: string): void => ctx.progress(m);
     const { domain } = req;
     const aliases = req.aliases ?? [];
     if (aliases.includes(domain))
@@ -220,11 +216,11 @@ export class WebsitesService {
     });
     const owner = await siteOwner();
 
-    // The journal names what this create may leave behind, so a killed agent cleans up on start.
+    // The intent names what this create may leave behind, so a killed agent cleans up on start.
     const willCreate: string[] = [];
     for (const p of [paths.siteDir, paths.docroot, paths.logDir, path.join(paths.docroot, 'index.html')])
       if (!(await exists(p))) willCreate.push(p);
-    await this.writeJournal({ op: 'create', domain, willCreate });
+    await ctx.intent({ op: 'create', domain, willCreate } satisfies SiteIntent);
 
     let created: string[] = [];
     let linked = false;
@@ -236,17 +232,16 @@ export class WebsitesService {
     try {
       progress(`Creating the site tree and the vhost of ${domain}`);
       created = await createSiteTree(paths, domain, domainForDisplay(domain), owner);
-      maybeCrash(hooks, 'after-tree');
+      killPoint();
       // Not live yet: Apache reads sites-enabled only.
       await atomicWrite(vhostFile, text, { mode: 0o644 });
-      maybeCrash(hooks, 'after-vhost-write');
       progress('Testing the Apache configuration');
       const test = await this.apache.configTest(vhostFile);
       if (!test.ok) throw checkerFailed('Apache config test failed', test);
       // From here on, the live config is one the checker accepted.
       await atomicSymlink(path.relative(this.apache.sitesEnabled, vhostFile), link);
       linked = true;
-      maybeCrash(hooks, 'after-enable');
+      killPoint();
       progress('Reloading Apache');
       const r = await this.reloadFor(domain);
       if (!r.ok) throw checkerFailed('Apache did not reload', r);
@@ -254,10 +249,8 @@ export class WebsitesService {
       progress('Rolling back');
       await undo();
       const note = linked ? await this.reloadAfterRollback(e) : '';
-      await this.clearJournal();
       throw withNote(e, note);
     }
-    await this.clearJournal();
     this.logger.info({ domain }, 'website created');
     return this.toWebsite({
       name: `${domain}.conf`,
@@ -268,13 +261,15 @@ export class WebsitesService {
     });
   }
 
-  async enable(domain: string, progress: Progress = noProgress): Promise<Website> {
+  async enable(domain: string, ctx: ChangeContext = noChange): Promise<Website> {
+    const progress = (m: string): void => ctx.progress(m);
     const e = await this.findManaged(domain);
     if (e.enabled) return this.toWebsite(e);
     const link = this.enabledLink(domain);
     progress('Testing the Apache configuration');
     const test = await this.apache.configTest(e.file);
     if (!test.ok) throw checkerFailed('Apache config test failed', test);
+    await ctx.intent({ op: 'enable', domain } satisfies SiteIntent);
     await atomicSymlink(path.relative(this.apache.sitesEnabled, e.file), link);
     progress('Reloading Apache');
     const r = await this.reloadFor(domain);
@@ -287,36 +282,52 @@ export class WebsitesService {
     return this.toWebsite({ ...e, enabled: true });
   }
 
-  /** Takes a site out of sites-enabled, checks and reloads; restores the link on any failure. */
-  private async unlink(domain: string, progress: Progress): Promise<void> {
+  /** What sites-enabled holds for a domain: a symlink's target, or a file's bytes (to restore). */
+  private async linkState(domain: string): Promise<{ target: string | null; content: string | null }> {
     const link = this.enabledLink(domain);
     const st = await fsp.lstat(link);
     const target = st.isSymbolicLink() ? await fsp.readlink(link) : null;
-    const content = target === null ? await fsp.readFile(link) : null;
-    const restore = async (): Promise<void> => {
-      if (target !== null) await atomicSymlink(target, link);
-      else if (content !== null) await atomicWrite(link, content);
-    };
-    await removeLink(link);
+    const content = target === null ? await fsp.readFile(link, 'base64') : null;
+    return { target, content };
+  }
+
+  private async restoreLink(
+    domain: string,
+    saved: { target: string | null; content: string | null },
+  ): Promise<void> {
+    const link = this.enabledLink(domain);
+    if (saved.target !== null) await atomicSymlink(saved.target, link);
+    else if (saved.content !== null) await atomicWrite(link, Buffer.from(saved.content, 'base64'));
+  }
+
+  /** Takes a site out of sites-enabled, checks and reloads; restores the link on any failure. */
+  private async unlink(
+    domain: string,
+    saved: { target: string | null; content: string | null },
+    progress: Progress,
+  ): Promise<void> {
+    await removeLink(this.enabledLink(domain));
     progress('Testing the Apache configuration');
     const test = await this.apache.configTest();
     if (!test.ok) {
-      await restore();
+      await this.restoreLink(domain, saved);
       throw checkerFailed('Apache config test failed', test);
     }
     progress('Reloading Apache');
     const r = await this.reloadFor(domain);
     if (!r.ok) {
       progress('Rolling back');
-      await restore();
+      await this.restoreLink(domain, saved);
       throw withNote(checkerFailed('Apache did not reload', r), await this.reloadAfterRollback(r.output));
     }
   }
 
-  async disable(domain: string, progress: Progress = noProgress): Promise<Website> {
+  async disable(domain: string, ctx: ChangeContext = noChange): Promise<Website> {
     const e = await this.findManaged(domain);
     if (!e.enabled) return this.toWebsite(e);
-    await this.unlink(domain, progress);
+    const saved = await this.linkState(domain);
+    await ctx.intent({ op: 'disable', domain, link: saved } satisfies SiteIntent);
+    await this.unlink(domain, saved, (m) => ctx.progress(m));
     this.logger.info({ domain }, 'website disabled');
     return this.toWebsite({ ...e, enabled: false });
   }
@@ -324,23 +335,34 @@ export class WebsitesService {
   async delete(
     domain: string,
     removeFiles: boolean,
-    progress: Progress = noProgress,
+    ctx: ChangeContext = noChange,
   ): Promise<ReplyData<'delete website'>> {
+    const progress = (m: string): void => ctx.progress(m);
     const e = await this.findManaged(domain);
     // Resolve (and guard) the site tree before changing anything: a refused tree (e.g. a symlink
     // planted in place of the site directory) fails the call with the site still intact.
     const tree = removeFiles ? await sitePaths(this.apache.wwwRoot, domain) : null;
-    if (e.enabled) await this.unlink(domain, progress);
+    const saved = e.enabled ? await this.linkState(domain) : null;
+    const treeExists = tree !== null && (await exists(tree.siteDir));
+    await ctx.intent({ op: 'delete', domain, link: saved, removeFiles, treeExists } satisfies SiteIntent);
+    if (saved) await this.unlink(domain, saved, progress);
     // No longer live: removing the file cannot affect Apache.
-    await fsp.rm(e.file, { force: true });
-    await fsyncDir(path.dirname(e.file));
+    await this.removeVhost(domain);
     let filesRemoved = false;
     if (tree) {
       progress(`Removing the files of ${domain}`);
       filesRemoved = await removeSiteTree(tree);
+      killPoint();
     }
     this.logger.info({ domain, filesRemoved }, 'website deleted');
     return { domain, filesRemoved };
+  }
+
+  private async removeVhost(domain: string): Promise<void> {
+    const file = this.vhostFile(domain);
+    await fsp.rm(file, { force: true });
+    await fsyncDir(path.dirname(file));
+    killPoint();
   }
 
   /** The graceful reload after a change to `domain` (a sandbox test hook may report it failed). */
@@ -349,7 +371,9 @@ export class WebsitesService {
     if (hooks.slowReloadMs) await new Promise((r) => setTimeout(r, hooks.slowReloadMs));
     if (hooks.failReload?.includes(domain))
       return { ok: false, output: 'reload failure injected by a test hook' };
-    return this.apache.reload();
+    const r = await this.apache.reload();
+    killPoint();
+    return r;
   }
 
   /**
@@ -375,48 +399,95 @@ export class WebsitesService {
 
   // --- crash recovery ---------------------------------------------------------------------
 
-  private async writeJournal(p: PendingCreate): Promise<void> {
-    await fsp.mkdir(this.layout.stateDir, { recursive: true, mode: 0o700 });
-    await atomicWrite(this.journalFile, JSON.stringify(p), { mode: 0o600 });
-  }
-
-  private async clearJournal(): Promise<void> {
-    await fsp.rm(this.journalFile, { force: true });
-  }
-
   /**
-   * Finishes a `create website` a killed agent left: if its vhost is enabled, the live config is
-   * the one the checker accepted (the link is made only after the test) and the site is kept;
-   * otherwise nothing of it is live and its vhost file and new directories are removed.
+   * Completes or undoes a change a killed agent left (AgentModule.recover; runs after Apache
+   * started). Ends with a graceful reload, so what Apache serves matches the files.
    */
-  async recover(): Promise<void> {
-    const text = await readIfExists(this.journalFile);
-    if (text === null) return;
-    let pending: PendingCreate | null = null;
-    try {
-      const v = JSON.parse(text) as PendingCreate;
-      const d = validateDomain(v.domain);
-      if (v.op === 'create' && d.ok && d.value === v.domain && Array.isArray(v.willCreate)) pending = v;
-    } catch {
-      /* unreadable: nothing to do but drop it */
-    }
-    if (pending) {
-      const link = this.enabledLink(pending.domain);
-      if (await exists(link)) {
-        this.logger.warn({ domain: pending.domain }, 'an interrupted create had gone live: site kept');
-      } else {
-        const paths = await sitePaths(this.apache.wwwRoot, pending.domain);
+  async recover(intent: unknown): Promise<Recovered> {
+    const parsed = siteIntent.safeParse(intent);
+    const v = parsed.success ? validateDomain(parsed.data.domain) : null;
+    if (!parsed.success || !v?.ok || v.value !== parsed.data.domain)
+      throw new Error('unreadable websites intent in the journal');
+    const it = parsed.data;
+    const out = await this.settle(it);
+    const note = await this.reloadAfterRollback('recovery after the agent was stopped');
+    if (note !== '')
+      this.logger.error({ note }, 'Apache did not reload after settling an interrupted change');
+    this.logger.warn(
+      { domain: it.domain, op: it.op, outcome: out.outcome },
+      'an interrupted website change was settled',
+    );
+    return out;
+  }
+
+  private async settle(it: SiteIntent): Promise<Recovered> {
+    const link = this.enabledLink(it.domain);
+    const linked = await exists(link);
+    const site = async (): Promise<Recovered> => {
+      const e = (await this.scan()).find((x) => x.name === `${it.domain}.conf`);
+      if (!e) throw new Error(`the website ${it.domain} is gone`);
+      return { outcome: 'applied', data: this.toWebsite(e) };
+    };
+    switch (it.op) {
+      case 'create': {
+        if (linked && (await exists(this.vhostFile(it.domain)))) return site();
+        // Nothing of it is live: remove its link (if any), vhost and the directories it made.
+        if (linked) await removeLink(link);
+        const paths = await sitePaths(this.apache.wwwRoot, it.domain);
         const allowed = new Set([
           paths.siteDir,
           paths.docroot,
           paths.logDir,
           path.join(paths.docroot, 'index.html'),
         ]);
-        await fsp.rm(this.vhostFile(pending.domain), { force: true });
-        await removeCreated(pending.willCreate.filter((p) => allowed.has(p)));
-        this.logger.warn({ domain: pending.domain }, 'an interrupted create was rolled back');
+        await this.removeVhost(it.domain);
+        await removeCreated(it.willCreate.filter((p) => allowed.has(p)));
+        return { outcome: 'absent' };
+      }
+      case 'enable':
+        return linked ? site() : { outcome: 'absent' };
+      case 'disable': {
+        if (linked) return { outcome: 'absent' };
+        const test = await this.apache.configTest();
+        if (test.ok) return site();
+        await this.restoreLink(it.domain, it.link);
+        return { outcome: 'absent' };
+      }
+      case 'delete': {
+        // Rolls forward: the site was being taken away; finish unless its removal breaks the config.
+        if (!(await exists(this.vhostFile(it.domain)))) {
+          if (linked) await removeLink(link);
+        } else {
+          if (linked) await removeLink(link);
+          const test = await this.apache.configTest();
+          if (!test.ok) {
+            if (it.link) await this.restoreLink(it.domain, it.link);
+            return { outcome: 'absent' };
+          }
+          await this.removeVhost(it.domain);
+        }
+        if (it.removeFiles) await removeSiteTree(await sitePaths(this.apache.wwwRoot, it.domain));
+        return {
+          outcome: 'applied',
+          data: { domain: it.domain, filesRemoved: it.removeFiles && it.treeExists },
+        };
       }
     }
-    await this.clearJournal();
   }
 }
+
+const savedLink = z.strictObject({ target: z.string().nullable(), content: z.string().nullable() });
+/** What a websites mutation records before its first change (see recover()). */
+const siteIntent = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('create'), domain: z.string(), willCreate: z.array(z.string()) }),
+  z.strictObject({ op: z.literal('enable'), domain: z.string() }),
+  z.strictObject({ op: z.literal('disable'), domain: z.string(), link: savedLink }),
+  z.strictObject({
+    op: z.literal('delete'),
+    domain: z.string(),
+    link: savedLink.nullable(),
+    removeFiles: z.boolean(),
+    treeExists: z.boolean(),
+  }),
+]);
+type SiteIntent = z.infer<typeof siteIntent>;

@@ -8,18 +8,13 @@ import type { HostLayout } from '../../os/layout.ts';
  * reads this file): `<stateDir>/websites-test-hooks.json`.
  * - corruptVhost: domains whose vhost gets a directive Apache refuses (the checker fails);
  * - failReload: domains whose reload (after create, enable, disable or delete) is reported failed;
- * - slowReloadMs: each reload waits this long first (a busy host; the dashboard's live progress);
- * - crashAt: the agent process SIGKILLs itself at that step of `create website` (only for tests
- *   that run the agent as a separate process).
+ * - slowReloadMs: each reload waits this long first (a busy host; the dashboard's live progress).
+ * (Kill points for crash tests are agent-wide: agent/journal/kill-point.ts.)
  */
-export const CRASH_POINTS = ['after-tree', 'after-vhost-write', 'after-enable'] as const;
-export type CrashPoint = (typeof CRASH_POINTS)[number];
-
 const hooksSchema = z.strictObject({
   corruptVhost: z.array(z.string()).optional(),
   failReload: z.array(z.string()).optional(),
   slowReloadMs: z.number().int().min(0).max(10_000).optional(),
-  crashAt: z.enum(CRASH_POINTS).optional(),
 });
 export type TestHooks = z.infer<typeof hooksSchema>;
 
@@ -31,9 +26,4 @@ export async function readTestHooks(layout: HostLayout): Promise<TestHooks> {
   const text = await readIfExists(testHooksFile(layout));
   if (text === null) return {};
   return hooksSchema.parse(JSON.parse(text));
-}
-
-/** Dies at a crash point when the hooks ask for it (simulates `kill -9` of the agent). */
-export function maybeCrash(hooks: TestHooks, at: CrashPoint): void {
-  if (hooks.crashAt === at) process.kill(process.pid, 'SIGKILL');
 }
