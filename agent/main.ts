@@ -185,7 +185,7 @@ async function startLocked(
   };
 
   try {
-    await add(createSystemModule(ctx, trust, metrics));
+    await add(createSystemModule(ctx, trust, metrics, (id) => router.outcome(id)));
     for (const m of OPTIONAL_MODULES) {
       const absent = disabled.has(m.name)
         ? {

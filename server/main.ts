@@ -14,6 +14,7 @@ import { ConnectionManager } from './hosts/connection-manager.ts';
 import { startAgentListener, type AgentListener } from './hosts/agent-listener.ts';
 import { PanelPki } from './hosts/pki-store.ts';
 import { HostRegistry } from './hosts/registry.ts';
+import { OutcomeResolver } from './hosts/outcomes.ts';
 import { HostActions } from './http/host-actions.ts';
 import { ApiTokens } from './auth/api-tokens.ts';
 import { Accounts } from './auth/accounts.ts';
@@ -152,6 +153,9 @@ export async function startPanel(
   hosts.connectAll();
   lifecycle.start();
   jobs.start();
+  // Mutations that timed out with an unknown outcome: asked again until the host tells.
+  const outcomes = new OutcomeResolver(manager, audit, events, logger.child({ part: 'outcomes' }));
+  outcomes.start();
   const url = ctx.publicUrl();
   logger.info({ url }, 'panel ready');
   return {
@@ -162,6 +166,7 @@ export async function startPanel(
     url,
     async close() {
       lifecycle.stop();
+      outcomes.stop();
       await jobs.close();
       await realtime.close();
       await agentListener?.close();

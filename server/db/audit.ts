@@ -22,6 +22,10 @@ export interface AuditEntry {
   durationMs?: number | null;
   /** The job (server/jobs/) this host call ran under. */
   jobId?: number | null;
+  /** The host call's requestId (a mutation's), to resolve an unknown outcome later. */
+  requestId?: string | null;
+  /** 'unknown': the call timed out and may have acted (server/hosts/outcomes.ts resolves it). */
+  outcome?: 'unknown' | null;
 }
 
 export interface AuditRow {
@@ -37,6 +41,8 @@ export interface AuditRow {
   message: string | null;
   duration_ms: number | null;
   job_id: number | null;
+  request_id: string | null;
+  outcome: string | null;
 }
 
 export interface AuditQuery {
@@ -59,11 +65,12 @@ export class AuditLog {
     this.observers.push(fn);
   }
 
-  write(e: AuditEntry): void {
-    this.db
+  /** Adds an entry; returns its id. */
+  write(e: AuditEntry): number {
+    const r = this.db
       .prepare(
-        `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms, job_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms, job_id, request_id, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         Date.now(),
@@ -77,8 +84,39 @@ export class AuditLog {
         e.message ?? null,
         e.durationMs === undefined || e.durationMs === null ? null : Math.round(e.durationMs),
         e.jobId ?? null,
+        e.requestId ?? null,
+        e.outcome ?? null,
       );
     for (const fn of this.observers) fn(e);
+    return Number(r.lastInsertRowid);
+  }
+
+  /** Entries whose outcome is still unknown (oldest first, bounded). */
+  unresolved(
+    limit = 1000,
+  ): { id: number; at: number; hostId: string; requestId: string; action: string; actor: string }[] {
+    return this.db
+      .prepare(
+        `SELECT id, at, host_id AS hostId, request_id AS requestId, action, actor FROM audit_log
+         WHERE outcome = 'unknown' AND host_id IS NOT NULL AND request_id IS NOT NULL ORDER BY id LIMIT ?`,
+      )
+      .all(limit) as {
+      id: number;
+      at: number;
+      hostId: string;
+      requestId: string;
+      action: string;
+      actor: string;
+    }[];
+  }
+
+  /** Records what became of a call whose outcome was unknown (the entry keeps its time). */
+  resolve(id: number, r: { ok: boolean; errorCode: string | null; message: string | null }): void {
+    this.db
+      .prepare(
+        `UPDATE audit_log SET ok = ?, error_code = ?, message = ?, outcome = NULL WHERE id = ? AND outcome = 'unknown'`,
+      )
+      .run(r.ok ? 1 : 0, r.errorCode, r.message, id);
   }
 
   query(q: AuditQuery = {}): { rows: AuditRow[]; total: number } {

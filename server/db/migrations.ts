@@ -161,4 +161,13 @@ CREATE INDEX audit_job ON audit_log (job_id);
     // agent listener (address and port unused, kept '' and 7443).
     sql: `ALTER TABLE hosts ADD COLUMN mode TEXT NOT NULL DEFAULT 'forward' CHECK (mode IN ('forward', 'reverse'));`,
   },
+  {
+    id: 16,
+    name: 'audit: requestId and outcome of host calls (issue 16)',
+    sql: `
+ALTER TABLE audit_log ADD COLUMN request_id TEXT;
+ALTER TABLE audit_log ADD COLUMN outcome TEXT;   -- NULL (settled when written) or 'unknown' until resolved
+CREATE INDEX audit_unknown ON audit_log (outcome) WHERE outcome IS NOT NULL;
+`,
+  },
 ];

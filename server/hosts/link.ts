@@ -18,6 +18,10 @@ import {
   type RequestIn,
 } from '../../shared/protocol/index.ts';
 import type { LinkSocket } from '../../shared/link/socket.ts';
+import { MAX_DEADLINE_MS } from '../../shared/protocol/define.ts';
+
+/** How much longer the panel waits than the deadline it gives the agent (network, scheduling). */
+export const DEADLINE_GRACE_MS = 2_000;
 
 export interface HostLinkOptions {
   logger: Logger;
@@ -93,9 +97,16 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     const def = rpcEvents[event];
     const body: Record<string, unknown> = { ...(params as Record<string, unknown>) };
     if (def.mutation && body.requestId === undefined) body.requestId = randomUUID();
+    // The agent answers by the deadline it is given (waiting for the module lock included); the
+    // panel waits that long plus a grace for the network (docs/protocol.md, "Deadlines").
     const timeoutMs =
       options.timeoutMs ??
-      Math.min(def.timeoutMs + 2_000, this.opts.defaultCallTimeoutMs ?? Number.MAX_SAFE_INTEGER);
+      Math.min(def.timeoutMs + DEADLINE_GRACE_MS, this.opts.defaultCallTimeoutMs ?? Number.MAX_SAFE_INTEGER);
+    if (body.deadlineMs === undefined)
+      body.deadlineMs = Math.min(
+        MAX_DEADLINE_MS,
+        Math.max(1, Math.round(timeoutMs - Math.min(DEADLINE_GRACE_MS, timeoutMs / 2))),
+      );
     let raw: unknown;
     try {
       raw = await this.socket.request(event, body, timeoutMs);
@@ -105,11 +116,13 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
           ok: false,
           error: { code: 'unavailable', message: `Host ${hostId} disconnected during "${event}".` },
         };
+      // No answer at all: a mutation may have acted (the panel resolves it later, outcomes.ts).
       return {
         ok: false,
         error: {
           code: 'timeout',
           message: `Host ${hostId} did not answer "${event}" within ${timeoutMs / 1000} s.`,
+          ...(def.mutation ? { details: { outcome: 'unknown' } } : {}),
         },
       };
     }

@@ -15,6 +15,7 @@ import { PanelHttpError } from './errors.ts';
 import { takeProgressId } from './progress.ts';
 import { randomUUID } from 'node:crypto';
 import { noCallObserver, type CallObserver } from '../metrics/calls.ts';
+import { outcomeOfError } from '../api/reply.ts';
 
 /**
  * The one way the dashboard and the API act on a host: checks the actor's role (viewer reads,
@@ -50,6 +51,9 @@ export class HostActions {
         ? takeProgressId()
         : undefined;
     if (progressId !== undefined) params = { ...params, requestId: progressId };
+    // Every mutation has a requestId the audit keeps: an unknown outcome is resolved by it.
+    if (def.mutation && (params as { requestId?: unknown }).requestId === undefined)
+      params = { ...params, requestId: randomUUID() };
     // The panel checks the request against the same contract schema as the agent (shared/protocol,
     // shared/validate): bad input is refused here, with the agent's wording, and never sent.
     const checked = def.request.safeParse(params);
@@ -68,7 +72,11 @@ export class HostActions {
     // A job's host calls are all recorded, reads included, under the job (server/jobs/).
     if (def.mutation || opts.jobId !== undefined) {
       const durationMs = performance.now() - started;
+      const unknown = def.mutation && !reply.ok && outcomeOfError(reply.error) === 'unknown';
+      const requestId = (params as { requestId?: unknown }).requestId;
       this.audit.write({
+        ...(typeof requestId === 'string' ? { requestId } : {}),
+        ...(unknown ? { outcome: 'unknown' as const } : {}),
         actor,
         hostId,
         action: event,

@@ -13,6 +13,7 @@ export const EVENT_MODULES = {
   ping: 'system',
   'system info': 'system',
   'agent metrics': 'system',
+  'call outcome': 'system',
   'renew certificate': 'system',
   'install certificate': 'system',
   'set revocations': 'system',

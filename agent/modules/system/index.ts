@@ -3,17 +3,20 @@ import { PONIO_VERSION } from '../../../shared/protocol/version.ts';
 import '../../../shared/protocol/events/system.ts';
 import { available, type AgentModule, type ModuleContext } from '../types.ts';
 import { systemInfo } from './info.ts';
+import type { ReplyData } from '../../../shared/protocol/index.ts';
 import type { TrustHandlers } from '../../trust-handlers.ts';
 import type { AgentMetrics } from '../../metrics.ts';
 
 /**
  * `trust`: the renewal/revocation handlers (agent/trust-handlers.ts), which need the server's TLS
- * state; `metrics`: the agent's health and metrics (agent/metrics.ts).
+ * state; `metrics`: the agent's health and metrics (agent/metrics.ts); `outcome`: the journal's
+ * word on a requestId (the router's).
  */
 export function createSystemModule(
   ctx: ModuleContext,
   trust: TrustHandlers,
   metrics: Pick<AgentMetrics, 'snapshot'>,
+  outcome: (requestId: string) => Promise<ReplyData<'call outcome'>>,
 ): AgentModule<'system'> {
   return {
     name: 'system',
@@ -22,6 +25,7 @@ export function createSystemModule(
       ping: () => Promise.resolve({ pong: true, time: Date.now(), agentVersion: PONIO_VERSION }),
       'system info': () => systemInfo(ctx.exec),
       'agent metrics': () => metrics.snapshot(),
+      'call outcome': (req) => outcome(req.id),
       ...trust,
     },
   };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineEvent, request } from '../define.ts';
 import { registerEvents } from '../catalog.ts';
+import { rpcErrorSchema } from '../errors.ts';
 
 /** One sample of a metric family, as prom-client's getMetricsAsJSON() gives it. */
 const metricSample = z.strictObject({
@@ -73,6 +74,29 @@ export const systemEvents = {
       }),
       metrics: z.array(metricFamily).max(50),
     }),
+  }),
+  // The journal's word on an earlier mutation (docs/architecture.md, "Deadlines and unknown
+  // outcomes"): the panel asks it to resolve a call whose outcome it could not tell.
+  'call outcome': defineEvent({
+    module: 'system',
+    mutation: false,
+    timeoutMs: 10_000,
+    summary:
+      'What became of an earlier mutation, by its requestId (running, done with its reply, absent, unknown).',
+    request: request({ id: z.uuid() }),
+    reply: z.discriminatedUnion('state', [
+      z.strictObject({ state: z.literal('running'), event: z.string() }),
+      z.strictObject({
+        state: z.literal('done'),
+        event: z.string(),
+        reply: z.discriminatedUnion('ok', [
+          z.strictObject({ ok: z.literal(true), data: z.unknown() }),
+          z.strictObject({ ok: z.literal(false), error: rpcErrorSchema }),
+        ]),
+      }),
+      z.strictObject({ state: z.literal('absent'), event: z.string() }),
+      z.strictObject({ state: z.literal('unknown') }),
+    ]),
   }),
   // --- trust (issue 3): renewal and revocation push over the existing mutual-TLS link. Handled
   // by agent/trust-handlers.ts (they need the agent's TLS state), registered under 'system'.
