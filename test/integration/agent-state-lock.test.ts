@@ -78,6 +78,8 @@ test('a second agent on the same state directory refuses; a kill -9 leaves no lo
     new RegExp(`^${third.proc.pid} `),
     'the stale lock was taken over',
   );
+  // (The CLI installs its SIGTERM handler right after "agent ready": give it that moment.)
+  await new Promise((r) => setTimeout(r, 300));
   await third.stop();
   assert.equal(third.proc.exitCode, 0, third.output().slice(-2000));
   await assert.rejects(fsp.access(lock), 'a clean stop removes the lock');

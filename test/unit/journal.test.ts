@@ -221,7 +221,9 @@ test('deadlines: a queued call past its deadline never runs; a hung one holds th
   );
   assert.deepEqual(await r.outcome(hungId), { state: 'running', event: 'create website' });
   release();
-  await new Promise((res) => setTimeout(res, 50));
+  // Its result is recorded once the journal's write is done (bounded wait on a loaded machine).
+  for (let i = 0; i < 100 && (await r.outcome(hungId)).state === 'running'; i++)
+    await new Promise((res) => setTimeout(res, 50));
   assert.deepEqual(started, ['hung.example'], 'nothing ran beside or after the hung call while it was stuck');
   assert.equal(maxRunning, 1);
   const out = await r.outcome(hungId);
