@@ -13,8 +13,11 @@
 //                           bootstrap / bootstrap-icons assets the panel serves locally
 //   panel/views/ panel/public/  templates and static files
 //   panel/ponio-panel.service, panel/install-panel.sh, deploy examples
+//   deb/ponio-agent_<v>_all.deb, deb/ponio-panel_<v>_<arch>.deb   Debian packages (scripts/deb.mjs;
+//                           not with --agent-only or --no-deb); --deb-version V stamps them V
 //   BUILD.json              versions and sizes of what was built
 import { build } from 'esbuild';
+import { buildDebs } from './deb.mjs';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import {
   appendFileSync,
@@ -33,12 +36,20 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function parseArgs(argv) {
-  const o = { out: path.join(root, 'dist'), agentOnly: false, minify: true };
+  const o = {
+    out: path.join(root, 'dist'),
+    agentOnly: false,
+    minify: true,
+    deb: true,
+    debVersion: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') o.out = path.resolve(argv[++i] ?? '');
     else if (a === '--agent-only') o.agentOnly = true;
     else if (a === '--no-minify') o.minify = false;
+    else if (a === '--no-deb') o.deb = false;
+    else if (a === '--deb-version') o.debVersion = argv[++i];
     else {
       console.error(`build: unknown argument ${a}`);
       process.exit(2);
@@ -440,6 +451,10 @@ async function main() {
     info.panel = { file: 'panel/ponio-panel.mjs', bytes: statSync(panelFile).size, external: PANEL_EXTERNAL };
   }
 
+  if (o.deb && !o.agentOnly) {
+    const debs = buildDebs({ dist: o.out, version: o.debVersion ?? pkg.version, agentOnly: o.agentOnly });
+    if (debs) info.deb = debs.map((f) => path.relative(o.out, f));
+  }
   writeFileSync(path.join(o.out, 'BUILD.json'), JSON.stringify(info, null, 2) + '\n');
   const kb = (n) => `${Math.round(n / 1024)} KB`;
   console.log(

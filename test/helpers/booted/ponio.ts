@@ -1,7 +1,7 @@
 // PonIO pieces for the booted tier: the built release copied into a container, hosts added on a
 // panel, and the agent's service state read through the container's own systemd.
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../../../bench/lib.ts';
 import { ROOT } from '../agent-process.ts';
@@ -52,4 +52,62 @@ export interface AddedHost {
   caPin: string;
   command: string;
   installCommand: string | null;
+}
+
+/**
+ * Makes and installs (dpkg -i) a package that tells dpkg Node.js is there: the containers run the
+ * host's Node.js, bind-mounted at /usr/bin/node, not a Debian package, while ponio-agent and
+ * ponio-panel depend on `nodejs (>= 20)` (what an admin does with equivs for a nodejs.org
+ * install). It carries no files.
+ */
+export async function provideNodejs(c: Container): Promise<void> {
+  const stage = path.join(c.root, 'root/ponio-test-node');
+  mkdirSync(path.join(stage, 'DEBIAN'), { recursive: true });
+  writeFileSync(
+    path.join(stage, 'DEBIAN/control'),
+    [
+      'Package: ponio-test-node',
+      'Version: 1.0',
+      'Architecture: all',
+      'Maintainer: PonIO tests <tests@ponio.invalid>',
+      `Provides: nodejs (= ${process.versions.node})`,
+      "Description: the test host's Node.js, bind-mounted at /usr/bin/node",
+      '',
+    ].join('\n'),
+  );
+  await c.ok('dpkg-deb', [
+    '--root-owner-group',
+    '--build',
+    '/root/ponio-test-node',
+    '/root/ponio-test-node.deb',
+  ]);
+  await c.ok('dpkg', ['-i', '/root/ponio-test-node.deb']);
+  rmSync(stage, { recursive: true, force: true });
+}
+
+/** Paths that change on a running system whatever PonIO does (logs, apt/dpkg bookkeeping). */
+const CHURN = [
+  /^\/var\/log\//,
+  /^\/var\/lib\/(apt|dpkg)\//,
+  /^\/var\/cache\//,
+  /^\/var\/lib\/systemd\/(timers|catalog|coredump|random-seed)/,
+  /^\/root\/ponio-/,
+  /^\/var\/tmp\//,
+  /^\/var\/lib\/mysql\//,
+];
+
+/** Every path on the container's root file system (one mount: not /proc, /run, /tmp, …). */
+export async function fileList(c: Container): Promise<string[]> {
+  const out = await c.ok('find', ['/', '-xdev'], { timeoutMs: 120_000 });
+  return out
+    .split('\n')
+    .filter((p) => p && !CHURN.some((r) => r.test(p)))
+    .sort();
+}
+
+/** What `after` has that `before` has not, and the reverse. */
+export function diffLists(before: string[], after: string[]): { added: string[]; removed: string[] } {
+  const b = new Set(before);
+  const a = new Set(after);
+  return { added: after.filter((p) => !b.has(p)), removed: before.filter((p) => !a.has(p)) };
 }
