@@ -80,3 +80,119 @@ test('install-agent.sh enrolls a booted Debian 12; ponio-agent.service runs; a w
   const journal = await c.ok('journalctl', ['-b', '--no-pager', '-u', 'apache2.service']);
   assert.match(journal, /Reload(ing|ed) (apache2\.service|The Apache HTTP Server)/);
 });
+
+/** Runs `sh -c SCRIPT` inside the agent service's own mount namespace (what the unit sees). */
+async function inAgentMounts(script: string): Promise<{ code: number; out: string }> {
+  assert.ok(c);
+  const pid = (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', 'ponio-agent.service'])).trim();
+  assert.match(pid, /^[1-9]\d*$/);
+  const r = await c.exec('nsenter', ['-t', pid, '-m', '--', '/bin/sh', '-c', script]);
+  return { code: r.code, out: r.stdout + r.stderr };
+}
+
+test('ponio-agent.service hardening: only its declared paths are writable, only its declared capabilities', async () => {
+  assert.ok(c);
+  const pid = (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', 'ponio-agent.service'])).trim();
+  const status = await c.ok('cat', [`/proc/${pid}/status`]);
+  // CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL, CAP_NET_ADMIN, CAP_NET_RAW.
+  assert.match(status, /^CapBnd:\s+000000000000302f$/m);
+  assert.match(status, /^NoNewPrivs:\s+1$/m);
+  for (const dir of [
+    '/etc/ponio-agent',
+    '/var/lib/ponio-agent',
+    '/etc/apache2',
+    '/var/www',
+    '/etc/proftpd',
+  ]) {
+    const w = await inAgentMounts(`echo probe > ${dir}/.ponio-probe && rm ${dir}/.ponio-probe`);
+    assert.equal(w.code, 0, `${dir} is writable for the agent: ${w.out}`);
+  }
+  for (const dir of [
+    '/usr/bin',
+    '/etc',
+    '/etc/systemd/system',
+    '/opt/ponio-agent',
+    '/var/lib/dpkg',
+    '/boot',
+    '/root',
+  ]) {
+    const w = await inAgentMounts(`echo probe > ${dir}/.ponio-probe`);
+    assert.notEqual(w.code, 0, `${dir} must not be writable for the agent`);
+    assert.match(w.out, /Read-only file system|Permission denied|No such file/, w.out);
+    await c.exec('rm', ['-f', `${dir}/.ponio-probe`]);
+  }
+});
+
+test('system mode through the panel: FTP user in proftpd (reloaded by systemd), MySQL in MariaDB, firewall rule in iptables', async () => {
+  assert.ok(t && c);
+  const api = `/api/v1/hosts/${HOST}`;
+  const PW = 'booted ftp password 1';
+  const ftp = await t.request('POST', `${api}/ftp-users`, {
+    body: { username: 'bootftp', password: PW, home: '/var/www/booted.test/public_html' },
+  });
+  assert.equal(ftp.status, 201, ftp.text);
+  assert.match(await c.ok('cat', ['/etc/proftpd/ftpd.passwd']), /^bootftp:/m);
+  const listing = await c.exec('curl', ['-sS', '--user', `bootftp:${PW}`, 'ftp://127.0.0.1/']);
+  assert.equal(listing.code, 0, `FTP login as bootftp: ${listing.stderr}`);
+  const bad = await c.exec('curl', ['-sS', '--user', 'bootftp:wrong password', 'ftp://127.0.0.1/']);
+  assert.notEqual(bad.code, 0, 'a wrong password is refused');
+  assert.match(await c.ok('journalctl', ['-b', '--no-pager', '-u', 'proftpd.service']), /Reload(ing|ed) /);
+
+  const db = await t.request('POST', `${api}/databases`, { body: { name: 'bootdb' } });
+  assert.equal(db.status, 201, db.text);
+  const DBPW = 'booted db password 1';
+  const u = await t.request('POST', `${api}/database-users`, {
+    body: { user: 'bootuser', host: 'localhost', password: DBPW },
+  });
+  assert.equal(u.status, 201, u.text);
+  const g = await t.request('PUT', `${api}/database-users/bootuser/localhost/grants/bootdb`, {
+    body: { privileges: 'all' },
+  });
+  assert.equal(g.status, 200, g.text);
+  const q = await c.ok('mariadb', [
+    '-ubootuser',
+    `-p${DBPW}`,
+    '-N',
+    '-e',
+    'CREATE TABLE t (x INT); SELECT DATABASE()',
+    'bootdb',
+  ]);
+  assert.equal(q.trim(), 'bootdb');
+
+  const rule = await t.request<{ data: { rule: { id: string } } }>('POST', `${api}/firewall/rules`, {
+    body: { action: 'deny', protocol: 'tcp', port: '8080', comment: 'booted' },
+  });
+  assert.equal(rule.status, 201, rule.text);
+  const v4 = await c.ok('iptables', ['-S']);
+  assert.match(v4, /-A INPUT -j PONIO-INPUT/);
+  assert.ok(v4.includes('--dport 8080') && v4.includes(`ponio:${rule.body.data.rule.id}`), v4);
+  await c.ok('test', ['-s', '/var/lib/ponio-agent/firewall.rules.v4']);
+});
+
+test('reboot: the firewall rules are back before the network is up; the agent comes back and the panel reconnects', async () => {
+  assert.ok(t && c);
+  await c.reboot();
+  const v4 = await c.ok('iptables', ['-S']);
+  assert.match(v4, /-A INPUT -j PONIO-INPUT/);
+  assert.ok(v4.includes('--dport 8080'), v4);
+  const mono = async (unit: string, prop: string): Promise<number> =>
+    Number((await c!.ok('systemctl', ['show', '-p', prop, '--value', unit])).trim());
+  const restored = await mono('ponio-firewall-restore.service', 'ActiveEnterTimestampMonotonic');
+  const networkd = await mono('systemd-networkd.service', 'InactiveExitTimestampMonotonic');
+  assert.ok(restored > 0 && networkd > 0, `${restored} ${networkd}`);
+  assert.ok(restored < networkd, `rules restored (${restored} µs) before networkd started (${networkd} µs)`);
+  assert.equal(
+    (await c.ok('systemctl', ['show', '-p', 'Result', '--value', 'ponio-firewall-restore.service'])).trim(),
+    'success',
+  );
+  await waitActive(c, 'ponio-agent.service');
+  await t.panel.ctx.hosts.manager.waitForState(HOST, 'online', 60_000);
+  const list = await t.request<{ data: { websites: { domain: string }[] } }>(
+    'GET',
+    `/api/v1/hosts/${HOST}/websites`,
+  );
+  assert.equal(list.status, 200, list.text);
+  assert.ok(list.body.data.websites.some((w) => w.domain === 'booted.test'));
+  const page = await c.ok('curl', ['-fsS', '-H', 'Host: booted.test', 'http://127.0.0.1/']);
+  assert.ok(page.includes('ponio-placeholder booted.test'));
+});

@@ -7,10 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
-import { requireRoot } from '../helpers/programs.ts';
+import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { ROOT } from '../helpers/agent-process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { bootContainer, createLan, type Container, type Lan } from '../helpers/booted/container.ts';
@@ -127,4 +127,26 @@ test('apt install ./ponio-agent_*.deb, ponio-agent enroll, upgrade in place keep
   assert.equal(purge.code, 0, purge.stderr + purge.stdout);
   assert.notEqual(await unitState(c, 'ponio-agent.service'), 'active');
   assert.deepEqual(diffLists(pristine, await fileList(c)), { added: [], removed: [] });
+});
+
+test('lintian: both packages are clean but for the overrides they ship (each with its reason)', async () => {
+  requireProgram('lintian', 'lintian');
+  const debs = readdirSync(path.join(dist, 'deb')).filter((f) => f.endsWith('.deb'));
+  assert.deepEqual(debs.map((f) => f.replace(/_.*/, '')).sort(), ['ponio-agent', 'ponio-panel']);
+  const r = await new Promise<{ code: number; out: string }>((resolve) => {
+    execFile(
+      'lintian',
+      [
+        '--fail-on',
+        'warning,error',
+        '--tag-display-limit',
+        '0',
+        ...debs.map((f) => path.join(dist, 'deb', f)),
+      ],
+      { timeout: 240_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? -1) : 0, out: stdout + stderr }),
+    );
+  });
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /^[EW]: /m, r.out);
 });

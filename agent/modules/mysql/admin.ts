@@ -51,6 +51,13 @@ export interface GrantRow {
 
 const systemSchemaParams = [...SYSTEM_SCHEMAS];
 
+/**
+ * mysql.user is a view whose computed is_role has the server's collation (Debian's MariaDB:
+ * utf8mb4_general_ci) while a literal has the connection's (utf8mb4_unicode_ci): `is_role = 'N'`
+ * is then "Illegal mix of collations". Compared as bytes, it is the same test on every server.
+ */
+const NOT_A_ROLE = "CAST(is_role AS BINARY) = 'N'";
+
 const DB_QUERY = `SELECT s.SCHEMA_NAME AS name, s.DEFAULT_CHARACTER_SET_NAME AS charset,
     s.DEFAULT_COLLATION_NAME AS collation,
     COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0) AS size, COUNT(t.TABLE_NAME) AS tables
@@ -180,7 +187,7 @@ export class MysqlAdmin {
 
   async listUsers(): Promise<DatabaseUser[]> {
     const users = await this.rows(
-      "SELECT User, Host FROM mysql.user WHERE is_role = 'N' ORDER BY User, Host",
+      `SELECT User, Host FROM mysql.user WHERE ${NOT_A_ROLE} ORDER BY User, Host`,
     );
     const grants = await this.grantRows();
     return users
@@ -197,7 +204,7 @@ export class MysqlAdmin {
 
   async account(user: string, host: string): Promise<{ hash: string; plugin: string } | null> {
     const rows = await this.rows(
-      "SELECT authentication_string AS hash, plugin FROM mysql.user WHERE User = ? AND Host = ? AND is_role = 'N'",
+      `SELECT authentication_string AS hash, plugin FROM mysql.user WHERE User = ? AND Host = ? AND ${NOT_A_ROLE}`,
       [user, host],
     );
     const r = rows[0];

@@ -324,6 +324,8 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
       }
     quiet('ip', ['-n', ns, 'addr', 'flush', 'dev', 'eth0']);
     quiet('ip', ['-n', ns, 'link', 'set', 'eth0', 'down']);
+    const left = execFileSync('ip', ['netns', 'exec', ns, 'iptables-save'], { encoding: 'utf8' });
+    if (/^-A /m.test(left)) throw new Error(`the reboot of ${name} left firewall rules:\n${left}`);
   };
 
   const c: Container = {
