@@ -123,6 +123,11 @@ if [ "$UNINSTALL" = 1 ]; then
   rm -rf "$OPT" "$LOGS" "$ROOT/run/ponio-agent"
   if [ "$KEEP_DATA" = 0 ]; then
     rm -rf "$ETC" "$STATE"
+    # The FTP module's proftpd snippet and the virtual-user file it points to (system mode).
+    if [ "$SYSTEM" = 1 ] && grep -qs '^# Managed by PonIO' /etc/proftpd/conf.d/ponio.conf; then
+      rm -f /etc/proftpd/conf.d/ponio.conf /etc/proftpd/ftpd.passwd
+      have_systemd && systemctl try-reload-or-restart proftpd.service >/dev/null 2>&1 || true
+    fi
     echo "PonIO agent removed (program, unit, config, certificates and state)."
   else
     echo "PonIO agent removed; kept $ETC and $STATE."

@@ -126,6 +126,13 @@ ${s.postinst}`,
     postrm: `${s.postrm}
 if [ "$1" = purge ]; then
 	rm -rf /etc/ponio-agent /var/lib/ponio-agent /var/log/ponio-agent
+	# The FTP module's proftpd snippet and the virtual-user file it points to.
+	if grep -qs '^# Managed by PonIO' /etc/proftpd/conf.d/ponio.conf; then
+		rm -f /etc/proftpd/conf.d/ponio.conf /etc/proftpd/ftpd.passwd
+		if [ -d /run/systemd/system ]; then
+			deb-systemd-invoke try-reload-or-restart proftpd.service >/dev/null 2>&1 || true
+		fi
+	fi
 fi
 `,
   };

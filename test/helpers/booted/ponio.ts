@@ -1,24 +1,80 @@
 // PonIO pieces for the booted tier: the built release copied into a container, hosts added on a
 // panel, and the agent's service state read through the container's own systemd.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { run } from '../../../bench/lib.ts';
 import { ROOT } from '../agent-process.ts';
-import { tempDir } from '../tmp.ts';
 import type { Container } from './container.ts';
 
 /** Where a container gets the release (not /tmp: nspawn mounts a tmpfs there). */
 export const DIST_IN = '/root/ponio-dist';
 
+const BUILD_CACHE = process.env.PONIO_TEST_BOOT_DIR ?? '/var/tmp';
+
 let built: Promise<string> | undefined;
 
-/** `npm run build` (agent and panel) into a temp dir, once per test file; returns that dir. */
+/** What a build is made from: the sources, the deploy files and the locked dependencies. */
+const BUILD_INPUTS = [
+  'agent',
+  'server',
+  'shared',
+  'views',
+  'public',
+  'deploy',
+  'scripts',
+  'package-lock.json',
+];
+
+function sourceHash(): string {
+  const h = createHash('sha256');
+  const add = (p: string): void => {
+    const st = statSync(p);
+    if (st.isDirectory()) for (const e of readdirSync(p).sort()) add(path.join(p, e));
+    else h.update(`${path.relative(ROOT, p)}\0`).update(readFileSync(p));
+  };
+  for (const i of BUILD_INPUTS) add(path.join(ROOT, i));
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * `npm run build` (agent, panel, .deb files), shared by the tier's test files: kept in
+ * /var/tmp/ponio-booted-dist-<hash of the sources> (built in a temp dir and renamed; builds of
+ * other sources are removed), so the files of one `npm test` run build once.
+ */
 export function buildRelease(): Promise<string> {
   built ??= (async () => {
-    const out = tempDir('ponio-booted-dist-');
-    await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--out', out], { timeoutMs: 300_000 });
-    return out;
+    const key = sourceHash();
+    const dir = path.join(BUILD_CACHE, `ponio-booted-dist-${key}`);
+    if (existsSync(path.join(dir, 'BUILD.json'))) return dir;
+    const tmp = `${dir}.tmp-${process.pid}`;
+    try {
+      await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--out', tmp], {
+        timeoutMs: 300_000,
+      });
+      try {
+        renameSync(tmp, dir);
+      } catch (e) {
+        if (!existsSync(path.join(dir, 'BUILD.json'))) throw e;
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    for (const e of readdirSync(BUILD_CACHE))
+      if (/^ponio-booted-dist-[0-9a-f]{16}$/.test(e) && e !== path.basename(dir))
+        rmSync(path.join(BUILD_CACHE, e), { recursive: true, force: true });
+    return dir;
   })();
   return built;
 }
