@@ -2,7 +2,13 @@ import os from 'node:os';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, PONIO_VERSION } from '../shared/protocol/version.ts';
-import type { Hello, ModuleName, ModuleStatus, ServiceStatus } from '../shared/protocol/hello.ts';
+import {
+  AGENT_FEATURES,
+  type Hello,
+  type ModuleName,
+  type ModuleStatus,
+  type ServiceStatus,
+} from '../shared/protocol/hello.ts';
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
 import { Router } from './rpc/router.ts';
@@ -220,6 +226,7 @@ async function startLocked(
     agentVersion: PONIO_VERSION,
     hostname: os.hostname(),
     mode: layout.mode,
+    features: [...AGENT_FEATURES],
     modules: statuses.map((st) => {
       const service = serviceOf.get(st.name)?.();
       return service ? { ...st, service } : st;

@@ -102,7 +102,9 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     const timeoutMs =
       options.timeoutMs ??
       Math.min(def.timeoutMs + DEADLINE_GRACE_MS, this.opts.defaultCallTimeoutMs ?? Number.MAX_SAFE_INTEGER);
-    if (body.deadlineMs === undefined)
+    // Only agents that announce the feature get the field (an older agent's strict schemas refuse it).
+    if (!this.hello.features?.includes('deadline')) delete body.deadlineMs;
+    else if (body.deadlineMs === undefined)
       body.deadlineMs = Math.min(
         MAX_DEADLINE_MS,
         Math.max(1, Math.round(timeoutMs - Math.min(DEADLINE_GRACE_MS, timeoutMs / 2))),

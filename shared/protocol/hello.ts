@@ -25,6 +25,15 @@ export const moduleStatusSchema = z.strictObject({
 });
 export type ModuleStatus = z.infer<typeof moduleStatusSchema>;
 
+/**
+ * Request-envelope features an agent understands, announced in its hello. The panel sends an
+ * envelope field only to agents that announce it, so a panel upgraded before its agents keeps
+ * working with them (an older agent's strict schemas refuse unknown keys).
+ * - `deadline`: the `deadlineMs` envelope field and the `call outcome` event.
+ */
+export const AGENT_FEATURES = ['deadline'] as const;
+export type AgentFeature = (typeof AGENT_FEATURES)[number];
+
 /** Sent by the agent right after a panel connects (event `hello`, no ack). */
 export const helloSchema = z.strictObject({
   protocolVersion: z.number().int().positive(),
@@ -32,6 +41,8 @@ export const helloSchema = z.strictObject({
   hostname: z.string(),
   mode: z.enum(['system', 'sandbox']),
   modules: z.array(moduleStatusSchema),
+  /** Absent from agents older than the `deadline` feature (see AGENT_FEATURES). */
+  features: z.array(z.string().max(64)).max(64).optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 

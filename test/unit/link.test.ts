@@ -228,3 +228,32 @@ describe('agent links', () => {
     links.closeAll();
   });
 });
+
+describe('request envelope by agent features', () => {
+  /** The raw body the agent end receives for one call, after a hello with these features. */
+  async function rawBody(features: string[] | undefined): Promise<Record<string, unknown>> {
+    const [panelEnd, agentEnd] = memorySocketPair();
+    const link = new HostLink('h1', panelEnd, { logger: quietLogger });
+    const gotHello = waitFor<Hello>((res) => link.once('hello', res));
+    const body = waitFor<Record<string, unknown>>((res) =>
+      agentEnd.onMessage((event, data, ack) => {
+        if (event !== 'list websites' || !ack) return;
+        res(data as Record<string, unknown>);
+        ack({ ok: true, data: { websites: [] } });
+      }),
+    );
+    agentEnd.send(HELLO_EVENT, features === undefined ? hello : { ...hello, features });
+    await gotHello;
+    const r = await link.call('list websites', {});
+    assert.ok(r.ok, JSON.stringify(r));
+    agentEnd.close();
+    return body;
+  }
+
+  test('an agent announcing "deadline" gets deadlineMs; an older agent without features does not', async () => {
+    const withFeature = await rawBody(['deadline']);
+    assert.equal(typeof withFeature.deadlineMs, 'number');
+    const older = await rawBody(undefined);
+    assert.equal('deadlineMs' in older, false, JSON.stringify(older));
+  });
+});
