@@ -135,6 +135,7 @@ export async function startPanel(
   port = (server.address() as AddressInfo).port;
   const listen = parseHostPort(config.agentListen);
   if (listen) {
+    observability.readiness.add('agent listener', () => agentListener?.listening() === true);
     try {
       agentListener = await startAgentListener({
         ...listen,

@@ -29,6 +29,9 @@ export interface AgentListener {
   port: number;
   /** Closes live links whose certificate is now revoked or whose host is gone. */
   enforce(): void;
+  /** Whether it still accepts connections (the panel's `agent listener` readiness probe). */
+  listening(): boolean;
+  /** Stops accepting and ends every link (idempotent). */
   close(): Promise<void>;
 }
 
@@ -165,6 +168,7 @@ export async function startAgentListener(opts: AgentListenerOptions): Promise<Ag
   });
   const port = (server.address() as AddressInfo).port;
   log.info({ host: opts.host, port }, 'agent listener ready');
+  let closing: Promise<void> | null = null;
 
   return {
     port,
@@ -177,15 +181,19 @@ export async function startAgentListener(opts: AgentListenerOptions): Promise<Ag
         }
       }
     },
-    async close() {
-      const closed = io.close(); // tells every agent (a clean close: they re-dial at once)
-      for (const s of open) s.end();
-      const t = setTimeout(() => {
-        for (const s of open) s.destroy();
-      }, 1_000);
-      await closed;
-      clearTimeout(t);
-      server.closeAllConnections();
+    listening: () => server.listening,
+    close() {
+      closing ??= (async () => {
+        const closed = io.close(); // tells every agent (a clean close: they re-dial at once)
+        for (const s of open) s.end();
+        const t = setTimeout(() => {
+          for (const s of open) s.destroy();
+        }, 1_000);
+        await closed;
+        clearTimeout(t);
+        server.closeAllConnections();
+      })();
+      return closing;
     },
   };
 }

@@ -58,9 +58,6 @@ export const limiterOf = (path: string): string =>
           ? 'api'
           : 'other';
 
-/** The host's connection mode; 'direct' (the panel dials) until reverse mode records one. */
-const modeOf = (h: object): string => ('mode' in h && typeof h.mode === 'string' ? h.mode : 'direct');
-
 /** Builds the panel's metrics, readiness probes, call observer and routes (wired by main.ts). */
 export function createObservability(d: ObservabilityDeps): Observability {
   const metrics = new PanelMetrics();
@@ -99,7 +96,7 @@ export function createObservability(d: ObservabilityDeps): Observability {
     const counts = new Map<string, number>();
     for (const h of d.hosts.list()) {
       const state = h.connection?.state ?? (h.status === 'enrolled' ? 'offline' : h.status);
-      const key = `${state}\u0000${modeOf(h)}`;
+      const key = `${state}\u0000${h.mode}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     return [...counts].map(([k, n]) => {

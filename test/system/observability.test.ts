@@ -102,7 +102,7 @@ test('a real Prometheus scrapes the panel: RPC counters, latency, lock wait and 
   assert.equal(await one('ponio_host_agent_scrape_ok{host="web1"}'), 1);
   assert.ok((await one('ponio_agent_resident_memory_bytes{host="web1"}')) > 1e6);
   // Hosts, links, certificates, readiness, process.
-  assert.equal(await one('ponio_hosts{state="online",mode="direct"}'), 1);
+  assert.equal(await one('ponio_hosts{state="online",mode="forward"}'), 1);
   assert.equal(await one('ponio_host_online{host="web1"}'), 1);
   assert.equal(await one('ponio_link_connects_total{host="web1"}'), 1);
   // Per-host counters start at 0, so a first failure is an increase the alert rules see.
@@ -229,6 +229,15 @@ test('a link that goes down is counted and the host shows offline', async () => 
     'ALERTS{alertname="PonioHostOffline",alertstate="pending",host="web1"}',
     (v) => v[0] === 1,
   );
+});
+
+test('/readyz goes false when the agent listener stops accepting agents', async () => {
+  assert.equal(await waitForStatus(200), 'ready\n');
+  assert.equal(await one('ponio_readiness_check{check="agent listener"}'), 1);
+  assert.ok(tp.panel.agentListener, 'the test panel runs an agent listener');
+  await tp.panel.agentListener.close();
+  assert.equal(await waitForStatus(503), 'not ready\n');
+  await prom.waitFor('ponio_readiness_check{check="agent listener"}', (v) => v[0] === 0);
 });
 
 /** Polls /readyz until it answers `status` (bounded), returns the body. */
