@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { rpcEvents, type EventName } from '../../shared/protocol/index.ts';
+import { ENVELOPE_KEYS } from '../../shared/protocol/define.ts';
 
 /** One field of an event's request, as a form or the CLI offers it. */
 export interface ParamField {
@@ -19,7 +20,7 @@ interface JsonProp {
 
 const fieldsCache = new Map<EventName, ParamField[]>();
 
-/** The request fields of an event (requestId left out: a job sets it), from its zod schema. */
+/** The request fields of an event (the envelope — requestId, deadlineMs — left out: a job sets it), from its zod schema. */
 export function paramFields(event: EventName): ParamField[] {
   let out = fieldsCache.get(event);
   if (out) return out;
@@ -47,7 +48,7 @@ export function paramFields(event: EventName): ParamField[] {
     }
   };
   out = Object.entries(js.properties ?? {})
-    .filter(([name]) => name !== 'requestId')
+    .filter(([name]) => !ENVELOPE_KEYS.includes(name))
     .map(([name, p]) => ({
       name,
       kind: kindOf(p),

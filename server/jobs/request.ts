@@ -1,4 +1,5 @@
 import { rpcEvents, type EventName } from '../../shared/protocol/index.ts';
+import { ENVELOPE_KEYS } from '../../shared/protocol/define.ts';
 import { describeZodError } from '../../shared/protocol/describe.ts';
 import { parseSelector } from '../../shared/validate/labels.ts';
 import type { Actor } from '../db/audit.ts';
@@ -55,11 +56,11 @@ export function checkJobRequest(actor: Actor, input: unknown): CheckedJob {
   const event = req.event;
   const def = rpcEvents[event];
   requireEventRole(actor, event);
-  if ('requestId' in req.params)
+  if (ENVELOPE_KEYS.some((k) => k in req.params))
     throw new PanelHttpError(
       400,
       'invalid-argument',
-      'A job gives each host its own requestId; leave requestId out.',
+      'A job gives each host its own requestId and deadline (set the per-host deadline instead); leave requestId and deadlineMs out.',
     );
   const checked = def.request.safeParse(req.params);
   if (!checked.success)

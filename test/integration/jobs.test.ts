@@ -169,6 +169,7 @@ describe('jobs', () => {
         },
         /requestId/,
       ],
+      [{ event: 'ping', params: { deadlineMs: 5000 }, target: { all: true } }, /deadlineMs out/],
       [{ event: 'ping', target: { all: true }, window: 0 }, /window/],
       [{ event: 'ping', target: { all: true }, window: '150%' }, /at most 100%/],
       [{ event: 'ping', target: { all: true }, failThreshold: 'x' }, /failThreshold/],
