@@ -51,6 +51,9 @@ export class HostActions {
         ? takeProgressId()
         : undefined;
     if (progressId !== undefined) params = { ...params, requestId: progressId };
+    // The audit's params are what the caller sent; an id the panel makes up below lives only in
+    // the entry's request_id column.
+    const asSent = params;
     // Every mutation has a requestId the audit keeps: an unknown outcome is resolved by it.
     if (def.mutation && (params as { requestId?: unknown }).requestId === undefined)
       params = { ...params, requestId: randomUUID() };
@@ -80,7 +83,7 @@ export class HostActions {
         actor,
         hostId,
         action: event,
-        params: auditParams(event, params, checked.success),
+        params: auditParams(event, asSent, checked.success),
         ok: reply.ok,
         errorCode: reply.ok ? null : reply.error.code,
         message: reply.ok ? null : reply.error.message,
