@@ -21,6 +21,7 @@ import { Accounts } from './auth/accounts.ts';
 import { createApp } from './http/app.ts';
 import { createHostLifecycle } from './hosts/enrollment.ts';
 import { revokedHostSerials } from './hosts/revocation.ts';
+import { HostCrl } from './hosts/host-crl.ts';
 import { attachRealtime } from './realtime/index.ts';
 import { HostLabelsRepo } from './db/labels.ts';
 import { Jobs } from './jobs/engine.ts';
@@ -102,6 +103,12 @@ export async function startPanel(
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
   };
   let agentListener: AgentListener | null = null;
+  // Revoked host certificates, refused by the agent listener's TLS layer (host-crl.ts).
+  const hostCrl = new HostCrl({
+    ca: () => pki.ca,
+    revoked: () => revokedHostSerials(db),
+    logger: logger.child({ part: 'agent-listener' }),
+  });
   const lifecycle = createHostLifecycle({
     config,
     db,
@@ -115,6 +122,9 @@ export async function startPanel(
       agentListener
         ? (config.agentPublicUrl ?? `wss://${new URL(ctx.publicUrl()).hostname}:${agentListener.port}`)
         : null,
+    onRevoked: () => {
+      hostCrl.refresh().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'CRL not signed'));
+    },
   });
   ctx.enrollment = lifecycle.enrollment;
   const tls =
@@ -137,14 +147,18 @@ export async function startPanel(
   if (listen) {
     observability.readiness.add('agent listener', () => agentListener?.listening() === true);
     try {
+      await hostCrl.refresh();
+      hostCrl.start();
       agentListener = await startAgentListener({
         ...listen,
         tls: () => pki.clientTls(),
         revoked: () => revokedHostSerials(db),
+        crl: () => hostCrl.current(),
         manager,
         logger: logger.child({ part: 'agent-listener' }),
       });
     } catch (e) {
+      hostCrl.stop();
       await realtime.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();
@@ -167,6 +181,7 @@ export async function startPanel(
     url,
     async close() {
       lifecycle.stop();
+      hostCrl.stop();
       outcomes.stop();
       await jobs.close();
       await realtime.close();

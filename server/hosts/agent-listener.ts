@@ -20,6 +20,12 @@ export interface AgentListenerOptions {
   tls: () => PanelTls;
   /** Revoked host-certificate serials (normalised). */
   revoked: () => ReadonlySet<string>;
+  /**
+   * The CA's CRL of those serials (PEM, host-crl.ts), kept in the TLS secure context so OpenSSL
+   * refuses a revoked certificate in the handshake. The check after the handshake stays, for the
+   * moment between a revocation and the re-signed CRL.
+   */
+  crl?: () => string;
   manager: ConnectionManager;
   logger: Logger;
   ping?: { intervalMs: number; timeoutMs: number };
@@ -79,24 +85,29 @@ export function identifyAgent(
 export async function startAgentListener(opts: AgentListenerOptions): Promise<AgentListener> {
   const log = opts.logger;
   let material = opts.tls();
-  const context = (m: PanelTls): { cert: string; key: string; ca: string } => ({
+  let crl = opts.crl?.() ?? '';
+  const context = (m: PanelTls, c: string): { cert: string; key: string; ca: string; crl?: string } => ({
     cert: m.certPem,
     key: m.keyPem,
     ca: m.caPem,
+    ...(c ? { crl: c } : {}),
   });
   const server = https.createServer({
-    ...context(material),
+    ...context(material, crl),
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
   });
-  // Before Node's own listener builds the TLS socket: a rotated panel certificate is served from
-  // the next connection on.
+  // Before Node's own listener builds the TLS socket: a rotated panel certificate and a re-signed
+  // CRL apply from the next connection on.
   server.prependListener('connection', (_socket: NetSocket) => {
     const m = opts.tls();
-    if (m.certPem === material.certPem && m.keyPem === material.keyPem && m.caPem === material.caPem) return;
+    const c = opts.crl?.() ?? '';
+    const same = m.certPem === material.certPem && m.keyPem === material.keyPem && m.caPem === material.caPem;
+    if (same && c === crl) return;
     material = m;
-    server.setSecureContext(context(m));
+    crl = c;
+    server.setSecureContext(context(m, c));
   });
   const identify = (socket: TLSSocket): Identified => {
     if (!socket.authorized)
@@ -119,7 +130,10 @@ export async function startAgentListener(opts: AgentListenerOptions): Promise<Ag
     socket.once('close', () => open.delete(socket));
   });
   server.on('tlsClientError', (err, socket) => {
-    log.warn({ remote: socket.remoteAddress, err: err.message }, 'agent TLS handshake refused');
+    // A failed certificate check (CERT_REVOKED from the CRL, a foreign CA …) ends the handshake;
+    // its reason is on the socket.
+    const reason = socket.authorizationError ? String(socket.authorizationError) : err.message;
+    log.warn({ remote: socket.remoteAddress, reason }, 'agent TLS handshake refused');
   });
   server.on('request', (req, res) => {
     if (!req.url?.startsWith('/socket.io/')) res.writeHead(404).end();

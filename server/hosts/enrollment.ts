@@ -417,6 +417,8 @@ export function createHostLifecycle(d: {
   logger: Logger;
   publicUrl: () => string;
   agentUrl?: () => string | null;
+  /** Told after a host certificate was revoked (server/hosts/host-crl.ts). */
+  onRevoked?: () => void;
 }): HostLifecycle {
   const logger = d.logger.child({ part: 'enrollment' });
   const certLifetimeMs = d.config.hostCertLifetimeSeconds * 1000;

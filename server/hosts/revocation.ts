@@ -83,6 +83,8 @@ export interface RevocationDeps {
   logger: Logger;
   /** How often connections are reconciled with the database (removals made by the CLI). */
   reconcileMs?: number;
+  /** Told after a host certificate was revoked (the agent listener's CRL is re-signed at once). */
+  onRevoked?: () => void;
 }
 
 export const SYSTEM_ACTOR: Actor = { kind: 'system', name: 'system', role: 'admin' };
@@ -119,6 +121,7 @@ export class Revocation {
     // Drop the connection first so not one more call goes out to a host being removed.
     if (found) this.deps.hosts.disconnect(found.id);
     const { host, revoked } = removeHostRecord(this.deps.db, this.deps.audit, actor, idOrName);
+    this.deps.onRevoked?.();
     this.deps.logger.info({ hostId: host.id, revoked }, 'host removed; certificate revoked');
     this.deps.events.emit('hostsChanged');
     this.deps.events.emit('hostChange', {

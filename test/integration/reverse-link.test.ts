@@ -21,6 +21,8 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { quietLogger } from '../helpers/panel-link.ts';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
 
 let t: TestPanel;
 const agents: RunningAgent[] = [];
@@ -43,6 +45,29 @@ function tryListener(port: number, tls: { cert?: string; key?: string; ca: strin
       s.close();
       resolve(`refused: ${e.message}`);
     });
+  });
+}
+
+/**
+ * A bare TLS handshake with the agent listener under TLS 1.2, where the client's handshake ends
+ * only after the server accepted its certificate: 'secure', or how it failed.
+ */
+function handshake(port: number, c: { certPem: string; keyPem: string }, ca: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      cert: c.certPem,
+      key: c.keyPem,
+      ca,
+      maxVersion: 'TLSv1.2',
+      checkServerIdentity: () => undefined,
+    });
+    s.once('secureConnect', () => {
+      s.destroy();
+      resolve('secure');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(`failed: ${e.code ?? ''} ${e.message}`));
   });
 }
 
@@ -164,6 +189,58 @@ describe('reverse mode: the agent dials the panel', () => {
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(agent.links.count(), 0);
     assert.equal(t.panel.ctx.hosts.manager.status('r5'), null);
+  });
+
+  test('a removed or revoked host is refused in the TLS handshake itself (the listener holds a CRL)', async () => {
+    // A panel of its own, to read the listener's log.
+    const lines: Array<{ msg?: string; reason?: string; hostId?: string }> = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as (typeof lines)[0]);
+          done();
+        },
+      }),
+    );
+    const p = await startTestPanel({}, { logger });
+    try {
+      const port = p.panel.agentListener?.port ?? 0;
+      const ca = p.panel.ctx.pki.ca.certPem;
+      const removed = await recordReverseHost(p, 'r6');
+      const revoked = await recordReverseHost(p, 'r7');
+      // Before: both handshakes complete.
+      assert.equal(await handshake(port, removed, ca), 'secure');
+      assert.equal(await handshake(port, revoked, ca), 'secure');
+      // Removed through the API: the CRL is re-signed at once.
+      const del = await p.request('DELETE', '/api/v1/hosts/r6');
+      assert.equal(del.status, 200, del.text);
+      // Revoked in the database only (as another process would do it): picked up within a second.
+      p.panel.ctx.pki.revoke(revoked.serial, 'test');
+      const tlsRefusals = (): number =>
+        lines.filter((l) => l.msg === 'agent TLS handshake refused' && l.reason === 'CERT_REVOKED').length;
+      const identityRefusals = (): number => lines.filter((l) => l.msg === 'refused an agent').length;
+      await until(
+        'the CRL to list both',
+        () =>
+          lines.some(
+            (l) => l.msg?.includes('revocation list signed') && JSON.stringify(l).includes('"revoked":2'),
+          ),
+        5_000,
+      );
+      const before = identityRefusals();
+      // The handshake never completes, and OpenSSL's own verification says why: CERT_REVOKED,
+      // before the connection reaches the listener's identity check.
+      assert.match(await handshake(port, removed, ca), /^failed: ECONNRESET/);
+      assert.match(await handshake(port, revoked, ca), /^failed: ECONNRESET/);
+      await until('two TLS-layer refusals in the log', () => tlsRefusals() === 2, 2_000);
+      assert.equal(identityRefusals(), before, 'the identity check after the handshake was not reached');
+      // A host in good standing still completes it (the refusal is the revocation, not the listener).
+      const fine = await recordReverseHost(p, 'r8');
+      assert.equal(await handshake(port, fine, ca), 'secure');
+    } finally {
+      await p.close();
+    }
   });
 
   test('the agent accepts only the panel: a listener with a host certificate gets no link', async () => {
