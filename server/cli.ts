@@ -12,6 +12,8 @@ import { randomPassword } from './auth/passwords.ts';
 import type { DevSandbox } from './dev-sandbox.ts';
 import { registerHostCommands } from './cli-hosts.ts';
 import { registerJobCommands } from './cli-jobs.ts';
+import { describeGrants, highestRole, parseGrantText } from './auth/scope.ts';
+import { parseSelector } from '../shared/validate/labels.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`ponio-panel: ${message}\n`);
@@ -259,25 +261,68 @@ export function buildPanelCli(): Command {
     },
   );
 
+  dataOptions(
+    user
+      .command('grants <username> [grants...]')
+      .description(
+        'show or replace host grants: role:selector each (operator:role=web, viewer:*); --all-hosts clears them',
+      )
+      .option('--all-hosts', 'remove every grant: the user has their role on all hosts again'),
+  ).action((username: string, grants: string[], o: Flags) => {
+    const { db, accounts, audit } = openData(o);
+    try {
+      const u = accounts.users.getByName(username);
+      if (!u) fail(`no user named ${username}`, 1);
+      if (grants.length > 0 || o.allHosts) {
+        if (u.role === 'admin') fail(`${u.username} is an admin: admins act on the whole panel`);
+        const parsed = parseGrantText(o.allHosts ? '' : grants.join('\n'));
+        if (!parsed.ok) fail(parsed.message);
+        accounts.grants.set(u.id, parsed.value, highestRole(parsed.value) ?? u.role);
+        audit.write({
+          actor: CLI_ACTOR,
+          hostId: null,
+          action: 'user grants',
+          params: { username: u.username, grants: parsed.value },
+          ok: true,
+          message: describeGrants(parsed.value),
+        });
+      }
+      const now = accounts.grants.of(u.id);
+      const role = accounts.users.get(u.id)?.role ?? u.role;
+      out(`${u.username}: ${now.length === 0 ? `${role} on all hosts` : describeGrants(now)}`);
+    } finally {
+      db.close();
+    }
+  });
+
   const token = program.command('token').description('manage REST API tokens');
   dataOptions(
     token
       .command('create <name>')
       .description('create an API token (shown once)')
       .addOption(new Option('--role <role>', 'role').choices([...ROLES]).default('viewer'))
-      .option('--expires-days <days>', 'expire after this many days'),
+      .option('--expires-days <days>', 'expire after this many days')
+      .option('--selector <selector>', 'only hosts matching this label selector, e.g. role=web'),
   ).action((name: string, o: Flags) => {
     if (!/^[\w .@-]{1,64}$/.test(name))
       fail('the token name must be 1–64 letters, digits, spaces or . _ @ -');
     const days = o.expiresDays === undefined ? null : Number(o.expiresDays);
     if (days !== null && (!Number.isInteger(days) || days < 1 || days > 3650))
       fail('--expires-days must be a whole number of days between 1 and 3650');
+    let selector: string | null = null;
+    if (typeof o.selector === 'string') {
+      const p = parseSelector(o.selector);
+      if (!p.ok) fail(p.message);
+      if (o.role === 'admin') fail('an admin token is panel-wide; --selector needs operator or viewer');
+      selector = o.selector.trim();
+    }
     const { db, tokens, audit } = openData(o);
     try {
       const role = isRole(o.role) ? o.role : 'viewer';
       const { token: secret, row } = tokens.create({
         name,
         role,
+        selector,
         createdBy: null,
         expiresAt: days === null ? null : Date.now() + days * 86_400_000,
       });
@@ -285,10 +330,12 @@ export function buildPanelCli(): Command {
         actor: CLI_ACTOR,
         hostId: null,
         action: 'token create',
-        params: { name, role },
+        params: { name, role, selector },
         ok: true,
       });
-      out(`token ${row.id} (${row.name}, ${row.role}) — shown only once:`);
+      out(
+        `token ${row.id} (${row.name}, ${row.role}${selector ? ` on ${selector}` : ''}) — shown only once:`,
+      );
       out(secret);
     } finally {
       db.close();

@@ -12,6 +12,7 @@ import type { Accounts } from './auth/accounts.ts';
 import type { HostLabelsRepo } from './db/labels.ts';
 import type { Jobs } from './jobs/engine.ts';
 import type { Observability } from './metrics/index.ts';
+import type { HostScopes } from './auth/host-scope.ts';
 
 /**
  * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
@@ -33,6 +34,8 @@ export interface PanelContext {
   apiTokens: ApiTokens;
   /** Dashboard users and sessions. */
   accounts: Accounts;
+  /** Which hosts an actor sees and with which role (grants, token selectors, labels). */
+  scopes: HostScopes;
   /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
   enrollment?: Enrollment;
   /** Metrics (jobs record with `observability.metrics.jobs`), readiness probes, /healthz /readyz /metrics. */

@@ -24,6 +24,7 @@ import { revokedHostSerials } from './hosts/revocation.ts';
 import { HostCrl } from './hosts/host-crl.ts';
 import { attachRealtime } from './realtime/index.ts';
 import { HostLabelsRepo } from './db/labels.ts';
+import { HostScopes } from './auth/host-scope.ts';
 import { Jobs } from './jobs/engine.ts';
 import { createObservability } from './metrics/index.ts';
 
@@ -71,8 +72,17 @@ export async function startPanel(
     logger,
     metricsToken: config.metricsToken,
   });
-  const actions = new HostActions(hosts, audit, events, observability.calls);
   const labels = new HostLabelsRepo(db);
+  const accounts = new Accounts(db);
+  const apiTokens = new ApiTokens(db);
+  const scopes = new HostScopes({
+    grants: accounts.grants,
+    tokens: apiTokens,
+    users: accounts.users,
+    labels,
+    hosts: hosts.repo,
+  });
+  const actions = new HostActions(hosts, audit, events, observability.calls, scopes);
   const jobs = new Jobs({
     db,
     hosts,
@@ -83,6 +93,7 @@ export async function startPanel(
     logger: logger.child({ part: 'jobs' }),
     leaseMs: config.jobLeaseSeconds * 1000,
     metrics: observability.metrics.jobs,
+    scopes,
   });
   let port = config.port;
   const ctx: PanelContext = {
@@ -96,8 +107,9 @@ export async function startPanel(
     actions,
     labels,
     jobs,
-    apiTokens: new ApiTokens(db),
-    accounts: new Accounts(db),
+    apiTokens,
+    accounts,
+    scopes,
     observability,
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,

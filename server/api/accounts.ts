@@ -9,6 +9,7 @@ import {
   parseUserId,
   resetPassword,
   revokeToken,
+  setGrants,
   tokenView,
   updateUser,
 } from '../auth/admin-ops.ts';
@@ -52,7 +53,8 @@ export function accountsApi(ctx: PanelContext): Router {
   });
   r.get('/me', requireRole('viewer'), (req, res) => {
     const a = actorOf(req);
-    res.json({ data: { name: a.name, kind: a.kind, role: a.role } });
+    const ids = ctx.scopes.visibleIds(a);
+    res.json({ data: { name: a.name, kind: a.kind, role: a.role, hosts: ids === null ? 'all' : [...ids] } });
   });
 
   r.get('/users', requireRole('admin'), (_req, res) => {
@@ -103,6 +105,24 @@ export function accountsApi(ctx: PanelContext): Router {
       res.json({ data: { changed: true } });
     }),
   );
+  r.get(
+    '/users/:id/grants',
+    requireRole('admin'),
+    wrap((req, res) => {
+      const id = parseUserId(param(req, 'id'));
+      if (!ctx.accounts.users.get(id)) throw new UserInputError('No such user.', 'not-found');
+      res.json({ data: ctx.accounts.grants.of(id) });
+    }),
+  );
+  r.put(
+    '/users/:id/grants',
+    requireRole('admin'),
+    wrap((req, res) => {
+      const b = bodyOf(req);
+      only(b, ['grants']);
+      res.json({ data: setGrants(ctx, actorOf(req), parseUserId(param(req, 'id')), b.grants) });
+    }),
+  );
   r.delete(
     '/users/:id',
     requireRole('admin'),
@@ -120,7 +140,7 @@ export function accountsApi(ctx: PanelContext): Router {
     requireRole('admin'),
     wrap((req, res) => {
       const b = bodyOf(req);
-      only(b, ['name', 'role', 'expiresInDays']);
+      only(b, ['name', 'role', 'expiresInDays', 'selector']);
       const { token, row } = createToken(ctx, actorOf(req), b as { name: unknown; role: unknown });
       res.set('cache-control', 'no-store');
       res.status(201).json({ data: { ...tokenView(row), token } });
@@ -142,8 +162,10 @@ export function accountsApi(ctx: PanelContext): Router {
     const q = req.query as Record<string, unknown>;
     const num = (v: unknown, d: number): number =>
       typeof v === 'string' && /^\d{1,7}$/.test(v) ? Number(v) : d;
+    const ids = ctx.scopes.visibleIds(actorOf(req));
     const { rows, total } = ctx.audit.query({
       ...f,
+      ...(ids === null ? {} : { withinHosts: [...ids] }),
       ...(typeof q.job === 'string' && /^\d{1,12}$/.test(q.job) ? { jobId: Number(q.job) } : {}),
       limit: num(q.limit, 50),
       offset: num(q.offset, 0),

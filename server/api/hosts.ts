@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { PanelContext } from '../context.ts';
 import { actorOf, requireRole } from '../auth/actor.ts';
+import { requireWholeFleet } from '../auth/host-guard.ts';
 import { sendReply } from './reply.ts';
 import { PanelHttpError } from '../http/errors.ts';
 import { param } from '../http/params.ts';
@@ -58,13 +59,18 @@ async function lifecycle<T>(ctx: PanelContext, fn: (e: Enrollment) => T | Promis
 /** /api/v1/hosts: list, add (with join token), one host, remove, re-issue token, renew; panel certificate rotation. */
 export function hostsApi(ctx: PanelContext): Router {
   const r = Router();
-  r.post('/hosts', requireRole('operator'), async (req, res) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const n = await lifecycle(ctx, (e) =>
-      e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port, mode: body.mode }),
-    );
-    res.status(201).json({ data: newHostJson(n, ctx) });
-  });
+  r.post(
+    '/hosts',
+    requireRole('operator'),
+    requireWholeFleet(ctx.scopes, 'adding a host'),
+    async (req, res) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const n = await lifecycle(ctx, (e) =>
+        e.addHost(actorOf(req), { name: body.name, address: body.address, port: body.port, mode: body.mode }),
+      );
+      res.status(201).json({ data: newHostJson(n, ctx) });
+    },
+  );
   r.delete('/hosts/:hostId', requireRole('operator'), async (req, res) => {
     const h = await lifecycle(ctx, (e) => e.removeHost(actorOf(req), param(req, 'hostId')));
     res.json({ data: { id: h.id, name: h.name, removed: true } });
@@ -88,9 +94,10 @@ export function hostsApi(ctx: PanelContext): Router {
     const out = await lifecycle(ctx, (e) => e.rotatePanelCertificate(actorOf(req)));
     res.json({ data: out });
   });
-  r.get('/hosts', requireRole('viewer'), (_req, res) => {
+  r.get('/hosts', requireRole('viewer'), (req, res) => {
     const labels = ctx.labels.all();
-    res.json({ data: ctx.hosts.list().map((h) => hostJson(h, labels.get(h.id))) });
+    const hosts = ctx.scopes.filter(actorOf(req), ctx.hosts.list(), (h) => h.id);
+    res.json({ data: hosts.map((h) => hostJson(h, labels.get(h.id))) });
   });
   r.get('/hosts/:hostId', requireRole('viewer'), (req, res) => {
     const id = param(req, 'hostId');

@@ -2,6 +2,7 @@ import express, { Router, type ErrorRequestHandler } from 'express';
 import type { PanelContext } from '../context.ts';
 import { PanelHttpError, statusForCode } from '../http/errors.ts';
 import { bearerAuth } from './auth.ts';
+import { hostScopeGuard } from '../auth/host-guard.ts';
 import { hostsApi } from './hosts.ts';
 import { websitesApi } from './websites.ts';
 import { ftpApi } from './ftp.ts';
@@ -18,6 +19,8 @@ export function apiRouter(ctx: PanelContext): Router {
   const api = Router();
   api.use(express.json({ limit: '256kb' }));
   api.use(bearerAuth(ctx));
+  // Before every route under a host: the host scope check (server/auth/host-guard.ts).
+  api.use('/hosts/:hostId', hostScopeGuard({ scopes: ctx.scopes, hosts: ctx.hosts.repo }));
   api.use(accountsApi(ctx));
   api.use(hostsApi(ctx));
   api.use(jobsApi(ctx));

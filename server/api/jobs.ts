@@ -1,6 +1,7 @@
 import { Router, type Request } from 'express';
 import type { PanelContext } from '../context.ts';
 import { actorOf, requireRole } from '../auth/actor.ts';
+import { requireWholeFleet } from '../auth/host-guard.ts';
 import { PanelHttpError } from '../http/errors.ts';
 import { param } from '../http/params.ts';
 import { setHostLabels } from '../hosts/labels.ts';
@@ -31,14 +32,17 @@ export function jobsApi(ctx: PanelContext): Router {
   });
   r.post('/jobs/preview', requireRole('viewer'), (req, res) => {
     const body = (req.body ?? {}) as { target?: unknown; event?: unknown };
-    const p = ctx.jobs.preview(body.target, body.event);
-    res.json({ data: { count: p.hosts.length, summary: p.summary, hosts: p.hosts } });
+    const p = ctx.jobs.preview(body.target, body.event, actorOf(req));
+    res.json({
+      data: { count: p.hosts.length, summary: p.summary, hosts: p.hosts, outOfScope: p.outOfScope ?? 0 },
+    });
   });
   r.get('/jobs', requireRole('viewer'), (req, res) => {
     const state = typeof req.query.state === 'string' ? req.query.state : undefined;
     if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state))
       throw new PanelHttpError(400, 'invalid-argument', `state is one of ${JOB_STATES.join(', ')}.`);
     const { rows, total } = ctx.jobs.store.list({
+      ...ctx.jobs.listScope(actorOf(req)),
       ...(state ? { state: state as JobState } : {}),
       limit: intQuery(req.query.limit, 50),
       offset: intQuery(req.query.offset, 0),
@@ -48,7 +52,8 @@ export function jobsApi(ctx: PanelContext): Router {
   r.get('/jobs/:id', requireRole('viewer'), (req, res) => {
     const id = jobId(req);
     const j = ctx.jobs.get(id);
-    if (!j) throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
+    if (!j || !ctx.jobs.visibleTo(actorOf(req), id))
+      throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
     const out = jobWithHosts(ctx.jobs.store, j);
     const filter = typeof req.query.hostState === 'string' ? req.query.hostState : undefined;
     if (filter !== undefined && !([...HOST_OUTCOMES, 'pending', 'running'] as string[]).includes(filter))
@@ -69,18 +74,25 @@ export function jobsApi(ctx: PanelContext): Router {
     if (!ctx.hosts.repo.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
     res.json({ data: ctx.labels.get(id) });
   });
-  r.put('/hosts/:hostId/labels', requireRole('operator'), (req, res) => {
-    const id = param(req, 'hostId');
-    if (!ctx.hosts.repo.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
-    const body = (req.body ?? {}) as { labels?: unknown };
-    const out = setHostLabels(
-      { hosts: ctx.hosts.repo, labels: ctx.labels, audit: ctx.audit },
-      actorOf(req),
-      id,
-      body.labels,
-    );
-    ctx.events.emit('hostsChanged');
-    res.json({ data: out.labels });
-  });
+  // Labels decide who sees a host (host-scoped grants): a scoped operator may not change them,
+  // or they could move a host into or out of their own scope (docs/security.md).
+  r.put(
+    '/hosts/:hostId/labels',
+    requireRole('operator'),
+    requireWholeFleet(ctx.scopes, 'changing labels'),
+    (req, res) => {
+      const id = param(req, 'hostId');
+      if (!ctx.hosts.repo.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
+      const body = (req.body ?? {}) as { labels?: unknown };
+      const out = setHostLabels(
+        { hosts: ctx.hosts.repo, labels: ctx.labels, audit: ctx.audit },
+        actorOf(req),
+        id,
+        body.labels,
+      );
+      ctx.events.emit('hostsChanged');
+      res.json({ data: out.labels });
+    },
+  );
   return r;
 }

@@ -62,6 +62,7 @@ const jobAction = (action: 'cancel' | 'retry' | 'resume', summary: string): ApiR
   summary: `${summary} (needs the role of the job's event)`,
   tag: 'jobs',
   role: 'viewer',
+  access: 'scoped-list',
   status: action === 'cancel' ? 200 : 202,
   data: jobSchema,
 });
@@ -75,6 +76,7 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
       'Start a job: one event on many hosts in a sliding window (needs the role of the event: viewer for reads, operator for mutations)',
     tag: 'jobs',
     role: 'viewer',
+    access: 'scoped-list',
     status: 202,
     body: jobRequestSchema,
     data: jobSchema,
@@ -85,8 +87,14 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
     summary: 'Which hosts a target names, with their state and whether they offer the event’s module',
     tag: 'jobs',
     role: 'viewer',
+    access: 'scoped-list',
     body: z.object({ target: jobRequestSchema.shape.target, event: z.string().optional() }),
-    data: z.object({ count: z.number().int(), summary: z.string(), hosts: z.array(previewHost) }),
+    data: z.object({
+      count: z.number().int(),
+      summary: z.string(),
+      hosts: z.array(previewHost),
+      outOfScope: z.number().int().describe('hosts the target matched outside your scope, left out'),
+    }),
   },
   {
     method: 'get',
@@ -94,6 +102,7 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
     summary: 'Jobs, newest first',
     tag: 'jobs',
     role: 'viewer',
+    access: 'scoped-list',
     query: [
       {
         name: 'state',
@@ -111,6 +120,7 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
     summary: 'One job with its per-host results',
     tag: 'jobs',
     role: 'viewer',
+    access: 'scoped-list',
     query: [{ name: 'hostState', description: 'only hosts in this state, e.g. failed', schema: z.string() }],
     data: jobSchema.extend({ hosts: z.array(hostResult) }),
   },
@@ -128,7 +138,8 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
   {
     method: 'put',
     path: '/hosts/{hostId}/labels',
-    summary: "Replace a host's labels",
+    summary:
+      "Replace a host's labels (an operator on all hosts: labels decide who sees a host, docs/security.md)",
     tag: 'hosts',
     role: 'operator',
     body: z.object({

@@ -24,6 +24,13 @@ export interface ApiRouteDoc {
   /** Schema of `data` in the success reply. */
   data?: z.ZodType;
   status?: number;
+  /**
+   * Host scopes (docs/security.md): a route under /hosts/{hostId} is checked by the one host
+   * guard; every other route says what it is: 'panel' (about the panel, not a host: accounts,
+   * tokens, the CA, adding a host) or 'scoped-list' (a list cut to the caller's hosts).
+   * test/integration/security-scopes.test.ts fails on a route that says neither.
+   */
+  access?: 'panel' | 'scoped-list';
 }
 
 const role = z.enum(['admin', 'operator', 'viewer']);
@@ -46,6 +53,10 @@ export const tokenSchema = z.object({
   expiresAt: z.number().nullable(),
   revokedAt: z.number().nullable(),
   lastUsedAt: z.number().nullable(),
+  selector: z
+    .string()
+    .nullable()
+    .describe("label selector the token is limited to (null: its creator's scope)"),
   state: z.enum(['live', 'revoked', 'expired']),
 });
 export const auditEntrySchema = z.object({
@@ -106,6 +117,10 @@ const newHostSchema = z.object({
 });
 
 const bool = z.enum(['true', 'false', '1', '0']);
+const grantSchema = z.object({
+  role: z.enum(['operator', 'viewer']),
+  selector: z.string().nullable().describe('label selector such as role=web; null = all hosts'),
+});
 
 export const OPENAPI_ROUTES: ApiRouteDoc[] = [
   // --- panel: accounts, tokens, audit -------------------------------------------------------
@@ -115,7 +130,15 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Who this token is',
     tag: 'panel',
     role: 'viewer',
-    data: z.object({ name: z.string(), kind: z.string(), role }),
+    access: 'panel',
+    data: z.object({
+      name: z.string(),
+      kind: z.string(),
+      role,
+      hosts: z
+        .union([z.literal('all'), z.array(z.string())])
+        .describe('the host ids this caller may see (docs/security.md "Host scopes")'),
+    }),
   },
   {
     method: 'get',
@@ -123,6 +146,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'List dashboard users',
     tag: 'users',
     role: 'admin',
+    access: 'panel',
     data: z.array(userSchema),
   },
   {
@@ -131,6 +155,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Create a user (the password is temporary unless mustChangePassword is false)',
     tag: 'users',
     role: 'admin',
+    access: 'panel',
     status: 201,
     body: z.object({
       username: z.string(),
@@ -140,13 +165,22 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     }),
     data: userSchema,
   },
-  { method: 'get', path: '/users/{id}', summary: 'One user', tag: 'users', role: 'admin', data: userSchema },
+  {
+    method: 'get',
+    path: '/users/{id}',
+    summary: 'One user',
+    tag: 'users',
+    role: 'admin',
+    access: 'panel',
+    data: userSchema,
+  },
   {
     method: 'patch',
     path: '/users/{id}',
     summary: 'Change role or disable/enable (disabling signs the user out)',
     tag: 'users',
     role: 'admin',
+    access: 'panel',
     body: z.object({ role: role.optional(), disabled: z.boolean().optional() }),
     data: userSchema,
   },
@@ -156,8 +190,28 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: "Set a user's password (signs them out everywhere)",
     tag: 'users',
     role: 'admin',
+    access: 'panel',
     body: z.object({ password: z.string().min(10).max(256) }),
     data: z.object({ changed: z.literal(true) }),
+  },
+  {
+    method: 'get',
+    path: '/users/{id}/grants',
+    summary: "A user's host grants (empty: their role on every host)",
+    tag: 'users',
+    role: 'admin',
+    access: 'panel',
+    data: z.array(grantSchema),
+  },
+  {
+    method: 'put',
+    path: '/users/{id}/grants',
+    summary: "Replace a user's host grants (role on all hosts or on a label selector); [] = every host",
+    tag: 'users',
+    role: 'admin',
+    access: 'panel',
+    body: z.object({ grants: z.array(grantSchema) }),
+    data: z.array(grantSchema),
   },
   {
     method: 'delete',
@@ -165,6 +219,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Delete a user',
     tag: 'users',
     role: 'admin',
+    access: 'panel',
     data: z.object({ deleted: z.literal(true) }),
   },
   {
@@ -173,6 +228,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'List API tokens (never the secrets)',
     tag: 'tokens',
     role: 'admin',
+    access: 'panel',
     data: z.array(tokenSchema),
   },
   {
@@ -181,11 +237,16 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Create an API token; the secret is in this reply only',
     tag: 'tokens',
     role: 'admin',
+    access: 'panel',
     status: 201,
     body: z.object({
       name: z.string().max(64),
       role,
       expiresInDays: z.number().int().min(1).max(3650).optional(),
+      selector: z
+        .string()
+        .optional()
+        .describe('limit the token to hosts matching this label selector, e.g. role=web (not for admin)'),
     }),
     data: tokenSchema.extend({ token: z.string() }),
   },
@@ -195,6 +256,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Revoke an API token',
     tag: 'tokens',
     role: 'admin',
+    access: 'panel',
     data: tokenSchema,
   },
   {
@@ -203,6 +265,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'The audit log, newest first',
     tag: 'audit',
     role: 'viewer',
+    access: 'scoped-list',
     query: [
       { name: 'host', description: 'host id', schema: z.string() },
       {
@@ -224,6 +287,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Hosts with their live connection state',
     tag: 'hosts',
     role: 'viewer',
+    access: 'scoped-list',
     data: z.array(hostSchema),
   },
   {
@@ -232,6 +296,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: 'Add a host: a pending host, its join token and the enrollment commands',
     tag: 'hosts',
     role: 'operator',
+    access: 'panel',
     body: z.strictObject({
       name: z.string(),
       address: z
@@ -286,6 +351,7 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     summary: "Rotate the panel's client certificate; the old serial is revoked and pushed to agents",
     tag: 'panel',
     role: 'admin',
+    access: 'panel',
     data: z.object({ oldSerial: z.string(), newSerial: z.string() }),
   },
   {

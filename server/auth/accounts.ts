@@ -3,11 +3,14 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/database.ts';
 import { SessionStore } from './sessions.ts';
 import { UsersRepo } from './users.ts';
+import { GrantsRepo } from '../db/grants.ts';
 import { randomPassword } from './passwords.ts';
 
 interface AccountEventMap {
   /** Sessions (by stored key) ended: logout, password change, user disabled or deleted. */
   sessionsEnded: [string[]];
+  /** A user's role or host grants changed, or a token was made or revoked: scopes may differ. */
+  grantsChanged: [];
 }
 
 const SETUP_HASH = 'setup_token_hash';
@@ -18,11 +21,14 @@ const SETUP_TTL_MS = 60 * 60 * 1000;
 export class Accounts {
   readonly users: UsersRepo;
   readonly sessions: SessionStore;
+  /** Host-scoped grants (server/auth/scope.ts). */
+  readonly grants: GrantsRepo;
   readonly events = new EventEmitter<AccountEventMap>();
 
   constructor(private readonly db: Db) {
     this.users = new UsersRepo(db);
     this.sessions = new SessionStore(db);
+    this.grants = new GrantsRepo(db);
   }
 
   /** Signs a user out everywhere except `keepKey`'s session. */

@@ -3,6 +3,8 @@ import type { Actor } from '../db/audit.ts';
 import { isRole, type Role } from './roles.ts';
 import { UserInputError, userView, type UserView } from './users.ts';
 import type { ApiTokenRow } from '../auth/api-tokens.ts';
+import { describeGrants, highestRole, validateGrants, type Grant } from './scope.ts';
+import { parseSelector } from '../../shared/validate/labels.ts';
 
 /**
  * Account and token administration shared by the dashboard, the REST API and the CLI: validates,
@@ -56,8 +58,30 @@ export function updateUser(
     );
   const row = ctx.accounts.users.update(id, fields);
   if (row.disabled === 1) ctx.accounts.endUserSessions(id);
+  ctx.accounts.events.emit('grantsChanged');
   audit(ctx, actor, 'user update', { username: row.username, role: row.role, disabled: row.disabled === 1 });
   return userView(row);
+}
+
+/**
+ * Replaces a user's host grants (server/auth/scope.ts). An empty list gives the user their role
+ * on every host again; otherwise their role becomes the highest granted one. Admins are
+ * panel-wide and take no grants.
+ */
+export function setGrants(ctx: PanelContext, actor: Actor, id: number, input: unknown): Grant[] {
+  const u = ctx.accounts.users.get(id);
+  if (!u) throw new UserInputError('No such user.', 'not-found');
+  if (u.role === 'admin')
+    throw new UserInputError(
+      `${u.username} is an admin: admins act on the whole panel. Make them operator or viewer first.`,
+      'failed-precondition',
+    );
+  const v = validateGrants(input);
+  if (!v.ok) throw new UserInputError(v.message);
+  ctx.accounts.grants.set(id, v.value, highestRole(v.value) ?? u.role);
+  ctx.accounts.events.emit('grantsChanged');
+  audit(ctx, actor, 'user grants', { username: u.username, grants: v.value }, true, describeGrants(v.value));
+  return v.value;
 }
 
 export async function resetPassword(
@@ -88,7 +112,7 @@ export function deleteUser(ctx: PanelContext, actor: Actor, id: number): void {
 export function createToken(
   ctx: PanelContext,
   actor: Actor,
-  input: { name: unknown; role: unknown; expiresInDays?: unknown },
+  input: { name: unknown; role: unknown; expiresInDays?: unknown; selector?: unknown },
 ): { token: string; row: ApiTokenRow } {
   const name = typeof input.name === 'string' ? input.name.trim() : '';
   if (!TOKEN_NAME.test(name))
@@ -105,13 +129,24 @@ export function createToken(
       );
   }
   const role: Role = input.role;
+  // A token limited to the hosts a label selector matches (within its creator's own scope).
+  let selector: string | null = null;
+  if (input.selector !== undefined && input.selector !== null && input.selector !== '') {
+    const p = parseSelector(input.selector);
+    if (!p.ok) throw new UserInputError(p.message);
+    if (role === 'admin')
+      throw new UserInputError('An admin token is panel-wide; a host selector needs operator or viewer.');
+    selector = (input.selector as string).trim();
+  }
   const created = ctx.apiTokens.create({
+    selector,
     name,
     role,
     createdBy: actor.userId ?? null,
     expiresAt: days === null ? null : Date.now() + days * 86_400_000,
   });
-  audit(ctx, actor, 'token create', { name, role, expiresInDays: days });
+  audit(ctx, actor, 'token create', { name, role, expiresInDays: days, selector });
+  ctx.accounts.events.emit('grantsChanged');
   return created;
 }
 
@@ -133,5 +168,6 @@ export const tokenView = (t: ApiTokenRow) => ({
   expiresAt: t.expires_at,
   revokedAt: t.revoked_at,
   lastUsedAt: t.last_used_at,
+  selector: t.selector,
   state: t.revoked_at ? 'revoked' : t.expires_at !== null && t.expires_at <= Date.now() ? 'expired' : 'live',
 });

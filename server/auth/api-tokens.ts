@@ -12,6 +12,8 @@ export interface ApiTokenRow {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** Label selector the token is limited to (null: its creator's whole scope). */
+  selector: string | null;
 }
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
@@ -20,14 +22,21 @@ const hashToken = (token: string): string => createHash('sha256').update(token).
 export class ApiTokens {
   constructor(private readonly db: Db) {}
 
-  create(opts: { name: string; role: Role; createdBy: number | null; expiresAt: number | null }): {
+  create(opts: {
+    name: string;
+    role: Role;
+    createdBy: number | null;
+    expiresAt: number | null;
+    /** A validated label selector (shared/validate/labels.ts), or null/absent for no limit. */
+    selector?: string | null;
+  }): {
     token: string;
     row: ApiTokenRow;
   } {
     const token = `pio_${randomBytes(24).toString('base64url')}`;
     const info = this.db
       .prepare(
-        'INSERT INTO api_tokens (name, token_hash, prefix, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO api_tokens (name, token_hash, prefix, role, created_by, created_at, expires_at, selector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(
         opts.name,
@@ -37,6 +46,7 @@ export class ApiTokens {
         opts.createdBy,
         Date.now(),
         opts.expiresAt,
+        opts.selector ?? null,
       );
     const row = this.get(Number(info.lastInsertRowid));
     if (!row) throw new Error('token insert failed');
@@ -47,7 +57,7 @@ export class ApiTokens {
     return (
       (this.db
         .prepare(
-          'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at FROM api_tokens WHERE id = ?',
+          'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at, selector FROM api_tokens WHERE id = ?',
         )
         .get(id) as ApiTokenRow | undefined) ?? null
     );
@@ -56,7 +66,7 @@ export class ApiTokens {
   list(): ApiTokenRow[] {
     return this.db
       .prepare(
-        'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at FROM api_tokens ORDER BY id',
+        'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at, selector FROM api_tokens ORDER BY id',
       )
       .all() as ApiTokenRow[];
   }
@@ -74,7 +84,7 @@ export class ApiTokens {
     if (typeof token !== 'string' || token.length < 10 || token.length > 200) return null;
     const row = this.db
       .prepare(
-        'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = ?',
+        'SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at, last_used_at, selector FROM api_tokens WHERE token_hash = ?',
       )
       .get(hashToken(token)) as ApiTokenRow | undefined;
     if (!row || row.revoked_at !== null) return null;

@@ -129,7 +129,11 @@ export class UsersRepo {
         'This is the last enabled admin; make another admin first.',
         'failed-precondition',
       );
-    this.db.prepare('UPDATE users SET role = ?, disabled = ? WHERE id = ?').run(role, disabled ? 1 : 0, id);
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE users SET role = ?, disabled = ? WHERE id = ?').run(role, disabled ? 1 : 0, id);
+      // An admin is panel-wide: host-scoped grants make no sense for one (server/auth/scope.ts).
+      if (role === 'admin') this.db.prepare('DELETE FROM user_grants WHERE user_id = ?').run(id);
+    })();
     return this.get(id) as UserRow;
   }
 

@@ -50,6 +50,8 @@ export interface AuditQuery {
   actor?: string;
   action?: string;
   jobId?: number;
+  /** Only entries about these hosts (a scoped actor's view; panel-wide entries left out). */
+  withinHosts?: readonly string[];
   limit?: number;
   offset?: number;
 }
@@ -119,6 +121,18 @@ export class AuditLog {
       .run(r.ok ? 1 : 0, r.errorCode, r.message, id);
   }
 
+  /** Distinct values of a column (the audit page's filter lists), within hosts when given. */
+  distinct(col: 'actor' | 'action' | 'host_id', withinHosts?: readonly string[]): string[] {
+    const within = withinHosts ? ' AND host_id IN (SELECT value FROM json_each(?))' : '';
+    return (
+      this.db
+        .prepare(
+          `SELECT DISTINCT ${col} AS v FROM audit_log WHERE ${col} IS NOT NULL${within} ORDER BY v LIMIT 500`,
+        )
+        .all(...(withinHosts ? [JSON.stringify(withinHosts)] : [])) as { v: string }[]
+    ).map((x) => x.v);
+  }
+
   query(q: AuditQuery = {}): { rows: AuditRow[]; total: number } {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -137,6 +151,10 @@ export class AuditLog {
     if (q.jobId !== undefined) {
       where.push('job_id = ?');
       args.push(q.jobId);
+    }
+    if (q.withinHosts) {
+      where.push('host_id IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(q.withinHosts));
     }
     const w = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM audit_log ${w}`).get(...args) as { n: number })

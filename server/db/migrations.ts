@@ -170,4 +170,20 @@ ALTER TABLE audit_log ADD COLUMN outcome TEXT;   -- NULL (settled when written) 
 CREATE INDEX audit_unknown ON audit_log (outcome) WHERE outcome IS NOT NULL;
 `,
   },
+  {
+    id: 420,
+    name: 'host-scoped grants and token selectors (issue 24)',
+    // A user without grants has users.role on every host; with grants, only where one matches
+    // (server/auth/scope.ts). A token's selector narrows it further.
+    sql: `
+CREATE TABLE user_grants (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  role TEXT NOT NULL CHECK (role IN ('operator', 'viewer')),
+  selector TEXT                              -- NULL: all hosts; else shared/validate/labels.ts
+);
+CREATE INDEX user_grants_user ON user_grants (user_id);
+ALTER TABLE api_tokens ADD COLUMN selector TEXT;
+`,
+  },
 ];

@@ -10,10 +10,12 @@ import {
   parseUserId,
   resetPassword,
   revokeToken,
+  setGrants,
   tokenView,
   updateUser,
 } from '../auth/admin-ops.ts';
 import { ROLES } from '../auth/roles.ts';
+import { describeGrants, parseGrantText } from '../auth/scope.ts';
 import { param } from './params.ts';
 import { renderPage } from './render.ts';
 import { setFlash } from './flash.ts';
@@ -47,7 +49,14 @@ export function accountPages(ctx: PanelContext): Router {
   r.get('/users', requireRole('admin'), (req, res) => {
     renderPage(req, res, 'users', {
       title: 'Users',
-      users: accounts.users.list().map(userView),
+      users: accounts.users.list().map((u) => {
+        const grants = accounts.grants.of(u.id);
+        return {
+          ...userView(u),
+          grantsText: grants.length === 0 ? `${u.role} on all hosts` : describeGrants(grants),
+          grantsInput: grants.map((g) => `${g.role}:${g.selector ?? '*'}`).join('\n'),
+        };
+      }),
       roles: ROLES,
       me: actorOf(req).userId ?? null,
     });
@@ -68,6 +77,15 @@ export function accountPages(ctx: PanelContext): Router {
     await act(req, res, '/users', () => {
       const u = updateUser(ctx, actorOf(req), parseUserId(param(req, 'id')), { role: form(req).role });
       return `${u.username} is now ${u.role}.`;
+    });
+  });
+  r.post('/users/:id/grants', requireRole('admin'), async (req, res) => {
+    await act(req, res, '/users', () => {
+      const id = parseUserId(param(req, 'id'));
+      const parsed = parseGrantText(str(form(req).grants));
+      if (!parsed.ok) throw new UserInputError(parsed.message);
+      const grants = setGrants(ctx, actorOf(req), id, parsed.value);
+      return `${accounts.users.get(id)?.username ?? 'The user'} now has: ${grants.length === 0 ? 'their role on all hosts' : describeGrants(grants)}.`;
     });
   });
   r.post('/users/:id/disable', requireRole('admin'), async (req, res) => {
@@ -121,6 +139,7 @@ export function accountPages(ctx: PanelContext): Router {
         name: b.name,
         role: b.role,
         expiresInDays: b.expiresInDays,
+        selector: str(b.selector).trim(),
       });
       // Shown once, in this response only (never stored in the session or the flash).
       res.set('cache-control', 'no-store');

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { PanelContext } from '../context.ts';
-import { requireRole } from '../auth/actor.ts';
+import { actorOf, requireRole } from '../auth/actor.ts';
 import { renderPage } from './render.ts';
 
 export const AUDIT_PAGE_SIZE = 50;
@@ -30,19 +30,16 @@ export function auditPages(ctx: PanelContext): Router {
   const r = Router();
   r.get('/audit', requireRole('viewer'), (req, res) => {
     const f = auditFilters(req.query);
+    // A scoped actor sees only entries about their hosts (server/auth/host-scope.ts).
+    const ids = ctx.scopes.visibleIds(actorOf(req));
+    const within = ids === null ? undefined : [...ids];
     const { rows, total } = ctx.audit.query({
       ...f,
+      ...(within ? { withinHosts: within } : {}),
       limit: AUDIT_PAGE_SIZE,
       offset: (f.page - 1) * AUDIT_PAGE_SIZE,
     });
-    const distinct = (col: 'actor' | 'action' | 'host_id'): string[] =>
-      (
-        ctx.db
-          .prepare(`SELECT DISTINCT ${col} AS v FROM audit_log WHERE ${col} IS NOT NULL ORDER BY v LIMIT 500`)
-          .all() as {
-          v: string;
-        }[]
-      ).map((x) => x.v);
+    const distinct = (col: 'actor' | 'action' | 'host_id'): string[] => ctx.audit.distinct(col, within);
     const pages = Math.max(1, Math.ceil(total / AUDIT_PAGE_SIZE));
     const qs = (page: number): string => {
       const p = new URLSearchParams();
@@ -53,7 +50,9 @@ export function auditPages(ctx: PanelContext): Router {
       const s = p.toString();
       return s ? `/audit?${s}` : '/audit';
     };
-    const hostNames = new Map(ctx.hosts.repo.list().map((h) => [h.id, h.name]));
+    const hostNames = new Map(
+      ctx.scopes.filter(actorOf(req), ctx.hosts.repo.list(), (h) => h.id).map((h) => [h.id, h.name]),
+    );
     renderPage(req, res, 'audit', {
       title: 'Audit log',
       rows: rows.map((row) => ({

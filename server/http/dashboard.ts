@@ -5,6 +5,7 @@ import { panelSecret } from '../auth/panel-secret.ts';
 import { progressScope } from './progress.ts';
 import { loginRoutes, requireLogin } from '../auth/login.ts';
 import { sessionMiddleware } from '../auth/sessions.ts';
+import { hostScopeGuard } from '../auth/host-guard.ts';
 import { websitesPages } from './websites.ts';
 import { ftpPages } from './ftp.ts';
 import { mysqlPages } from './mysql.ts';
@@ -38,6 +39,8 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(progressScope());
   r.use(loginRoutes(ctx, accounts));
   r.use(requireLogin(accounts));
+  // Before every page under a host: the host scope check (server/auth/host-guard.ts).
+  r.use('/hosts/:hostId', hostScopeGuard({ scopes: ctx.scopes, hosts: ctx.hosts.repo }));
   r.use(overviewPages(ctx));
   r.use(hostsAdminPages(ctx));
   r.use(hostSystemPages(ctx));

@@ -10,7 +10,7 @@ import { describeZodError } from '../../shared/protocol/describe.ts';
 import type { Actor, AuditLog } from '../db/audit.ts';
 import type { PanelEvents } from '../events.ts';
 import type { HostRegistry } from '../hosts/registry.ts';
-import { roleAtLeast } from '../auth/roles.ts';
+import { roleAtLeast, type Role } from '../auth/roles.ts';
 import { PanelHttpError } from './errors.ts';
 import { takeProgressId } from './progress.ts';
 import { randomUUID } from 'node:crypto';
@@ -29,6 +29,8 @@ export class HostActions {
     private readonly events: PanelEvents,
     /** Metrics and the call log (server/metrics/calls.ts), passed in by server/main.ts. */
     private readonly observer: CallObserver = noCallObserver,
+    /** Host scopes (server/auth/host-scope.ts): every call is cut to the actor's hosts. */
+    private readonly scopes: { roleOn(actor: Actor, hostId: string): Role | null } | null = null,
   ) {}
 
   async call<E extends EventName>(
@@ -44,6 +46,18 @@ export class HostActions {
       throw new PanelHttpError(403, 'permission-denied', `Your role (${actor.role}) cannot do "${event}".`);
     if (!this.registry.repo.get(hostId))
       throw new PanelHttpError(404, 'not-found', `No host with id ${hostId}.`);
+    // A host outside the actor's scope is answered like an unknown one: it is invisible to them.
+    // Every path (pages, API, jobs) ends here, so this holds even where a route forgot to check.
+    if (this.scopes) {
+      const onHost = this.scopes.roleOn(actor, hostId);
+      if (onHost === null) throw new PanelHttpError(404, 'not-found', `No host with id ${hostId}.`);
+      if (!roleAtLeast(onHost, needed))
+        throw new PanelHttpError(
+          403,
+          'permission-denied',
+          `Your role on this host (${onHost}) cannot do "${event}".`,
+        );
+    }
     const started = performance.now();
     // A dashboard form with live progress: its id becomes the call's requestId (server/http/progress.ts).
     const progressId =

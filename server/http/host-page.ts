@@ -4,6 +4,7 @@ import type { HostView } from '../hosts/registry.ts';
 import { PanelHttpError } from './errors.ts';
 import { hostIdParam } from './params.ts';
 import { renderPage } from './render.ts';
+import { roleAtLeast } from '../auth/roles.ts';
 import type { ServiceStatus } from '../../shared/protocol/hello.ts';
 
 /** The host-page tabs in display order (System is the host page itself). */
@@ -88,6 +89,9 @@ export async function renderTab(
     tabs: HOST_PAGE_TABS,
     moduleStatus: moduleStatusOf(h, def?.module ?? tab),
     hostLabels: ctx.labels.get(h.id),
+    // Labels decide who sees a host: only an actor on every host may change them.
+    canLabel:
+      roleAtLeast(req.actor?.role ?? 'viewer', 'operator') && !!req.actor && ctx.scopes.wholeFleet(req.actor),
     ...locals,
   });
 }

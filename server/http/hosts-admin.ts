@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { PanelContext } from '../context.ts';
 import { actorOf, requireRole } from '../auth/actor.ts';
+import { requireWholeFleet } from '../auth/host-guard.ts';
 import { EnrollmentError, type NewHost } from '../hosts/enrollment.ts';
 import { PanelHttpError } from './errors.ts';
 import { hostIdParam } from './params.ts';
@@ -42,10 +43,11 @@ export function hostsAdminPages(ctx: PanelContext): Router {
     });
   };
 
-  r.get('/hosts/new', requireRole('operator'), (req, res) => {
+  const wholeFleet = requireWholeFleet(ctx.scopes, 'adding a host');
+  r.get('/hosts/new', requireRole('operator'), wholeFleet, (req, res) => {
     wizard(req, res, {});
   });
-  r.post('/hosts/new', requireRole('operator'), (req, res) => {
+  r.post('/hosts/new', requireRole('operator'), wholeFleet, (req, res) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const form = {
       name: str(b.name).slice(0, 200),

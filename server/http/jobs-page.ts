@@ -10,6 +10,7 @@ import type { JobState } from '../jobs/store.ts';
 import { roleForEvent } from '../jobs/request.ts';
 import { roleAtLeast } from '../auth/roles.ts';
 import { setHostLabels } from '../hosts/labels.ts';
+import { requireWholeFleet } from '../auth/host-guard.ts';
 import { PanelHttpError } from './errors.ts';
 import { param } from './params.ts';
 import { renderPage } from './render.ts';
@@ -158,7 +159,11 @@ export function jobsPages(ctx: PanelContext): Router {
       typeof req.query.state === 'string' && (JOB_STATES as string[]).includes(req.query.state)
         ? (req.query.state as JobState)
         : undefined;
-    const { rows, total } = ctx.jobs.store.list({ ...(state ? { state } : {}), limit: 100 });
+    const { rows, total } = ctx.jobs.store.list({
+      ...ctx.jobs.listScope(actorOf(req)),
+      ...(state ? { state } : {}),
+      limit: 100,
+    });
     renderPage(req, res, 'jobs/list', {
       title: 'Jobs',
       jobs: rows.map((j) => jobJson(j, ctx.jobs.store.counts(j.id))),
@@ -185,7 +190,7 @@ export function jobsPages(ctx: PanelContext): Router {
     }
     try {
       if (action === 'preview') {
-        const p = ctx.jobs.preview(targetOf(form), form.event);
+        const p = ctx.jobs.preview(targetOf(form), form.event, actorOf(req));
         renderForm(req, res, form, { preview: p });
         return;
       }
@@ -202,7 +207,8 @@ export function jobsPages(ctx: PanelContext): Router {
   r.get('/jobs/:id', requireRole('viewer'), (req, res) => {
     const id = jobId(req);
     const row = ctx.jobs.get(id);
-    if (!row) throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
+    if (!row || !ctx.jobs.visibleTo(actorOf(req), id))
+      throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
     const job = jobWithHosts(ctx.jobs.store, row);
     const filter =
       typeof req.query.state === 'string' && (HOST_STATES as string[]).includes(req.query.state)
@@ -255,23 +261,29 @@ export function jobsPages(ctx: PanelContext): Router {
       res.redirect(303, `/jobs/${id}`);
     });
 
-  r.post('/hosts/:hostId/labels', requireRole('operator'), (req, res) => {
-    const id = param(req, 'hostId');
-    if (!ctx.hosts.repo.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
-    try {
-      setHostLabels(
-        { hosts: ctx.hosts.repo, labels: ctx.labels, audit: ctx.audit },
-        actorOf(req),
-        id,
-        str((req.body as Record<string, unknown> | undefined)?.labels, 5000),
-      );
-      ctx.events.emit('hostsChanged');
-      setFlash(req, 'success', 'Labels saved.');
-    } catch (e) {
-      if (!(e instanceof PanelHttpError) || e.status !== 400) throw e;
-      setFlash(req, 'danger', e.message);
-    }
-    res.redirect(303, `/hosts/${encodeURIComponent(id)}`);
-  });
+  // Labels decide who sees a host: a scoped operator may not change them (docs/security.md).
+  r.post(
+    '/hosts/:hostId/labels',
+    requireRole('operator'),
+    requireWholeFleet(ctx.scopes, 'changing labels'),
+    (req, res) => {
+      const id = param(req, 'hostId');
+      if (!ctx.hosts.repo.get(id)) throw new PanelHttpError(404, 'not-found', `No host with id ${id}.`);
+      try {
+        setHostLabels(
+          { hosts: ctx.hosts.repo, labels: ctx.labels, audit: ctx.audit },
+          actorOf(req),
+          id,
+          str((req.body as Record<string, unknown> | undefined)?.labels, 5000),
+        );
+        ctx.events.emit('hostsChanged');
+        setFlash(req, 'success', 'Labels saved.');
+      } catch (e) {
+        if (!(e instanceof PanelHttpError) || e.status !== 400) throw e;
+        setFlash(req, 'danger', e.message);
+      }
+      res.redirect(303, `/hosts/${encodeURIComponent(id)}`);
+    },
+  );
   return r;
 }

@@ -5,6 +5,7 @@ import type { Actor } from '../db/audit.ts';
 import type { HostView } from '../hosts/registry.ts';
 import { hostLocal } from './host-page.ts';
 import { renderPage } from './render.ts';
+import { roleAtLeast } from '../auth/roles.ts';
 
 export interface HostSummary {
   load: number | null;
@@ -51,10 +52,12 @@ export function overviewPages(ctx: PanelContext): Router {
   const r = Router();
   r.get('/', requireRole('viewer'), async (req, res) => {
     const actor = actorOf(req);
-    const hosts = ctx.hosts.list();
+    // Hosts outside the actor's scope are not shown at all (server/auth/host-scope.ts).
+    const hosts = ctx.scopes.filter(actor, ctx.hosts.list(), (h) => h.id);
     const summaries = await Promise.all(hosts.map((h) => hostSummary(ctx, actor, h)));
     renderPage(req, res, 'overview', {
       title: 'Overview',
+      canAddHost: roleAtLeast(actor.role, 'operator') && ctx.scopes.wholeFleet(actor),
       hosts: hosts.map((h, i) => ({ ...hostLocal(h), summary: summaries[i] })),
     });
   });

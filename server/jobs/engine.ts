@@ -23,7 +23,8 @@ import {
 } from './spec.ts';
 import { eventLabel, jobOutcome, type JobMetrics } from '../metrics/panel-metrics.ts';
 import { JobsStore, type JobHostRow, type JobRow } from './store.ts';
-import { moduleOffer, resolveTarget, TargetError, type ResolvedTarget } from './target.ts';
+import { moduleOffer, resolveTarget, TargetError, targetSummary, type ResolvedTarget } from './target.ts';
+import type { HostScopes } from '../auth/host-scope.ts';
 
 export interface JobsDeps {
   db: Db;
@@ -37,6 +38,8 @@ export interface JobsDeps {
   leaseMs: number;
   /** Job counts and durations (server/metrics/). */
   metrics?: JobMetrics;
+  /** Host scopes: a scoped actor's targets are cut to their hosts (server/auth/host-scope.ts). */
+  scopes?: HostScopes;
 }
 
 /** A job's live state in the panel that runs it. */
@@ -90,18 +93,58 @@ export class Jobs {
     await Promise.resolve();
   }
 
-  /** Which hosts a target names (the preview). */
-  preview(target: unknown, event?: unknown): ResolvedTarget {
-    return this.resolve(parseTarget(target), isJobEvent(event) ? event : undefined);
+  /** Which hosts a target names (the preview), cut to the actor's scope when given. */
+  preview(target: unknown, event?: unknown, actor?: Actor): ResolvedTarget {
+    return this.resolve(parseTarget(target), isJobEvent(event) ? event : undefined, actor);
   }
 
-  private resolve(target: JobTarget, event?: EventName): ResolvedTarget {
+  /**
+   * The target's hosts; for a scoped actor only those in scope, and the summary says how many
+   * were left out. A host named in the target's lists but outside the scope is refused like an
+   * unknown name (the actor must not learn it exists).
+   */
+  private resolve(target: JobTarget, event?: EventName, actor?: Actor): ResolvedTarget {
+    const see = actor && this.d.scopes ? this.d.scopes.visibility(actor) : null;
     try {
-      return resolveTarget(this.d.hosts, this.d.labels, target, event);
+      if (see) {
+        const rows = this.d.hosts.repo.list();
+        for (const ref of [...(target.hosts ?? []), ...(target.exclude ?? [])]) {
+          const lower = ref.toLowerCase();
+          const h = rows.find((x) => x.id === ref) ?? rows.find((x) => x.name.toLowerCase() === lower);
+          if (h && !see(h.id))
+            throw new TargetError(
+              `No host with the id or name ${JSON.stringify(ref.slice(0, 80))} (${target.hosts?.includes(ref) ? 'in the host list' : 'in the exclusions'}).`,
+            );
+        }
+      }
+      const all = resolveTarget(this.d.hosts, this.d.labels, target, event);
+      if (!see) return all;
+      const hosts = all.hosts.filter((h) => see(h.id));
+      const left = all.hosts.length - hosts.length;
+      return {
+        hosts,
+        outOfScope: left,
+        summary:
+          left === 0
+            ? all.summary
+            : `${targetSummary(hosts)} ${left} host${left === 1 ? '' : 's'} outside your scope left out.`,
+      };
     } catch (e) {
       if (e instanceof TargetError) throw new PanelHttpError(400, 'invalid-argument', e.message);
       throw e;
     }
+  }
+
+  /** Whether the actor may see a job: whole-fleet actors all; scoped ones jobs on their hosts only. */
+  visibleTo(actor: Actor, id: number): boolean {
+    const ids = this.d.scopes?.visibleIds(actor) ?? null;
+    return ids === null || this.store.within(id, [...ids]);
+  }
+
+  /** The list filter for an actor (undefined: every job). */
+  listScope(actor: Actor): { withinHosts?: string[] } {
+    const ids = this.d.scopes?.visibleIds(actor) ?? null;
+    return ids === null ? {} : { withinHosts: [...ids] };
   }
 
   /**
@@ -110,9 +153,13 @@ export class Jobs {
    */
   create(actor: Actor, input: unknown): JobRow {
     const c = checkJobRequest(actor, input);
-    const resolved = this.resolve(c.target, c.event);
+    const resolved = this.resolve(c.target, c.event, actor);
     if (resolved.hosts.length === 0)
-      throw new PanelHttpError(400, 'invalid-argument', 'No host matches the target.');
+      throw new PanelHttpError(
+        400,
+        'invalid-argument',
+        resolved.outOfScope ? resolved.summary : 'No host matches the target.',
+      );
     const def = rpcEvents[c.event];
     const id = this.store.create({
       createdBy: actor.name,
@@ -152,7 +199,7 @@ export class Jobs {
 
   /** Cancel: no new host starts; calls in flight finish and are recorded. */
   cancel(actor: Actor, id: number): JobRow {
-    const j = this.existing(id);
+    const j = this.existing(id, actor);
     this.requireRole(actor, j.event as EventName);
     if (j.state === 'queued' || j.state === 'interrupted') {
       this.store.cancelIdle(id);
@@ -213,9 +260,10 @@ export class Jobs {
     requireEventRole(actor, event);
   }
 
-  private existing(id: number): JobRow {
+  private existing(id: number, actor?: Actor): JobRow {
     const j = this.store.get(id);
-    if (!j) throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
+    if (!j || (actor && !this.visibleTo(actor, id)))
+      throw new PanelHttpError(404, 'not-found', `No job ${id}.`);
     return j;
   }
 
@@ -225,7 +273,7 @@ export class Jobs {
     action: string,
     select: { states: HostState[]; skipReasons?: string[] },
   ): JobRow {
-    const j = this.existing(id);
+    const j = this.existing(id, actor);
     this.requireRole(actor, j.event as EventName);
     if (j.state === 'queued' || j.state === 'running')
       throw new PanelHttpError(409, 'failed-precondition', `Job ${id} is ${j.state}; wait until it ends.`);

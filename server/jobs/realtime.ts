@@ -13,6 +13,8 @@ const RELAY_MS = 200;
 export function jobsRealtime(
   io: Server,
   events: PanelEvents,
+  /** Whether a socket may watch a job (or, with 'all', the jobs list): host scopes (server/realtime). */
+  mayWatch: (s: Socket, job: number | 'all') => boolean = () => true,
 ): { onConnection(s: Socket): void; close(): void } {
   const pending = new Map<number, NodeJS.Timeout>();
   const onJob = (c: JobChange): void => {
@@ -30,8 +32,9 @@ export function jobsRealtime(
     onConnection(socket) {
       socket.on('watch job', (id: unknown) => {
         for (const room of socket.rooms) if (room.startsWith('job:')) void socket.leave(room);
-        if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) void socket.join(`job:${id}`);
-        else if (id === 'all') void socket.join('jobs');
+        if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) {
+          if (mayWatch(socket, id)) void socket.join(`job:${id}`);
+        } else if (id === 'all' && mayWatch(socket, 'all')) void socket.join('jobs');
       });
     },
     close() {

@@ -44,9 +44,15 @@ export interface JobHostRow {
 
 export interface JobListQuery {
   state?: JobState;
+  /** Only jobs whose every host is one of these (a scoped actor's hosts; docs/security.md). */
+  withinHosts?: readonly string[];
   limit?: number;
   offset?: number;
 }
+
+/** SQL condition on `jobs`: resolved, and no host outside the JSON array parameter. */
+const WITHIN_HOSTS = `resolved = 1 AND NOT EXISTS (SELECT 1 FROM job_hosts jh WHERE jh.job_id = jobs.id
+  AND jh.host_id NOT IN (SELECT value FROM json_each(?)))`;
 
 /** Reply data kept per host is capped (a list of 10,000 websites stays on the host). */
 const MAX_DATA_CHARS = 16_384;
@@ -130,14 +136,32 @@ export class JobsStore {
   }
 
   list(q: JobListQuery = {}): { rows: JobRow[]; total: number } {
-    const where = q.state ? 'WHERE state = ?' : '';
-    const args = q.state ? [q.state] : [];
+    const conds: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.state) {
+      conds.push('state = ?');
+      args.push(q.state);
+    }
+    if (q.withinHosts) {
+      conds.push(WITHIN_HOSTS);
+      args.push(JSON.stringify(q.withinHosts));
+    }
+    const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs ${where}`).get(...args) as { n: number })
       .n;
     const rows = this.db
       .prepare(`SELECT * FROM jobs ${where} ORDER BY id DESC LIMIT ? OFFSET ?`)
       .all(...args, Math.min(Math.max(q.limit ?? 50, 1), 500), Math.max(q.offset ?? 0, 0)) as JobRow[];
     return { rows, total };
+  }
+
+  /** Whether every host of a job is one of `hostIds` (and the job's target is resolved). */
+  within(jobId: number, hostIds: readonly string[]): boolean {
+    return (
+      this.db
+        .prepare(`SELECT 1 AS ok FROM jobs WHERE id = ? AND ${WITHIN_HOSTS}`)
+        .get(jobId, JSON.stringify(hostIds)) !== undefined
+    );
   }
 
   hosts(jobId: number, state?: HostState): JobHostRow[] {

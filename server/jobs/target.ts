@@ -22,6 +22,8 @@ export interface ResolvedTarget {
   hosts: TargetHost[];
   /** "12 hosts match: a, b, c, …" */
   summary: string;
+  /** Hosts the target matched but the actor's scope left out (server/jobs/engine.ts). */
+  outOfScope?: number;
 }
 
 /** Whether a host's last hello offers a module: true, false (with the agent's reason) or unknown. */
