@@ -1,6 +1,7 @@
 // Fan-out bench worker: hosts many real agents in one process (agent/main.ts startAgent, each with
-// its own port, certificate and sandbox dir). Started by fanout.bench.ts inside a mount
-// namespace where the service programs are hidden, so every agent is a "system module only" host.
+// its own port, certificate and sandbox dir). Started by bench/fleet.ts inside a mount namespace
+// where the service programs are hidden, so every agent is a "system module only" host. With
+// `connect` in the spec the agents are in reverse mode: each dials that URL, none listens.
 //   node --import tsx bench/fanout-agents.ts SPEC.json → prints {"ready":[{hostId,port}…]}
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ interface Spec {
   caFile: string;
   baseDir: string;
   agents: Array<{ hostId: string; certFile: string; keyFile: string }>;
+  connect?: string;
 }
 
 const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as Spec;
@@ -26,6 +28,7 @@ for (const a of spec.agents) {
       key: a.keyFile,
       ca: spec.caFile,
       sandbox: path.join(spec.baseDir, a.hostId),
+      ...(spec.connect ? { connect: spec.connect } : {}),
     },
     {},
   );

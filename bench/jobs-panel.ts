@@ -1,11 +1,14 @@
 // Jobs bench worker: the panel's real jobs engine in a process of its own (database, connection
-// manager, registry, HostActions with the audit, Jobs), connected to every agent; answers
-// "run a job" requests over IPC with the job's wall time and this process's CPU time.
+// manager, registry, HostActions with the audit, Jobs), linked to every agent — it dials them
+// (forward) or its agent listener accepts them (reverse); answers "run a job" requests over IPC
+// with the job's wall time and this process's CPU time.
+//   {cmd:'setup', specFile} → {listenPort}   {cmd:'connect'} → {connectMs}   {cmd:'job', …}
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { ConnectionManager } from '../server/hosts/connection-manager.ts';
+import type { AgentListener } from '../server/hosts/agent-listener.ts';
 import { HostRegistry } from '../server/hosts/registry.ts';
 import { openDatabase } from '../server/db/database.ts';
 import { HostsRepo } from '../server/db/hosts.ts';
@@ -14,15 +17,19 @@ import { AuditLog } from '../server/db/audit.ts';
 import { PanelEvents } from '../server/events.ts';
 import { HostActions } from '../server/http/host-actions.ts';
 import { Jobs } from '../server/jobs/engine.ts';
+import { allOnline, listenForAgents } from './panel-links.ts';
+import type { LinkMode } from './fleet.ts';
 
 interface Spec {
   caFile: string;
   panelCertPem: string;
   panelKeyPem: string;
+  mode: LinkMode;
   targets: Array<{ hostId: string; port: number }>;
 }
 type Msg =
-  | { cmd: 'connect'; specFile: string }
+  | { cmd: 'setup'; specFile: string }
+  | { cmd: 'connect' }
   | { cmd: 'job'; event: string; params: Record<string, unknown>; window: number }
   | { cmd: 'exit' };
 
@@ -33,27 +40,39 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-bench-jobs-'));
 const logger = pino({ level: 'silent' });
 let jobs: Jobs | null = null;
 let manager: ConnectionManager | null = null;
+let registry: HostRegistry | null = null;
+let listener: AgentListener | null = null;
+let ids: string[] = [];
 
 process.on('message', (raw: unknown) => {
   const m = raw as Msg;
   void (async () => {
-    if (m.cmd === 'connect') {
+    if (m.cmd === 'setup') {
       const spec = JSON.parse(readFileSync(m.specFile, 'utf8')) as Spec;
-      const caPem = readFileSync(spec.caFile, 'utf8');
+      const tls = {
+        certPem: spec.panelCertPem,
+        keyPem: spec.panelKeyPem,
+        caPem: readFileSync(spec.caFile, 'utf8'),
+      };
       const db = openDatabase(path.join(dir, 'panel.db'));
       const repo = new HostsRepo(db);
       for (const t of spec.targets) {
-        repo.insert({ id: t.hostId, name: t.hostId, address: '127.0.0.1', port: t.port });
+        repo.insert({
+          id: t.hostId,
+          name: t.hostId,
+          address: spec.mode === 'reverse' ? '' : '127.0.0.1',
+          // A reverse host's row keeps the default agent port, as enrollment stores it.
+          port: t.port || 7443,
+          mode: spec.mode,
+        });
         repo.markEnrolled(t.hostId, '01', Date.now() + 86_400_000);
       }
-      const mgr = new ConnectionManager({
-        tls: () => ({ certPem: spec.panelCertPem, keyPem: spec.panelKeyPem, caPem }),
-        logger,
-      });
+      ids = spec.targets.map((t) => t.hostId);
+      const mgr = new ConnectionManager({ tls: () => tls, logger });
       mgr.setMaxListeners(0);
       manager = mgr;
       const events = new PanelEvents();
-      const registry = new HostRegistry(repo, mgr, events);
+      registry = new HostRegistry(repo, mgr, events);
       const audit = new AuditLog(db);
       const actions = new HostActions(registry, audit, events);
       jobs = new Jobs({
@@ -66,18 +85,21 @@ process.on('message', (raw: unknown) => {
         logger,
         leaseMs: 15_000,
       });
-      const t0 = Date.now();
-      registry.connectAll();
-      const until = Date.now() + 180_000;
-      while (mgr.statuses().some((s) => s.state !== 'online')) {
-        if (Date.now() > until) {
-          send({ error: 'not every agent came online within 180 s' });
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100));
+      if (spec.mode === 'reverse') {
+        listener = await listenForAgents(mgr, tls, logger);
+        registry.connectAll(); // reverse hosts: waiting for their agents
       }
-      jobs.start();
-      send({ connected: spec.targets.length, connectMs: Date.now() - t0 });
+      send({ listenPort: listener?.port ?? 0 });
+    } else if (m.cmd === 'connect') {
+      const online = allOnline(manager!, ids);
+      if (!listener) registry!.connectAll();
+      try {
+        const c = await online;
+        jobs!.start();
+        send({ connected: ids.length, ...c });
+      } catch (e) {
+        send({ error: (e as Error).message });
+      }
     } else if (m.cmd === 'job') {
       const j = jobs!;
       const cpu0 = process.cpuUsage();
@@ -94,6 +116,7 @@ process.on('message', (raw: unknown) => {
     } else {
       await jobs?.close();
       await manager?.close();
+      await listener?.close();
       rmSync(dir, { recursive: true, force: true });
       process.exit(0);
     }

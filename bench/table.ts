@@ -20,7 +20,8 @@ const first = (...xs: string[]): string => xs.find((x) => x !== '') ?? '';
 
 function what(r: BenchResult): string {
   for (const k of ['subject', 'case', 'path']) if (typeof r[k] === 'string') return r[k];
-  if (typeof r.agents === 'number') return `${r.agents} agents`;
+  if (typeof r.agents === 'number')
+    return `${r.agents} agents${typeof r.links === 'string' ? `, ${r.links} links` : ''}`;
   if (r.bench === 'machine')
     return `${String(r.cpus)} CPU ${String(r.cpu_model)}, node ${String(r.node)}, load ${String(r.load1)}`;
   return '';

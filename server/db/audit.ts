@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 
 export type ActorKind = 'user' | 'token' | 'cli' | 'system';
@@ -59,6 +60,8 @@ export interface AuditQuery {
 /** The audit log: who did what, on which host, with which (redacted) params and result. */
 export class AuditLog {
   private readonly observers: ((e: AuditEntry) => void)[] = [];
+  /** Prepared on first use, then reused: a job writes one entry per host call. */
+  private insert: Statement | null = null;
 
   constructor(private readonly db: Db) {}
 
@@ -69,26 +72,25 @@ export class AuditLog {
 
   /** Adds an entry; returns its id. */
   write(e: AuditEntry): number {
-    const r = this.db
-      .prepare(
-        `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms, job_id, request_id, outcome)
+    this.insert ??= this.db.prepare(
+      `INSERT INTO audit_log (at, actor, actor_kind, host_id, action, params, ok, error_code, message, duration_ms, job_id, request_id, outcome)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        Date.now(),
-        e.actor.name,
-        e.actor.kind,
-        e.hostId,
-        e.action,
-        e.params === undefined ? null : JSON.stringify(e.params),
-        e.ok ? 1 : 0,
-        e.errorCode ?? null,
-        e.message ?? null,
-        e.durationMs === undefined || e.durationMs === null ? null : Math.round(e.durationMs),
-        e.jobId ?? null,
-        e.requestId ?? null,
-        e.outcome ?? null,
-      );
+    );
+    const r = this.insert.run(
+      Date.now(),
+      e.actor.name,
+      e.actor.kind,
+      e.hostId,
+      e.action,
+      e.params === undefined ? null : JSON.stringify(e.params),
+      e.ok ? 1 : 0,
+      e.errorCode ?? null,
+      e.message ?? null,
+      e.durationMs === undefined || e.durationMs === null ? null : Math.round(e.durationMs),
+      e.jobId ?? null,
+      e.requestId ?? null,
+      e.outcome ?? null,
+    );
     for (const fn of this.observers) fn(e);
     return Number(r.lastInsertRowid);
   }

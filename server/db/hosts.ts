@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 
 export type HostMode = 'forward' | 'reverse';
@@ -18,6 +19,9 @@ export interface HostRow {
 
 /** The hosts table. */
 export class HostsRepo {
+  /** Prepared on first use: every host call looks its host up. */
+  private byId: Statement | null = null;
+
   constructor(private readonly db: Db) {}
 
   list(): HostRow[] {
@@ -25,7 +29,8 @@ export class HostsRepo {
   }
 
   get(id: string): HostRow | null {
-    return (this.db.prepare('SELECT * FROM hosts WHERE id = ?').get(id) as HostRow | undefined) ?? null;
+    this.byId ??= this.db.prepare('SELECT * FROM hosts WHERE id = ?');
+    return (this.byId.get(id) as HostRow | undefined) ?? null;
   }
 
   getByName(name: string): HostRow | null {
