@@ -113,6 +113,7 @@ export const JOB_ROUTES: ApiRouteDoc[] = [
       { name: 'offset', description: 'jobs to skip', schema: z.string() },
     ],
     data: z.array(jobSchema),
+    extra: { total: z.number().int().describe('jobs matching the filter, for paging') },
   },
   {
     method: 'get',

@@ -23,6 +23,8 @@ export interface ApiRouteDoc {
   body?: z.ZodType;
   /** Schema of `data` in the success reply. */
   data?: z.ZodType;
+  /** Fields of the success reply beside `data` (e.g. `total` of a paged list). */
+  extra?: Record<string, z.ZodType>;
   status?: number;
   /**
    * Host scopes (docs/security.md): a route under /hosts/{hostId} is checked by the one host

@@ -63,8 +63,13 @@ export function openApiDocument(serverUrl: string): Json {
             'application/json': {
               schema: {
                 type: 'object',
-                required: ['data'],
-                properties: { data: strip(jsonSchema(data, 'output')) },
+                required: ['data', ...Object.keys(route.extra ?? {})],
+                properties: {
+                  data: strip(jsonSchema(data, 'output')),
+                  ...Object.fromEntries(
+                    Object.entries(route.extra ?? {}).map(([k, v]) => [k, strip(jsonSchema(v, 'output'))]),
+                  ),
+                },
               },
             },
           },
