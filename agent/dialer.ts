@@ -15,6 +15,10 @@ export interface DialOutOptions {
   /** Backoff after a round of failed attempts: exponential from minMs, jittered, at most maxMs. */
   backoff?: { minMs: number; maxMs: number };
   connectTimeoutMs?: number;
+  /** After a live link ends, the first redial waits a random delay up to this (REDIAL_SPREAD_MS). */
+  spreadMs?: number;
+  /** Random numbers in [0, 1) for the jitter (tests pass a fixed one). */
+  random?: () => number;
 }
 
 export interface DialOut {
@@ -28,6 +32,17 @@ export interface DialOut {
 
 /** Reconnection backoff of the agent: 0.5 s doubling, jittered, never more than 30 s. */
 export const DIAL_BACKOFF = { minMs: 500, maxMs: 30_000 } as const;
+
+/**
+ * A live link that ends is re-dialed after a random delay in [0, 3 s]: a panel restart or a
+ * panel certificate rotation ends every link at once, and a thousand agents re-dialing in the
+ * same instant would queue a thousand TLS handshakes on the panel together (~330/s instead).
+ */
+export const REDIAL_SPREAD_MS = 3_000;
+
+/** The first redial after a lost link: uniform in [0, spreadMs]. */
+export const redialDelay = (spreadMs: number, rnd = Math.random): number =>
+  Math.round(Math.max(0, spreadMs) * Math.min(1, Math.max(0, rnd())));
 
 /** The delay before attempt round `round` (1, 2, …): exponential, jittered ×0.5–1.5, capped. */
 export function backoffDelay(round: number, b: { minMs: number; maxMs: number }, rnd = Math.random): number {
@@ -60,6 +75,7 @@ class OneSocketAgent extends https.Agent {
 export function startDialOut(opts: DialOutOptions): DialOut {
   const { links, logger: log } = opts;
   const backoff = opts.backoff ?? DIAL_BACKOFF;
+  const rnd = opts.random ?? Math.random;
   let socket: Socket | null = null;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -80,16 +96,21 @@ export function startDialOut(opts: DialOutOptions): DialOut {
     s.io.engine?.close();
   };
 
-  const retry = (): void => {
+  /** Dials again: after a failed attempt (backoff), or after a live link ended (`lost`: spread). */
+  const retry = (lost = false): void => {
     drop();
     if (stopped || timer) return;
-    failedInRound++;
-    // The next URL at once while this round has untried ones; then wait before the next round.
     let delay = 0;
-    if (failedInRound >= opts.urls.length) {
-      failedInRound = 0;
-      rounds++;
-      delay = backoffDelay(rounds, backoff);
+    if (lost) {
+      delay = redialDelay(opts.spreadMs ?? REDIAL_SPREAD_MS, rnd);
+    } else {
+      failedInRound++;
+      // The next URL at once while this round has untried ones; then wait before the next round.
+      if (failedInRound >= opts.urls.length) {
+        failedInRound = 0;
+        rounds++;
+        delay = backoffDelay(rounds, backoff, rnd);
+      }
     }
     timer = setTimeout(() => {
       timer = null;
@@ -151,7 +172,7 @@ export function startDialOut(opts: DialOutOptions): DialOut {
       s.on('disconnect', (reason) => {
         if (socket !== s) return;
         log.warn({ url, reason }, 'link to the panel lost; dialing again');
-        retry();
+        retry(true);
       });
       for (const w of waiters) w();
       waiters.clear();
