@@ -35,6 +35,8 @@ import { apacheMissing } from './modules/websites/probe.ts';
 import { probeFtp } from './modules/ftp/probe.ts';
 import { probeMysql } from './modules/mysql/probe.ts';
 import { probeFirewall } from './modules/firewall/probe.ts';
+import { probeBackups } from './modules/backups/probe.ts';
+import { composeBefore, mergeBackupSources } from './modules/compose.ts';
 
 /**
  * A domain whose code is loaded only when its service may be there: `probe` tells cheaply (from
@@ -67,6 +69,12 @@ const OPTIONAL_MODULES: readonly OptionalModule[] = [
     name: 'firewall',
     probe: (ctx) => probeFirewall(ctx.layout.mode, ctx.moduleSettings?.firewall),
     load: async () => (await import('./modules/firewall/index.ts')).createFirewallModule,
+  },
+  // Last: it backs up what the modules above name (their backup sources) and hooks their deletes.
+  {
+    name: 'backups',
+    probe: () => probeBackups(),
+    load: async () => (await import('./modules/backups/index.ts')).createBackupsModule,
   },
 ];
 
@@ -148,6 +156,7 @@ async function startLocked(
     broadcast: (topic, data) => links.broadcast(topic, data),
     agentPort: cfg.port,
     moduleSettings: Object.fromEntries(Object.entries(cfg.modules).filter(([, v]) => v !== false)),
+    backupSources: () => mergeBackupSources(ready),
   };
   // `"modules": { "mysql": false }` turns a domain off on this host (never 'system').
   const disabled = new Set(
@@ -165,6 +174,10 @@ async function startLocked(
   /** Each started module's service state, read at every hello (supervised sandbox services). */
   const serviceOf = new Map<string, () => ServiceStatus | undefined>();
   const started: AnyAgentModule[] = [];
+  /** Modules in the order they were added, and whether each is available (routes added at the end). */
+  const added: { mod: AnyAgentModule; a: ModuleAvailability }[] = [];
+  /** The available modules (their backup sources; read by the backups module at call time). */
+  const ready: AnyAgentModule[] = [];
   const add = async (mod: AnyAgentModule, known?: ModuleAvailability): Promise<void> => {
     let a = known ?? mod.availability();
     if (a.available && mod.start) {
@@ -181,8 +194,8 @@ async function startLocked(
         ? { name: mod.name, available: true }
         : { name: mod.name, available: false, reason: a.reason ?? 'not available' },
     );
-    if (a.available) router.addModule(mod);
-    else router.addModule({ ...mod, availability: () => a });
+    added.push({ mod, a });
+    if (a.available) ready.push(mod);
     if (a.available && mod.service) serviceOf.set(mod.name, () => mod.service?.());
   };
 
@@ -206,6 +219,10 @@ async function startLocked(
       const create = await m.load();
       await add(create({ ...ctx, logger: logger.child({ module: m.name }) }));
     }
+    // A module's steps before another's events (the backups module's trash snapshot before a
+    // delete) are composed into that module's handlers; then every module's events are routed.
+    for (const { mod, a } of composeBefore(added, ready))
+      router.addModule(a.available ? mod : { ...mod, availability: () => a });
     // Crash safety (agent/journal): no temp file of a killed write is left, and every change a
     // killed agent was making is completed or undone before any new call is served.
     const swept = await sweepTempFiles([

@@ -82,6 +82,90 @@ export interface AgentModule<M extends ModuleName = ModuleName> {
   recover?(event: EventsOf<M>, intent: unknown): Promise<Recovered>;
   /** Directories the module writes files in atomically: stale temp files are swept at start. */
   writesIn?(): string[];
+  /** What this module lets the backups module read and put back (agent/modules/backups). */
+  backupSource?: BackupSource;
+  /**
+   * Steps that run before another module's handler of an event, in that call and under that
+   * module's lock (the backups module's trash snapshot before `delete website` / `drop
+   * database`). A step that throws fails the call before the handler changes anything.
+   * agent/main.ts composes them into the handlers; nothing registers itself.
+   */
+  before?: BeforeSteps;
+}
+
+export type BeforeSteps = { [E in EventName]?: (req: RequestOf<E>, ctx: CallContext) => Promise<void> };
+
+/** The files of one site, as the websites module knows them (absolute paths). */
+export interface SiteFiles {
+  /** The site's tree (docroot, logs, …): `<wwwRoot>/<domain>`. */
+  tree: string;
+  /** The vhost file (null when the site has none on disk). */
+  vhost: string | null;
+  /** Other files of the site (its PHP-FPM pool when it has one). */
+  extra: string[];
+}
+
+/** A vhost taken out of Apache's files by a restore, to put back on rollback. */
+export interface SavedVhost {
+  text: string;
+  link: { target: string | null; content: string | null } | null;
+}
+
+/** The websites module's side of backups and restores. */
+export interface SiteBackupSource {
+  /** The domains of the sites PonIO manages on this host. */
+  sites(): Promise<string[]>;
+  /** A managed site's files, or null when there is no such site. */
+  files(domain: string): Promise<SiteFiles | null>;
+  /** Where a site of that name keeps its tree (it need not exist): the path guard's answer. */
+  treeOf(domain: string): Promise<string>;
+  /** The web root the site trees live in (a restore stages its files there: same filesystem). */
+  wwwRoot: string;
+  /** What a backed-up vhost says of its site (validated), or null when PonIO did not write it. */
+  describeVhost(text: string): { aliases: string[]; adminEmail: string | null } | null;
+  /** A site's vhost bytes and enabled state (to put back on rollback), or null. */
+  savedVhost(domain: string): Promise<SavedVhost | null>;
+  /** Takes a site's vhost out without a reload (a restore puts one back before reloading). */
+  detach(domain: string): Promise<void>;
+  /** Puts a detached vhost back and reloads (rollback). */
+  reattach(domain: string, saved: SavedVhost): Promise<void>;
+  /**
+   * Makes a site whose tree is in place live: a fresh vhost (validated values only), enabled,
+   * config-tested and reloaded; on failure nothing of it is left and it throws.
+   */
+  install(
+    domain: string,
+    spec: { aliases: string[]; adminEmail: string | null },
+    ctx: ChangeContext,
+  ): Promise<void>;
+  /** Removes a site's vhost and link and reloads (rollback of a restore to a new name). */
+  remove(domain: string): Promise<void>;
+}
+
+/** The ftp module's side: the accounts whose home is inside a site tree. */
+export interface FtpBackupSource {
+  /** The user-file lines (passwd format, hashes only) of the accounts living under `tree`. */
+  usersUnder(tree: string): Promise<string[]>;
+  /** Adds the accounts of `lines` that do not exist (a restore); returns their names. */
+  restoreUsers(lines: readonly string[], fromTree: string, toTree: string): Promise<string[]>;
+}
+
+/** The mysql module's side: names, the admin connection, and the client programs' arguments. */
+export interface DatabaseBackupSource {
+  databases(): Promise<string[]>;
+  /** A statement as the admin account (values as parameters, identifiers quoted by the caller). */
+  query(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  /**
+   * Arguments that make mariadb-dump / mariadb reach the server as the admin account (socket,
+   * user, and a 0600 defaults file when a password is needed: never on the command line).
+   */
+  clientArgs(): Promise<{ args: string[]; done(): Promise<void> }>;
+}
+
+export interface BackupSource {
+  sites?: SiteBackupSource;
+  ftp?: FtpBackupSource;
+  databases?: DatabaseBackupSource;
 }
 
 /** Any one module (a union, so each keeps its own handler types). */
@@ -98,6 +182,8 @@ export interface ModuleContext {
   agentPort: number;
   /** This agent's `modules` settings from its config (each module reads and validates its own key). */
   moduleSettings?: Readonly<Record<string, unknown>>;
+  /** The other modules' backup sources (agent/main.ts: the modules started before this one). */
+  backupSources?: () => BackupSource;
 }
 
 export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });

@@ -35,6 +35,12 @@ export const ALLOWED_BINARIES = [
   'ip6tables-restore',
   'iptables-save',
   'ip6tables-save',
+  // backups
+  'restic',
+  'mariadb-dump', // a database's consistent dump, streamed into restic backup --stdin
+  'mysqldump',
+  'mariadb', // a dump streamed back from restic dump into a staging database
+  'mysql',
 ] as const;
 export type Binary = (typeof ALLOWED_BINARIES)[number];
 
@@ -168,5 +174,113 @@ export function spawnService(
     shell: false,
     windowsHide: true,
     stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
+
+export interface PipeSide {
+  bin: Binary;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface PipeResult {
+  producer: ExecResult;
+  consumer: ExecResult;
+}
+
+const checkArgs = (bin: Binary, args: readonly string[]): string | null => {
+  const file = whichBinary(bin);
+  if (!file) return `${bin} is not installed`;
+  for (const a of args)
+    if (typeof a !== 'string' || a.includes('\0') || a.length > ARG_MAX)
+      return `refused an invalid argument for ${bin}`;
+  return null;
+};
+
+/**
+ * `producer | consumer` without a shell: two allowed programs, the first one's standard output
+ * streamed into the second one's standard input (a database dump into `restic backup --stdin`,
+ * `restic dump` into the client). Resolves with both exit codes and their standard error (and
+ * the consumer's standard output); a non-zero exit is not an exception. Both are killed when
+ * `timeoutMs` passes or `signal` aborts (ExecError).
+ */
+export function execPipe(
+  producer: PipeSide,
+  consumer: PipeSide,
+  opts: { timeoutMs?: number; signal?: AbortSignal; maxBuffer?: number } = {},
+): Promise<PipeResult> {
+  for (const side of [producer, consumer]) {
+    const why = checkArgs(side.bin, side.args);
+    if (why) return Promise.reject(new ExecError(why, null));
+  }
+  const env = (side: PipeSide): NodeJS.ProcessEnv =>
+    side.env ?? { PATH: SEARCH_PATH.join(':'), LANG: 'C', LC_ALL: 'C' };
+  const max = opts.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    const p = spawn(whichBinary(producer.bin) as string, [...producer.args], {
+      env: env(producer),
+      cwd: producer.cwd,
+      shell: false,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const c = spawn(whichBinary(consumer.bin) as string, [...consumer.args], {
+      env: env(consumer),
+      cwd: consumer.cwd,
+      shell: false,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out = { p: '', pe: '', c: '', ce: '' };
+    const add = (k: keyof typeof out) => (d: Buffer) => {
+      if (out[k].length < max) out[k] += d.toString();
+    };
+    p.stderr.on('data', add('pe'));
+    c.stdout.on('data', add('c'));
+    c.stderr.on('data', add('ce'));
+    p.stdout.pipe(c.stdin);
+    // The consumer failing first (EPIPE) shows in its exit code; the error event must not throw.
+    c.stdin.on('error', () => undefined);
+    p.stdout.on('error', () => undefined);
+    let codes: { p: number | null; c: number | null } = { p: null, c: null };
+    let failed: Error | null = null;
+    let left = 2;
+    const kill = (why: string): void => {
+      failed ??= new ExecError(why, null);
+      p.kill('SIGKILL');
+      c.kill('SIGKILL');
+    };
+    const timer = setTimeout(
+      () => kill(`${producer.bin} | ${consumer.bin} timed out`),
+      opts.timeoutMs ?? 600_000,
+    );
+    const onAbort = (): void => kill(`${producer.bin} | ${consumer.bin} was stopped`);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => {
+      left -= 1;
+      if (left > 0) return;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (failed) {
+        reject(failed);
+        return;
+      }
+      resolve({
+        producer: { code: codes.p ?? -1, stdout: '', stderr: out.pe },
+        consumer: { code: codes.c ?? -1, stdout: out.c, stderr: out.ce },
+      });
+    };
+    p.on('error', (e) => kill(`${producer.bin} could not run: ${e.message}`));
+    c.on('error', (e) => kill(`${consumer.bin} could not run: ${e.message}`));
+    p.on('close', (code) => {
+      codes = { ...codes, p: code };
+      if (code !== 0) c.stdin.end();
+      done();
+    });
+    c.on('close', (code) => {
+      codes = { ...codes, c: code };
+      // A consumer that gave up leaves the producer writing into a closed pipe: stop it.
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+      done();
+    });
   });
 }

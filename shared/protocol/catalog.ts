@@ -46,6 +46,12 @@ export const EVENT_MODULES = {
   'remove firewall baseline': 'firewall',
   'reapply firewall': 'firewall',
   'confirm firewall': 'firewall',
+  'list backups': 'backups',
+  'back up': 'backups',
+  'restore backup': 'backups',
+  'set backup settings': 'backups',
+  'prune backups': 'backups',
+  'check backups': 'backups',
 } as const satisfies { [E in EventName]: RpcEvents[E]['module'] };
 
 /** The module of an event of the contract, or undefined for any other name. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-export const MODULE_NAMES = ['system', 'websites', 'ftp', 'mysql', 'firewall'] as const;
+export const MODULE_NAMES = ['system', 'websites', 'ftp', 'mysql', 'firewall', 'backups'] as const;
 export const moduleNameSchema = z.enum(MODULE_NAMES);
 export type ModuleName = z.infer<typeof moduleNameSchema>;
 

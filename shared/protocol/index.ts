@@ -4,6 +4,7 @@ import { websitesEvents } from './events/websites.ts';
 import { ftpEvents } from './events/ftp.ts';
 import { mysqlEvents } from './events/mysql.ts';
 import { firewallEvents } from './events/firewall.ts';
+import { backupsEvents } from './events/backups.ts';
 import type { EventDef } from './define.ts';
 
 export * from './errors.ts';
@@ -19,6 +20,7 @@ export const rpcEvents = {
   ...ftpEvents,
   ...mysqlEvents,
   ...firewallEvents,
+  ...backupsEvents,
 } as const;
 
 export type RpcEvents = typeof rpcEvents;

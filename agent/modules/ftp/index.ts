@@ -35,6 +35,7 @@ import {
 } from './passwd.ts';
 import { createSandboxAdapter, createSystemAdapter, type ProftpdAdapter } from './proftpd.ts';
 import { parseFtpSettings } from './settings.ts';
+import { ftpBackupSource } from './backup-source.ts';
 
 type FtpUserReply = ReplyData<'create ftp user'>;
 
@@ -197,6 +198,7 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     service: () => adapter.service(),
     recover: (_event, intent) => recover(intent),
     writesIn: () => [path.dirname(adapter.userFile), adapter.ftpRoot],
+    backupSource: { ftp: ftpBackupSource(store) },
     handlers: {
       'list ftp users': async () => ({
         users: await Promise.all(users((await store.read()).lines).map(toReply)),

@@ -7,7 +7,8 @@ import { MysqlAdmin } from './admin.ts';
 import { toRpcError } from './errors.ts';
 import { recoverMysql, type Intent } from './recover.ts';
 import { sandboxServer, systemServer, type MysqlServer } from './server.ts';
-import { parseMysqlSettings } from './settings.ts';
+import { parseMysqlSettings, type MysqlSettings } from './settings.ts';
+import { databaseBackupSource } from './backup-source.ts';
 
 const intentOf =
   (call: CallContext): Intent =>
@@ -23,12 +24,13 @@ const intentOf =
 export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
   let server: MysqlServer | null = null;
   let settingsError: string | null = null;
+  let settings: MysqlSettings = {};
   const raw = ctx.moduleSettings?.mysql;
   if (raw === false) {
     settingsError = 'The mysql module is turned off in the agent config (modules.mysql is false).';
   } else {
     try {
-      const settings = parseMysqlSettings(raw);
+      settings = parseMysqlSettings(raw);
       server =
         ctx.layout.mode === 'sandbox'
           ? sandboxServer(ctx.layout, settings, ctx.exec, ctx.logger)
@@ -63,6 +65,7 @@ export function createMysqlModule(ctx: ModuleContext): AgentModule<'mysql'> {
     stop: () => srv().stop(),
     service: () => server?.service(),
     recover: (_event, intent) => op(() => recoverMysql(admin, intent)),
+    backupSource: { databases: databaseBackupSource(srv, admin, settings, ctx.layout.runDir) },
     handlers: {
       'list databases': () => op(async () => ({ databases: await admin.listDatabases() })),
       'create database': (req, call) =>

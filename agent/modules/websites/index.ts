@@ -1,5 +1,6 @@
 import { createApacheHost } from './apache.ts';
 import { WebsitesService } from './service.ts';
+import { siteBackupSource } from './backup-source.ts';
 import type { AgentModule, ModuleContext } from '../types.ts';
 // This module's schemas (the router validates its events with them): built when it loads.
 import '../../../shared/protocol/events/websites.ts';
@@ -24,6 +25,7 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
     service: () => apache.service(),
     recover: (_event, intent) => service.recover(intent),
     writesIn: () => [apache.sitesAvailable, apache.sitesEnabled, apache.wwwRoot],
+    backupSource: { sites: siteBackupSource(service, apache.wwwRoot) },
     handlers: {
       'list websites': () => service.list(),
       'create website': (req, call) => service.create(req, call),

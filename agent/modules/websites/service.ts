@@ -397,6 +397,60 @@ export class WebsitesService {
     return `PonIO's change was rolled back, but Apache did not come back: ${r.output}${who}`;
   }
 
+  // --- backups (agent/modules/backups through backup-source.ts) ------------------------------
+
+  /** The domains of the managed sites. */
+  async managedDomains(): Promise<string[]> {
+    return (await this.scan())
+      .filter((e) => e.parsed.managed && e.inAvailable)
+      .map((e) => e.name.slice(0, -'.conf'.length));
+  }
+
+  /** A managed site's vhost file, or null. */
+  async managedVhost(domain: string): Promise<string | null> {
+    const e = (await this.scan()).find((x) => x.name === `${domain}.conf` && x.inAvailable);
+    return e?.parsed.managed === true ? e.file : null;
+  }
+
+  /** The site tree of a domain (path guard; need not exist). */
+  async treeOf(domain: string): Promise<string> {
+    return (await sitePaths(this.apache.wwwRoot, domain)).siteDir;
+  }
+
+  /** A managed site's vhost bytes and sites-enabled entry (what detach() takes away), or null. */
+  async savedVhost(domain: string): Promise<SavedVhost | null> {
+    const file = await this.managedVhost(domain);
+    if (file === null) return null;
+    const text = await fsp.readFile(file, 'utf8');
+    const link = (await exists(this.enabledLink(domain))) ? await this.linkState(domain) : null;
+    return { text, link };
+  }
+
+  /**
+   * Takes a site's vhost and link out of Apache's files without a reload (a restore puts another
+   * one in place before reloading).
+   */
+  async detach(domain: string): Promise<void> {
+    if (await exists(this.enabledLink(domain))) await removeLink(this.enabledLink(domain));
+    await this.removeVhost(domain);
+  }
+
+  /** Puts a detached vhost back (rollback of a restore) and reloads. */
+  async reattach(domain: string, saved: SavedVhost): Promise<void> {
+    await atomicWrite(this.vhostFile(domain), saved.text, { mode: 0o644 });
+    if (saved.link) await this.restoreLink(domain, saved.link);
+    const note = await this.reloadAfterRollback('restore rolled back');
+    if (note !== '') this.logger.error({ note }, 'Apache did not reload after a restore was rolled back');
+  }
+
+  /** Removes a site's vhost and link (rollback of a restore to a new name) and reloads. */
+  async detachAndReload(domain: string): Promise<void> {
+    if (await exists(this.enabledLink(domain))) await removeLink(this.enabledLink(domain));
+    await this.removeVhost(domain);
+    const note = await this.reloadAfterRollback('restore rolled back');
+    if (note !== '') this.logger.error({ note }, 'Apache did not reload after a restore was rolled back');
+  }
+
   // --- crash recovery ---------------------------------------------------------------------
 
   /**
@@ -475,6 +529,13 @@ export class WebsitesService {
     }
   }
 }
+
+/** A vhost taken out by detach(): its bytes and its sites-enabled entry. */
+export const savedVhostSchema = z.strictObject({
+  text: z.string(),
+  link: z.strictObject({ target: z.string().nullable(), content: z.string().nullable() }).nullable(),
+});
+export type SavedVhost = z.infer<typeof savedVhostSchema>;
 
 const savedLink = z.strictObject({ target: z.string().nullable(), content: z.string().nullable() });
 /** What a websites mutation records before its first change (see recover()). */

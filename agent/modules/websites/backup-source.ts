@@ -1,0 +1,53 @@
+import { validateDomain } from '../../../shared/validate/domain.ts';
+import { adminEmailSchema } from '../../../shared/protocol/events/websites.ts';
+import type { SiteBackupSource } from '../types.ts';
+import type { WebsitesService } from './service.ts';
+import { parseVhost } from './vhost.ts';
+
+/**
+ * What the backups module may read and put back of the sites (agent/modules/backups): the files
+ * of a site come from here, so there is one place that knows where a site lives. A restored
+ * vhost is never the snapshot's bytes: it is rendered afresh from the values its PonIO header
+ * names, validated again (a tampered repository cannot put Apache directives on the host).
+ */
+export function siteBackupSource(service: WebsitesService, wwwRoot: string): SiteBackupSource {
+  return {
+    wwwRoot,
+    sites: () => service.managedDomains(),
+    async files(domain) {
+      const vhost = await service.managedVhost(domain);
+      if (vhost === null) return null;
+      // PHP-FPM pools: listed here once the websites module writes them (docs/backups.md).
+      return { tree: await service.treeOf(domain), vhost, extra: [] };
+    },
+    treeOf: (domain) => service.treeOf(domain),
+    describeVhost(text) {
+      const p = parseVhost(text, null);
+      if (!p.managed) return null;
+      const aliases: string[] = [];
+      for (const a of p.aliases) {
+        const v = validateDomain(a);
+        if (!v.ok || v.value !== a) return null;
+        aliases.push(a);
+      }
+      const email = p.adminEmail === null ? null : adminEmailSchema.safeParse(p.adminEmail);
+      if (email !== null && !email.success) return null;
+      return { aliases, adminEmail: email?.data ?? null };
+    },
+    savedVhost: (domain) => service.savedVhost(domain),
+    detach: (domain) => service.detach(domain),
+    reattach: (domain, saved) => service.reattach(domain, saved),
+    async install(domain, spec, ctx) {
+      // The backups call holds the journal intent of the whole restore: create's own is not recorded.
+      await service.create(
+        {
+          domain,
+          ...(spec.aliases.length > 0 ? { aliases: spec.aliases } : {}),
+          ...(spec.adminEmail ? { adminEmail: spec.adminEmail } : {}),
+        },
+        { progress: (m) => ctx.progress(m), intent: () => Promise.resolve() },
+      );
+    },
+    remove: (domain) => service.detachAndReload(domain),
+  };
+}
