@@ -8,11 +8,12 @@ import { websitesApi } from './websites.ts';
 import { ftpApi } from './ftp.ts';
 import { mysqlApi } from './mysql.ts';
 import { firewallApi } from './firewall.ts';
+import { backupsApi } from './backups.ts';
 import { accountsApi } from './accounts.ts';
 import { jobsApi } from './jobs.ts';
 
 /** Domain routers, each relative to /api/v1/hosts/:hostId. */
-const DOMAIN_APIS = [websitesApi, ftpApi, mysqlApi, firewallApi];
+const DOMAIN_APIS = [websitesApi, ftpApi, mysqlApi, firewallApi, backupsApi];
 
 /** REST API v1: bearer tokens, JSON in and out, errors as { error: { code, message } }. */
 export function apiRouter(ctx: PanelContext): Router {

@@ -10,6 +10,7 @@ import { websitesPages } from './websites.ts';
 import { ftpPages } from './ftp.ts';
 import { mysqlPages } from './mysql.ts';
 import { firewallPages } from './firewall.ts';
+import { backupsPages } from './backups.ts';
 import { overviewPages } from './overview.ts';
 import { hostSystemPages } from './host-system.ts';
 import { hostsAdminPages } from './hosts-admin.ts';
@@ -24,6 +25,7 @@ export const HOST_TABS = [
   { id: 'ftp', label: 'FTP', module: 'ftp', make: ftpPages },
   { id: 'mysql', label: 'Databases', module: 'mysql', make: mysqlPages },
   { id: 'firewall', label: 'Firewall', module: 'firewall', make: firewallPages },
+  { id: 'backups', label: 'Backups', module: 'backups', make: backupsPages },
 ] as const;
 
 /**

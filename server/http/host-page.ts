@@ -14,6 +14,7 @@ export const HOST_PAGE_TABS = [
   { id: 'ftp', label: 'FTP', module: 'ftp', icon: 'folder2-open', href: '/ftp' },
   { id: 'mysql', label: 'Databases', module: 'mysql', icon: 'database', href: '/mysql' },
   { id: 'firewall', label: 'Firewall', module: 'firewall', icon: 'shield-lock', href: '/firewall' },
+  { id: 'backups', label: 'Backups', module: 'backups', icon: 'archive', href: '/backups' },
 ] as const;
 
 export interface HostLocal {

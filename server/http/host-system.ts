@@ -17,7 +17,7 @@ export function hostSystemPages(ctx: PanelContext): Router {
     const info = online
       ? await ctx.actions.call(actorOf(req), hostId, 'system info', {}, { timeoutMs: 8_000 })
       : null;
-    const modules = ['websites', 'ftp', 'mysql', 'firewall'].map((m) => ({
+    const modules = ['websites', 'ftp', 'mysql', 'firewall', 'backups'].map((m) => ({
       name: m,
       ...moduleStatusOf(h, m),
     }));

@@ -65,7 +65,7 @@ describe('panel → agent over mutual TLS', () => {
       assert.equal(st.hello?.protocolVersion, 1);
       assert.deepEqual(
         st.hello?.modules.map((x) => x.name),
-        ['system', 'websites', 'ftp', 'mysql', 'firewall'],
+        ['system', 'websites', 'ftp', 'mysql', 'firewall', 'backups'],
       );
       const r = await m.call('web1', 'ping', {});
       assert.ok(r.ok, JSON.stringify(r));
