@@ -35,7 +35,7 @@ export function backupsApi(ctx: PanelContext): Router {
       await ctx.actions.call(actorOf(req), hostIdParam(req), 'list backups', {
         ...queryOf(req, 'kind'),
         ...queryOf(req, 'name'),
-      } as never),
+      }),
     );
   });
   r.post('/backups', requireRole('operator'), async (req, res) => {
@@ -51,7 +51,7 @@ export function backupsApi(ctx: PanelContext): Router {
       await ctx.actions.call(actorOf(req), hostIdParam(req), 'restore backup', {
         ...bodyOf(req),
         snapshot: param(req, 'snapshot'),
-      } as never),
+      }),
     );
   });
   r.put('/backups/settings', requireRole('operator'), async (req, res) => {
