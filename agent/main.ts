@@ -29,6 +29,7 @@ import {
   type AnyAgentModule,
   type ModuleAvailability,
   type ModuleContext,
+  type SiteOwnerEvents,
 } from './modules/types.ts';
 import { createSystemModule } from './modules/system/index.ts';
 import { apacheMissing } from './modules/websites/probe.ts';
@@ -43,6 +44,17 @@ import { composeBefore, mergeBackupSources } from './modules/compose.ts';
  * the config and the installed programs, with the exact reason the module itself would give)
  * that it is absent, and then the module is never loaded. A missing service costs nothing.
  */
+/** websites → ftp: a site's files changed owner (ModuleContext.siteOwners). */
+function siteOwnerEvents(): SiteOwnerEvents {
+  const listeners: Array<(domain: string) => void> = [];
+  return {
+    changed: (domain) => {
+      for (const l of listeners) l(domain);
+    },
+    onChanged: (l) => void listeners.push(l),
+  };
+}
+
 interface OptionalModule {
   name: Exclude<ModuleName, 'system'>;
   probe(ctx: ModuleContext): ModuleAvailability | null;
@@ -157,6 +169,7 @@ async function startLocked(
     agentPort: cfg.port,
     moduleSettings: Object.fromEntries(Object.entries(cfg.modules).filter(([, v]) => v !== false)),
     backupSources: () => mergeBackupSources(ready),
+    siteOwners: siteOwnerEvents(),
   };
   // `"modules": { "mysql": false }` turns a domain off on this host (never 'system').
   const disabled = new Set(

@@ -171,6 +171,15 @@ export interface BackupSource {
 /** Any one module (a union, so each keeps its own handler types). */
 export type AnyAgentModule = { [M in ModuleName]: AgentModule<M> }[ModuleName];
 
+/**
+ * An in-process notice between modules: a website's files changed owner (the websites module
+ * gave them to the site's own user), so the FTP users of that site must act as the new owner.
+ */
+export interface SiteOwnerEvents {
+  changed(domain: string): void;
+  onChanged(listener: (domain: string) => void): void;
+}
+
 /** What every module factory receives from agent/main.ts. */
 export interface ModuleContext {
   layout: HostLayout;
@@ -184,6 +193,7 @@ export interface ModuleContext {
   moduleSettings?: Readonly<Record<string, unknown>>;
   /** The other modules' backup sources (agent/main.ts: the modules started before this one). */
   backupSources?: () => BackupSource;
+  siteOwners?: SiteOwnerEvents;
 }
 
 export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });

@@ -16,6 +16,16 @@ export const ALLOWED_BINARIES = [
   // websites
   'apache2',
   'apache2ctl',
+  // websites: PHP per site (one php-fpm per version: Debian names them php-fpm<version>) and the
+  // site's own system user
+  'php-fpm7.4',
+  'php-fpm8.0',
+  'php-fpm8.1',
+  'php-fpm8.2',
+  'php-fpm8.3',
+  'php-fpm8.4',
+  'useradd',
+  'userdel',
   // ftp
   'proftpd',
   'ftpasswd',

@@ -415,6 +415,14 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     event: 'disable website',
   },
   {
+    method: 'put',
+    path: '/hosts/{hostId}/websites/{domain}/php',
+    summary: "Set a website's PHP (a version installed on the host, or none) and its settings",
+    tag: 'websites',
+    role: 'operator',
+    event: 'set website php',
+  },
+  {
     method: 'delete',
     path: '/hosts/{hostId}/websites/{domain}',
     summary: 'Delete a website (files only with removeFiles=true)',

@@ -27,6 +27,7 @@ function removeFilesQuery(req: Request): boolean {
  *   POST   /websites/:domain/enable           serve it again
  *   POST   /websites/:domain/disable          stop serving it (files kept)
  *   DELETE /websites/:domain[?removeFiles=true]  delete the vhost (files only when asked)
+ *   PUT    /websites/:domain/php          { php: '8.2' | 'none', phpSettings? } PHP-FPM of the site
  *
  * Validation is the agent's (shared zod schemas: IDNs become punycode, hostile names are
  * refused with invalid-argument); every mutation is audited by ctx.actions.
@@ -57,6 +58,15 @@ export function websitesApi(ctx: PanelContext): Router {
       );
     });
   }
+  r.put('/websites/:domain/php', requireRole('operator'), async (req, res) => {
+    sendReply(
+      res,
+      await ctx.actions.call(actorOf(req), hostIdParam(req), 'set website php', {
+        ...bodyOf(req),
+        domain: domain(req),
+      } as never),
+    );
+  });
   r.delete('/websites/:domain', requireRole('operator'), async (req, res) => {
     const removeFiles = removeFilesQuery(req);
     sendReply(

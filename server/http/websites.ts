@@ -11,6 +11,22 @@ const field = (req: Request, name: string): string => {
   return typeof v === 'string' ? v : '';
 };
 
+const PHP_NUMBER_FIELDS = ['memoryLimitMb', 'uploadMaxMb', 'maxExecutionSeconds', 'maxChildren'] as const;
+
+/**
+ * The PHP settings of the form: empty fields are left out (defaults); anything typed is passed
+ * as a number when it is one, else as typed, so the agent's schema refuses it with its sentence.
+ */
+export function phpSettingsFromForm(req: Request): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of PHP_NUMBER_FIELDS) {
+    const v = field(req, k).trim();
+    if (v !== '') out[k] = /^[0-9]{1,9}$/.test(v) ? Number(v) : v;
+  }
+  if (field(req, 'displayErrors') === 'yes') out.displayErrors = true;
+  return out;
+}
+
 /** Aliases typed in one field, separated by spaces, commas or line breaks. */
 export const splitAliases = (s: string): string[] => s.split(/[\s,]+/).filter((a) => a !== '');
 
@@ -38,16 +54,20 @@ export function websitesPages(ctx: PanelContext): Router {
       websites,
       servedAt: list.ok ? (list.data.url ?? null) : null,
       listError: list.ok ? null : list.error.message,
+      phpVersions: list.ok ? (list.data.phpVersions ?? []) : [],
+      phpUnavailable: list.ok ? (list.data.phpUnavailable ?? null) : null,
     });
   });
 
   r.post('/create', requireRole('operator'), async (req, res) => {
     const aliases = splitAliases(field(req, 'aliases'));
     const adminEmail = field(req, 'adminEmail').trim();
+    const php = field(req, 'php');
     const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'create website', {
       domain: field(req, 'domain').trim(),
       ...(aliases.length > 0 ? { aliases } : {}),
       ...(adminEmail !== '' ? { adminEmail } : {}),
+      ...(php !== '' && php !== 'none' ? { php: php as never } : {}),
     });
     back(
       req,
@@ -71,6 +91,27 @@ export function websitesPages(ctx: PanelContext): Router {
       );
     });
   }
+
+  r.post('/:domain/php', requireRole('operator'), async (req, res) => {
+    const domain = param(req, 'domain');
+    const php = field(req, 'php');
+    const settings = php === 'none' ? undefined : phpSettingsFromForm(req);
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'set website php', {
+      domain,
+      php: php as never,
+      ...(settings !== undefined ? { phpSettings: settings } : {}),
+    });
+    back(
+      req,
+      res,
+      reply.ok,
+      reply.ok
+        ? reply.data.php
+          ? `PHP ${reply.data.php.version} is on for ${domainForDisplay(reply.data.domain)} (pool user ${reply.data.owner ?? '?'}).`
+          : `PHP is off for ${domainForDisplay(reply.data.domain)}.`
+        : reply.error.message,
+    );
+  });
 
   r.post('/:domain/delete', requireRole('operator'), async (req, res) => {
     const domain = param(req, 'domain');

@@ -19,6 +19,7 @@ export const EVENT_MODULES = {
   'set revocations': 'system',
   'list websites': 'websites',
   'create website': 'websites',
+  'set website php': 'websites',
   'enable website': 'websites',
   'disable website': 'websites',
   'delete website': 'websites',

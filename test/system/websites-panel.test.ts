@@ -2,7 +2,7 @@
 // real panel and a real sandbox agent whose private Apache serves the sites.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
@@ -150,6 +150,56 @@ describe('websites through the panel', () => {
     assert.equal((await fetchSite(port, 'dash.test')).status, 404);
     assert.ok(existsSync(path.join(sandbox, 'var/www/dash.test/public_html/index.html')), 'files kept');
     assert.ok(!(await web.get(tab)).text.includes('data-website="dash.test"'));
+  });
+
+  test('PHP: REST PUT …/php and the dashboard form turn it on, refuse bad settings, turn it off', async () => {
+    const domain = `p${Math.random().toString(36).slice(2, 7)}.panelphp.test`;
+    try {
+      const c = await t.request<{ data: Site }>('POST', base, { body: { domain, php: '8.2' } });
+      assert.equal(c.status, 201, c.text);
+      await fsp.writeFile(
+        path.join(sandbox, `var/www/${domain}/public_html/index.php`),
+        '<?php echo "php:", PHP_VERSION;',
+      );
+      assert.match((await fetchSite(port, domain)).body, /^php:8\.2\./);
+      const bad = await t.request<{ error: { code: string; message: string } }>(
+        'PUT',
+        `${base}/${domain}/php`,
+        {
+          body: { php: '8.2', phpSettings: { memoryLimitMb: '1G; evil' } },
+        },
+      );
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.body.error.code, 'invalid-argument');
+      const viewer = await t.request('PUT', `${base}/${domain}/php`, {
+        token: t.token('viewer'),
+        body: { php: 'none' },
+      });
+      assert.equal(viewer.status, 403);
+      const web = await t.signedIn('webphp', 'operator');
+      const tab = `/hosts/${HOST}/websites`;
+      const page = await web.get(tab);
+      assert.match(page.text, /<option value="8\.2"/);
+      const refused = await web.submit(tab, `${tab}/${domain}/php`, { php: '8.2', memoryLimitMb: '99999' });
+      assert.equal(refused.status, 303);
+      assert.match((await web.get(tab)).text, /memoryLimitMb/);
+      const set = await web.submit(tab, `${tab}/${domain}/php`, { php: '8.2', memoryLimitMb: '77' });
+      assert.equal(set.status, 303);
+      await fsp.writeFile(
+        path.join(sandbox, `var/www/${domain}/public_html/index.php`),
+        '<?php echo ini_get("memory_limit");',
+      );
+      assert.equal((await fetchSite(port, domain)).body, '77M');
+      assert.match((await web.get(tab)).text, /PHP 8\.2 is on for/);
+      const off = await t.request<{ data: { php: unknown } }>('PUT', `${base}/${domain}/php`, {
+        body: { php: 'none' },
+      });
+      assert.equal(off.status, 200, off.text);
+      assert.equal(off.body.data.php, null);
+      assert.equal((await fetchSite(port, domain, '/index.php')).status, 403, 'scripts are not sent as text');
+    } finally {
+      await t.request('DELETE', `${base}/${domain}?removeFiles=true`);
+    }
   });
 
   test('overview: load, disk and the counts of sites, FTP users and databases come from the host', async () => {

@@ -18,7 +18,8 @@ import {
 } from '../types.ts';
 import { systemAccounts } from './accounts.ts';
 import { sha512Crypt } from './hash.ts';
-import { createHome, removeDirs, resolveHome } from './home.ts';
+import { createHome, isStrictlyInside, removeDirs, resolveHome, websiteOwner } from './home.ts';
+import { KeyedMutex } from '../../rpc/lock.ts';
 import {
   FTP_SHELL,
   PONIO_GECOS,
@@ -170,6 +171,46 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
    * A change a killed agent left (AgentModule.recover): the user file is replaced atomically, so
    * it holds the old or the new line; a create's new home directories without a user are removed.
    */
+  /**
+   * FTP users of a website act as its owner: when the websites module gives a site's files to
+   * the site's own user (PHP turned on), the users whose home is in that tree get its uid/gid.
+   * Derived state, so not journaled: it is recomputed at every start (a kill mid-way is repaired
+   * then). Runs under `local` so it never interleaves with a mutation's read-modify-write.
+   */
+  const followSiteOwners = async (): Promise<void> => {
+    const { raw, lines } = await store.read();
+    const wwwRoot = path.resolve(adapter.wwwRoot);
+    let changed = false;
+    const next: PasswdLine[] = [];
+    for (const line of lines) {
+      if (
+        line.kind !== 'user' ||
+        line.user.gecos !== PONIO_GECOS ||
+        !isStrictlyInside(wwwRoot, line.user.home)
+      ) {
+        next.push(line);
+        continue;
+      }
+      const domain = path.relative(wwwRoot, line.user.home).split(path.sep)[0] ?? '';
+      const owner = await websiteOwner(path.join(wwwRoot, domain)).catch(() => null);
+      if (owner === null || (owner.uid === line.user.uid && owner.gid === line.user.gid)) {
+        next.push(line);
+        continue;
+      }
+      changed = true;
+      next.push({ kind: 'user', user: { ...line.user, uid: owner.uid, gid: owner.gid } });
+      ctx.logger.info({ username: line.user.username, uid: owner.uid }, 'ftp user follows its site owner');
+    }
+    if (changed) await store.write(raw, next);
+  };
+  const local = new KeyedMutex();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => local.run('ftp', fn);
+  ctx.siteOwners?.onChanged(() => {
+    void serial(followSiteOwners).catch((e: unknown) =>
+      ctx.logger.error({ err: (e as Error).message }, 'ftp users could not follow a site owner'),
+    );
+  });
+
   const recover = async (intent: unknown): Promise<Recovered> => {
     const it = ftpIntent.parse(intent);
     const user = findUser((await store.read()).lines, it.username);
@@ -189,11 +230,14 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
     }
   };
 
-  return {
+  const mod: AgentModule<'ftp'> = {
     name: 'ftp',
     availability: () =>
       settingsError !== null ? { available: false, reason: settingsError } : adapter.availability(),
-    start: () => adapter.start(),
+    start: async () => {
+      await adapter.start();
+      await followSiteOwners();
+    },
     stop: () => adapter.stop(),
     service: () => adapter.service(),
     recover: (_event, intent) => recover(intent),
@@ -305,4 +349,28 @@ export function createFtpModule(ctx: ModuleContext, opts: FtpModuleOptions = {})
       },
     },
   };
+  // Every mutation also holds the module's own lock, shared with followSiteOwners (an
+  // in-process notice that does not go through the router).
+  const h = mod.handlers;
+  h['create ftp user'] = (
+    (f) => (req, call) =>
+      serial(() => f(req, call))
+  )(h['create ftp user']);
+  h['set ftp password'] = (
+    (f) => (req, call) =>
+      serial(() => f(req, call))
+  )(h['set ftp password']);
+  h['disable ftp user'] = (
+    (f) => (req, call) =>
+      serial(() => f(req, call))
+  )(h['disable ftp user']);
+  h['enable ftp user'] = (
+    (f) => (req, call) =>
+      serial(() => f(req, call))
+  )(h['enable ftp user']);
+  h['delete ftp user'] = (
+    (f) => (req, call) =>
+      serial(() => f(req, call))
+  )(h['delete ftp user']);
+  return mod;
 }

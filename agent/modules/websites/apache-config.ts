@@ -42,7 +42,15 @@ export const outputOf = (r: { stdout: string; stderr: string }): string =>
   `${r.stderr}${r.stdout}`.trim().split('\n').slice(-40).join('\n');
 
 /** The modules the sandbox Apache loads. */
-export const SANDBOX_MODULES = ['mpm_event', 'authz_core', 'dir', 'mime', 'alias'] as const;
+export const SANDBOX_MODULES = [
+  'mpm_event',
+  'authz_core',
+  'dir',
+  'mime',
+  'alias',
+  'proxy',
+  'proxy_fcgi',
+] as const;
 export const MODULE_DIR = '/usr/lib/apache2/modules';
 
 /** Where the sandbox Apache keeps its things (all under the sandbox directory). */

@@ -110,6 +110,10 @@ export class SandboxApache implements ApacheHost {
     return available();
   }
 
+  moduleEnabled(name: string): boolean {
+    return (SANDBOX_MODULES as readonly string[]).includes(name);
+  }
+
   url(): string | undefined {
     return this.port === null ? undefined : `http://127.0.0.1:${this.port}/`;
   }

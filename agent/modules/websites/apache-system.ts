@@ -45,6 +45,10 @@ export class SystemApache implements ApacheHost {
     return available();
   }
 
+  moduleEnabled(name: string): boolean {
+    return /^[a-z0-9_]+$/.test(name) && existsSync(path.join(this.confDir, 'mods-enabled', `${name}.load`));
+  }
+
   url(): undefined {
     return undefined;
   }

@@ -49,6 +49,8 @@ export interface ApacheHost {
    * restart failed (e.g. a log it cannot open: `apache2 -t` does not open logs) or Apache died.
    */
   reload(): Promise<CheckResult>;
+  /** Whether an Apache module is loaded by the config (system: mods-enabled/<name>.load). */
+  moduleEnabled(name: string): boolean;
   /** Apache's state: supervised in sandbox mode; in system mode `down` when it does not run. */
   service(): ServiceStatus | undefined;
 }

@@ -17,8 +17,9 @@ export function siteBackupSource(service: WebsitesService, wwwRoot: string): Sit
     async files(domain) {
       const vhost = await service.managedVhost(domain);
       if (vhost === null) return null;
-      // PHP-FPM pools: listed here once the websites module writes them (docs/backups.md).
-      return { tree: await service.treeOf(domain), vhost, extra: [] };
+      // Its PHP-FPM pool, when it has one (docs/websites.md, "PHP per site").
+      const pool = await service.poolFileOfSite(domain);
+      return { tree: await service.treeOf(domain), vhost, extra: pool !== null ? [pool] : [] };
     },
     treeOf: (domain) => service.treeOf(domain),
     describeVhost(text) {

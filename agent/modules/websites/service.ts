@@ -5,17 +5,35 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { ReplyData, RequestOf } from '../../../shared/protocol/index.ts';
 import type { Website } from '../../../shared/protocol/events/websites.ts';
 import { domainForDisplay, validateDomain } from '../../../shared/validate/domain.ts';
-import { atomicWrite, fsyncDir, resolveUnder, tempNameFor } from '../../os/files.ts';
+import { atomicWrite, fsyncDir, readIfExists, resolveUnder, tempNameFor } from '../../os/files.ts';
 import { killPoint } from '../../journal/kill-point.ts';
 import type { HostLayout } from '../../os/layout.ts';
 import type { ApacheHost, CheckResult } from './apache.ts';
 import { filesBlamed } from './apache-startcheck.ts';
-import { createSiteTree, removeCreated, removeSiteTree, siteOwner, sitePaths } from './site-tree.ts';
+import {
+  createSiteTree,
+  removeCreated,
+  removeSiteTree,
+  siteOwner,
+  sitePaths,
+  type SitePaths,
+} from './site-tree.ts';
+import type { SitePhp, PhpPlan } from './site-php.ts';
+import { tmpDirOf } from './site-php.ts';
+import {
+  applySiteChange,
+  settleSiteChange,
+  siteChangeSchema,
+  type FileChange,
+  type SiteChange,
+} from './site-change.ts';
+import { siteUserName } from './php-pool.ts';
+import type { PhpVersion } from '../../../shared/protocol/events/websites.ts';
 import { readTestHooks } from './test-hooks.ts';
 import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
 import { VhostCache } from './vhost-cache.ts';
 import { z } from 'zod';
-import { noChange, type ChangeContext, type Progress, type Recovered } from '../types.ts';
+import { noChange, noProgress, type ChangeContext, type Progress, type Recovered } from '../types.ts';
 
 interface Entry {
   /** File name, e.g. `example.com.conf`. */
@@ -95,6 +113,9 @@ export class WebsitesService {
     private readonly apache: ApacheHost,
     private readonly layout: HostLayout,
     private readonly logger: Logger,
+    private readonly php: SitePhp,
+    /** The FTP users of a site follow its owner (ModuleContext.siteOwners). */
+    private readonly ownerChanged: (domain: string) => void = () => undefined,
   ) {}
 
   // --- reading ----------------------------------------------------------------------------
@@ -144,14 +165,24 @@ export class WebsitesService {
       adminEmail: e.parsed.adminEmail,
       configFile: e.file,
       ...(url !== undefined ? { url } : {}),
+      php: e.parsed.php ? this.withPoolFile(e.parsed.php, e.parsed.serverName ?? '') : null,
+      owner: e.parsed.owner ?? null,
     };
+  }
+
+  private withPoolFile(php: NonNullable<ParsedVhost['php']>, domain: string): NonNullable<Website['php']> {
+    const poolFile = validateDomain(domain).ok ? this.poolFileOf(domain, php.version as PhpVersion) : null;
+    return { ...php, ...(poolFile !== null ? { poolFile } : {}) };
   }
 
   async list(): Promise<ReplyData<'list websites'>> {
     const url = this.apache.url();
+    const why = this.php.fpm.unavailable();
     return {
       websites: (await this.scan()).map((e) => this.toWebsite(e)),
       ...(url !== undefined ? { url } : {}),
+      phpVersions: this.php.versions(),
+      ...(why !== undefined ? { phpUnavailable: why } : {}),
     };
   }
 
@@ -201,6 +232,8 @@ export class WebsitesService {
         throw new RpcError('already-exists', `${taken} is already served by ${e.file}.`);
     }
 
+    const plan = this.php.plan(domain, req.php, req.phpSettings);
+    if (plan) this.requireApacheModule('proxy_fcgi');
     const hooks = await readTestHooks(this.layout);
     const paths = await sitePaths(this.apache.wwwRoot, domain);
     const vhostFile = this.vhostFile(domain);
@@ -213,26 +246,59 @@ export class WebsitesService {
       logDir: paths.logDir,
       listen: this.apache.vhostListen,
       corrupt: hooks.corruptVhost?.includes(domain) === true,
+      ...(plan ? { php: phpMeta(plan), owner: plan.user } : {}),
     });
     const owner = await siteOwner();
+    const treeExisted = await exists(paths.siteDir);
 
     // The intent names what this create may leave behind, so a killed agent cleans up on start.
     const willCreate: string[] = [];
     for (const p of [paths.siteDir, paths.docroot, paths.logDir, path.join(paths.docroot, 'index.html')])
       if (!(await exists(p))) willCreate.push(p);
-    await ctx.intent({ op: 'create', domain, willCreate } satisfies SiteIntent);
+    const phpIntent = plan
+      ? {
+          user: plan.user,
+          userExisted: await this.php.userExists(plan.user),
+          treeExisted,
+          poolFile: plan.poolFile,
+          version: plan.version,
+        }
+      : null;
+    await ctx.intent({ op: 'create', domain, willCreate, php: phpIntent } satisfies SiteIntent);
 
     let created: string[] = [];
     let linked = false;
+    let userTouched = false;
     const undo = async (): Promise<void> => {
       if (linked) await removeLink(link);
       await fsp.rm(vhostFile, { force: true });
+      if (phpIntent) {
+        await this.undoCreatePhp(domain, paths, phpIntent, created, userTouched);
+      }
       await removeCreated(created);
     };
     try {
       progress(`Creating the site tree and the vhost of ${domain}`);
-      created = await createSiteTree(paths, domain, domainForDisplay(domain), owner);
+      let siteOwnerNow = owner;
+      if (plan) {
+        userTouched = true;
+        siteOwnerNow = (await this.php.ensureUser(plan.user, domain, paths)).owner;
+        killPoint();
+      }
+      created = await createSiteTree(paths, domain, domainForDisplay(domain), siteOwnerNow);
       killPoint();
+      if (plan && siteOwnerNow) {
+        await this.php.giveTree(paths, siteOwnerNow);
+        created.push(tmpDirOf(paths));
+        progress(`Writing the php-fpm pool of ${domain} (PHP ${plan.version})`);
+        await atomicWrite(
+          plan.poolFile,
+          this.php.poolText(domain, plan, paths, hooks.corruptPool?.includes(domain) === true),
+        );
+        progress(`Testing and reloading php${plan.version}-fpm`);
+        await this.php.testAndReload(plan.version);
+        killPoint();
+      }
       // Not live yet: Apache reads sites-enabled only.
       await atomicWrite(vhostFile, text, { mode: 0o644 });
       progress('Testing the Apache configuration');
@@ -251,7 +317,7 @@ export class WebsitesService {
       const note = linked ? await this.reloadAfterRollback(e) : '';
       throw withNote(e, note);
     }
-    this.logger.info({ domain }, 'website created');
+    this.logger.info({ domain, php: plan?.version ?? null }, 'website created');
     return this.toWebsite({
       name: `${domain}.conf`,
       file: vhostFile,
@@ -259,6 +325,119 @@ export class WebsitesService {
       enabled: true,
       parsed: parseVhost(text, domain),
     });
+  }
+
+  /** Undoes the PHP part of a create: pool (and its reload), the tree's hand-over, the user. */
+  private async undoCreatePhp(
+    domain: string,
+    paths: SitePaths,
+    it: NonNullable<CreateIntent['php']>,
+    created: readonly string[],
+    userTouched: boolean,
+  ): Promise<void> {
+    if (await exists(it.poolFile)) {
+      await fsp.rm(it.poolFile, { force: true });
+      const note = await this.php.reloadQuietly(it.version);
+      if (note !== '') this.logger.warn({ note }, 'php-fpm did not reload after a rollback');
+    }
+    if (it.treeExisted && (await exists(paths.siteDir)) && !created.includes(paths.siteDir))
+      await this.php.returnTree(paths);
+    if (userTouched && !it.userExisted) await this.php.removeUser(it.user, domain);
+  }
+
+  private requireApacheModule(name: string): void {
+    if (!this.apache.moduleEnabled(name))
+      throw new RpcError(
+        'failed-precondition',
+        `PHP per site needs Apache's mod_${name}; enable it first (a2enmod ${name}).`,
+      );
+  }
+
+  /**
+   * Turns PHP on for a site (its own user and pool), changes its version or settings, or turns
+   * it off (the pool goes; the files stay the site user's). See site-change.ts for the sequence.
+   */
+  async setPhp(req: RequestOf<'set website php'>, ctx: ChangeContext = noChange): Promise<Website> {
+    const { domain } = req;
+    const e = await this.findManaged(domain);
+    const plan = this.php.plan(domain, req.php, req.phpSettings);
+    if (plan) this.requireApacheModule('proxy_fcgi');
+    const old = e.parsed.php ?? null;
+    const oldVersion = old?.version as PhpVersion | undefined;
+    const unchanged =
+      (plan === null && old === null) ||
+      (plan !== null &&
+        old !== null &&
+        plan.version === old.version &&
+        JSON.stringify(plan.settings) === JSON.stringify(old.settings));
+    if (unchanged) return this.toWebsite(e);
+    const hooks = await readTestHooks(this.layout);
+    const paths = await sitePaths(this.apache.wwwRoot, domain);
+    const before = await fsp.readFile(e.file, 'utf8');
+    const owner = plan ? plan.user : (e.parsed.owner ?? null);
+    const after = renderVhost({
+      domain,
+      aliases: e.parsed.aliases,
+      adminEmail: e.parsed.adminEmail,
+      docroot: paths.docroot,
+      logDir: paths.logDir,
+      listen: this.apache.vhostListen,
+      corrupt: hooks.corruptVhost?.includes(domain) === true,
+      php: plan ? phpMeta(plan) : null,
+      owner,
+    });
+    const files: FileChange[] = [];
+    const pre: string[] = [];
+    const post: string[] = [];
+    const oldPool = oldVersion !== undefined ? this.poolFileOf(domain, oldVersion) : null;
+    if (plan) {
+      const text = this.php.poolText(domain, plan, paths, hooks.corruptPool?.includes(domain) === true);
+      files.push({
+        path: plan.poolFile,
+        before: await readIfExists(plan.poolFile),
+        after: text,
+        phase: 'pre',
+      });
+      pre.push(plan.version);
+    }
+    if (oldPool !== null && oldVersion !== undefined && oldPool !== plan?.poolFile) {
+      files.push({ path: oldPool, before: await readIfExists(oldPool), after: null, phase: 'post' });
+      post.push(oldVersion);
+    }
+    const change: SiteChange = {
+      op: 'change',
+      domain,
+      vhost: { path: e.file, before, after },
+      files,
+      fpm: { pre, post },
+      owner:
+        plan && (e.parsed.owner ?? null) === null
+          ? { user: plan.user, userExisted: await this.php.userExists(plan.user), treeWasWww: true }
+          : null,
+    };
+    await applySiteChange(change, this.changeDeps(domain, paths, ctx));
+    if (change.owner) this.ownerChanged(domain);
+    this.logger.info({ domain, php: plan?.version ?? null }, 'website PHP changed');
+    return this.toWebsite({ ...e, parsed: parseVhost(after, domain) });
+  }
+
+  private poolFileOf(domain: string, version: PhpVersion): string | null {
+    if (!this.php.versions().includes(version)) return null;
+    return resolveUnder(this.php.fpm.poolDir(version), `${siteUserName(domain)}.conf`);
+  }
+
+  private changeDeps(domain: string, paths: SitePaths, ctx: ChangeContext) {
+    return {
+      apache: this.apache,
+      php: this.php,
+      logger: this.logger,
+      paths,
+      progress: (m: string) => ctx.progress(m),
+      intent: (d: unknown) => ctx.intent(d),
+      reload: () => this.reloadFor(domain),
+      reloadAfterRollback: (f: unknown) => this.reloadAfterRollback(f),
+      checkerFailed,
+    };
   }
 
   async enable(domain: string, ctx: ChangeContext = noChange): Promise<Website> {
@@ -344,18 +523,58 @@ export class WebsitesService {
     const tree = removeFiles ? await sitePaths(this.apache.wwwRoot, domain) : null;
     const saved = e.enabled ? await this.linkState(domain) : null;
     const treeExists = tree !== null && (await exists(tree.siteDir));
-    await ctx.intent({ op: 'delete', domain, link: saved, removeFiles, treeExists } satisfies SiteIntent);
+    const php = e.parsed.php?.version ?? null;
+    const owner = e.parsed.owner ?? null;
+    await ctx.intent({
+      op: 'delete',
+      domain,
+      link: saved,
+      removeFiles,
+      treeExists,
+      php,
+      owner,
+    } satisfies SiteIntent);
     if (saved) await this.unlink(domain, saved, progress);
     // No longer live: removing the file cannot affect Apache.
     await this.removeVhost(domain);
+    await this.removePool(domain, php, progress);
     let filesRemoved = false;
     if (tree) {
       progress(`Removing the files of ${domain}`);
       filesRemoved = await removeSiteTree(tree);
       killPoint();
     }
+    await this.removeOwner(domain, owner, progress);
     this.logger.info({ domain, filesRemoved }, 'website deleted');
     return { domain, filesRemoved };
+  }
+
+  /**
+   * After a site is gone from Apache: its pool (and the reload that stops its workers), then its
+   * own user; files that are kept go back to www-data first (no file is left to a uid nobody has).
+   */
+  private async removePool(domain: string, php: string | null, progress: Progress): Promise<void> {
+    if (php !== null) {
+      const pool = this.poolFileOf(domain, php as PhpVersion);
+      if (pool !== null && (await exists(pool))) {
+        progress(`Removing the php-fpm pool of ${domain}`);
+        await fsp.rm(pool, { force: true });
+        await fsyncDir(path.dirname(pool));
+        killPoint();
+        const note = await this.php.reloadQuietly(php);
+        if (note !== '') this.logger.warn({ note }, 'php-fpm did not reload after a site was deleted');
+      }
+    }
+  }
+
+  private async removeOwner(domain: string, owner: string | null, progress: Progress): Promise<void> {
+    if (owner !== null) {
+      const paths = await sitePaths(this.apache.wwwRoot, domain);
+      if (await exists(paths.siteDir)) await this.php.returnTree(paths);
+      killPoint();
+      progress(`Removing the site user ${owner}`);
+      await this.php.removeUser(owner, domain);
+    }
   }
 
   private async removeVhost(domain: string): Promise<void> {
@@ -412,6 +631,13 @@ export class WebsitesService {
     return e?.parsed.managed === true ? e.file : null;
   }
 
+  /** A managed site's php-fpm pool file, or null when it has no PHP. */
+  async poolFileOfSite(domain: string): Promise<string | null> {
+    const e = (await this.scan()).find((x) => x.name === `${domain}.conf` && x.inAvailable);
+    const php = e?.parsed.managed === true ? e.parsed.php : null;
+    return php ? this.poolFileOf(domain, php.version as PhpVersion) : null;
+  }
+
   /** The site tree of a domain (path guard; need not exist). */
   async treeOf(domain: string): Promise<string> {
     return (await sitePaths(this.apache.wwwRoot, domain)).siteDir;
@@ -458,6 +684,8 @@ export class WebsitesService {
    * started). Ends with a graceful reload, so what Apache serves matches the files.
    */
   async recover(intent: unknown): Promise<Recovered> {
+    const change = siteChangeSchema.safeParse(intent);
+    if (change.success) return this.recoverChange(change.data);
     const parsed = siteIntent.safeParse(intent);
     const v = parsed.success ? validateDomain(parsed.data.domain) : null;
     if (!parsed.success || !v?.ok || v.value !== parsed.data.domain)
@@ -474,6 +702,22 @@ export class WebsitesService {
     return out;
   }
 
+  private async recoverChange(c: SiteChange): Promise<Recovered> {
+    const v = validateDomain(c.domain);
+    if (!v.ok || v.value !== c.domain) throw new Error('unreadable websites intent in the journal');
+    const paths = await sitePaths(this.apache.wwwRoot, c.domain);
+    const outcome = await settleSiteChange(c, this.changeDeps(c.domain, paths, noChange));
+    if (c.owner) this.ownerChanged(c.domain);
+    const note = await this.reloadAfterRollback('recovery after the agent was stopped');
+    if (note !== '')
+      this.logger.error({ note }, 'Apache did not reload after settling an interrupted change');
+    this.logger.warn({ domain: c.domain, op: c.op, outcome }, 'an interrupted website change was settled');
+    if (outcome === 'absent') return { outcome };
+    const e = (await this.scan()).find((x) => x.name === `${c.domain}.conf`);
+    if (!e) throw new Error(`the website ${c.domain} is gone`);
+    return { outcome, data: this.toWebsite(e) };
+  }
+
   private async settle(it: SiteIntent): Promise<Recovered> {
     const link = this.enabledLink(it.domain);
     const linked = await exists(link);
@@ -484,7 +728,10 @@ export class WebsitesService {
     };
     switch (it.op) {
       case 'create': {
-        if (linked && (await exists(this.vhostFile(it.domain)))) return site();
+        if (linked && (await exists(this.vhostFile(it.domain)))) {
+          if (it.php) await this.php.reloadQuietly(it.php.version);
+          return site();
+        }
         // Nothing of it is live: remove its link (if any), vhost and the directories it made.
         if (linked) await removeLink(link);
         const paths = await sitePaths(this.apache.wwwRoot, it.domain);
@@ -495,7 +742,18 @@ export class WebsitesService {
           path.join(paths.docroot, 'index.html'),
         ]);
         await this.removeVhost(it.domain);
-        await removeCreated(it.willCreate.filter((p) => allowed.has(p)));
+        const made = it.willCreate.filter((p) => allowed.has(p));
+        if (it.php) {
+          const pool = this.poolFileOf(it.domain, it.php.version as PhpVersion);
+          await this.undoCreatePhp(
+            it.domain,
+            paths,
+            { ...it.php, poolFile: pool ?? it.php.poolFile },
+            made,
+            true,
+          );
+        }
+        await removeCreated(made);
         return { outcome: 'absent' };
       }
       case 'enable':
@@ -520,7 +778,9 @@ export class WebsitesService {
           }
           await this.removeVhost(it.domain);
         }
+        await this.removePool(it.domain, it.php ?? null, noProgress);
         if (it.removeFiles) await removeSiteTree(await sitePaths(this.apache.wwwRoot, it.domain));
+        await this.removeOwner(it.domain, it.owner ?? null, noProgress);
         return {
           outcome: 'applied',
           data: { domain: it.domain, filesRemoved: it.removeFiles && it.treeExists },
@@ -537,10 +797,26 @@ export const savedVhostSchema = z.strictObject({
 });
 export type SavedVhost = z.infer<typeof savedVhostSchema>;
 
+const phpMeta = (plan: PhpPlan) => ({ version: plan.version, settings: plan.settings, socket: plan.socket });
+
 const savedLink = z.strictObject({ target: z.string().nullable(), content: z.string().nullable() });
 /** What a websites mutation records before its first change (see recover()). */
 const siteIntent = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('create'), domain: z.string(), willCreate: z.array(z.string()) }),
+  z.strictObject({
+    op: z.literal('create'),
+    domain: z.string(),
+    willCreate: z.array(z.string()),
+    php: z
+      .strictObject({
+        user: z.string(),
+        userExisted: z.boolean(),
+        treeExisted: z.boolean(),
+        poolFile: z.string(),
+        version: z.string(),
+      })
+      .nullable()
+      .optional(),
+  }),
   z.strictObject({ op: z.literal('enable'), domain: z.string() }),
   z.strictObject({ op: z.literal('disable'), domain: z.string(), link: savedLink }),
   z.strictObject({
@@ -549,6 +825,9 @@ const siteIntent = z.discriminatedUnion('op', [
     link: savedLink.nullable(),
     removeFiles: z.boolean(),
     treeExists: z.boolean(),
+    php: z.string().nullable().optional(),
+    owner: z.string().nullable().optional(),
   }),
 ]);
 type SiteIntent = z.infer<typeof siteIntent>;
+type CreateIntent = Extract<SiteIntent, { op: 'create' }>;

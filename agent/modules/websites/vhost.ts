@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { phpSettingsSchema } from '../../../shared/protocol/events/websites.ts';
 
 /**
  * Apache virtual host files: what PonIO writes and how it reads back what is on the host.
@@ -14,6 +15,13 @@ const metaSchema = z.strictObject({
   aliases: z.array(z.string()),
   adminEmail: z.string().nullable(),
   docroot: z.string(),
+  /** Absent in vhosts written before PHP per site (issue 20): no PHP, www-data's files. */
+  php: z
+    .strictObject({ version: z.string(), settings: phpSettingsSchema, socket: z.string() })
+    .nullable()
+    .optional(),
+  /** The site's own system user (it keeps it once PHP was on; see site-user.ts). */
+  owner: z.string().nullable().optional(),
 });
 export type VhostMeta = z.infer<typeof metaSchema>;
 
@@ -27,6 +35,9 @@ export interface VhostSpec {
   logDir: string;
   /** The VirtualHost address, e.g. `*:80` (system) or `*:${PONIO_HTTP_PORT}` (sandbox). */
   listen: string;
+  /** PHP-FPM: `.php` requests go to this pool's socket through proxy_fcgi. */
+  php?: VhostMeta['php'];
+  owner?: string | null;
   /** Test hook only: adds a directive Apache refuses, to prove the rollback path. */
   corrupt?: boolean;
 }
@@ -54,7 +65,30 @@ export function renderVhost(spec: VhostSpec): string {
     aliases,
     adminEmail: spec.adminEmail === null ? null : safe(spec.adminEmail, 'admin e-mail'),
     docroot,
+    // Only when set: a site without PHP keeps the metadata line it always had.
+    ...(spec.php
+      ? {
+          php: {
+            version: safe(spec.php.version, 'PHP version'),
+            settings: spec.php.settings,
+            socket: safe(spec.php.socket, 'socket'),
+          },
+        }
+      : {}),
+    ...(spec.owner !== undefined && spec.owner !== null ? { owner: safe(spec.owner, 'owner') } : {}),
   };
+  const php = meta.php
+    ? [
+        '    DirectoryIndex index.php index.html',
+        '    <FilesMatch "\\.php$">',
+        // The pool's own name after fcgi:// keeps the sites' proxy workers apart.
+        `        SetHandler "proxy:unix:${meta.php.socket}|fcgi://${safe(meta.owner ?? 'php', 'owner')}/"`,
+        '    </FilesMatch>',
+      ]
+    : meta.owner !== undefined && meta.owner !== null
+      ? // PHP was on and is off now: its scripts must not be sent as text (their source).
+        ['    <FilesMatch "\\.php$">', '        Require all denied', '    </FilesMatch>']
+      : [];
   const lines = [
     MANAGED_HEADER,
     `${META_PREFIX}${JSON.stringify(meta)}`,
@@ -68,6 +102,7 @@ export function renderVhost(spec: VhostSpec): string {
     '        AllowOverride FileInfo AuthConfig Limit Indexes',
     '        Require all granted',
     '    </Directory>',
+    ...php,
     `    ErrorLog "${logDir}/error.log"`,
     `    CustomLog "${logDir}/access.log" combined`,
     ...(spec.corrupt === true ? ['    PonioDeliberatelyInvalidDirective on'] : []),
@@ -84,6 +119,8 @@ export interface ParsedVhost {
   aliases: string[];
   docroot: string | null;
   adminEmail: string | null;
+  php?: VhostMeta['php'];
+  owner?: string | null;
 }
 
 const unquote = (s: string): string => s.replace(/^"(.*)"$/, '$1');
@@ -105,6 +142,8 @@ export function parseVhost(text: string, expectedDomain: string | null): ParsedV
           aliases: meta.aliases,
           docroot: meta.docroot,
           adminEmail: meta.adminEmail,
+          ...(meta.php ? { php: meta.php } : {}),
+          ...(meta.owner !== undefined && meta.owner !== null ? { owner: meta.owner } : {}),
         };
     } catch {
       /* a damaged header: treat the file as someone else's */

@@ -14,6 +14,36 @@ export const adminEmailSchema = z
     message: 'adminEmail may contain only letters, digits and . _ % + - before the @',
   });
 
+/** PHP versions PonIO knows how to run per site (php<version>-fpm); a host offers those installed. */
+export const PHP_VERSIONS = ['7.4', '8.0', '8.1', '8.2', '8.3', '8.4'] as const;
+export type PhpVersion = (typeof PHP_VERSIONS)[number];
+export const phpChoiceSchema = z.enum([...PHP_VERSIONS, 'none'], {
+  error: () => `php must be one of ${PHP_VERSIONS.join(', ')} or none`,
+});
+
+/**
+ * The PHP settings an admin may change per site. Numbers and booleans only: nothing typed here
+ * can become a directive of its own in the pool file (agent/modules/websites/php-pool.ts).
+ */
+export const phpSettingsSchema = z.strictObject({
+  memoryLimitMb: z.number().int().min(16).max(4096).optional(),
+  uploadMaxMb: z.number().int().min(1).max(2048).optional(),
+  maxExecutionSeconds: z.number().int().min(1).max(3600).optional(),
+  /** pm.max_children of the pool. */
+  maxChildren: z.number().int().min(1).max(64).optional(),
+  displayErrors: z.boolean().optional(),
+});
+export type PhpSettings = z.infer<typeof phpSettingsSchema>;
+
+export const sitePhpSchema = z.strictObject({
+  version: z.string(),
+  settings: phpSettingsSchema,
+  /** The php-fpm pool's socket Apache proxies .php requests to. */
+  socket: z.string(),
+  /** The site's php-fpm pool file on the host (what a backup of the site includes). */
+  poolFile: z.string().optional(),
+});
+
 export const websiteSchema = z.strictObject({
   /** ASCII (punycode) host name; for an unmanaged vhost without ServerName, its file name. */
   domain: z.string(),
@@ -30,6 +60,10 @@ export const websiteSchema = z.strictObject({
    * http://127.0.0.1:41234/ — send `Host: <domain>`). Absent in system mode.
    */
   url: z.string().optional(),
+  /** PHP-FPM of the site (its own pool); null/absent: static files only. */
+  php: sitePhpSchema.nullable().optional(),
+  /** The site's own system user (a site that had PHP); null/absent: www-data owns the files. */
+  owner: z.string().nullable().optional(),
 });
 export type Website = z.infer<typeof websiteSchema>;
 
@@ -46,6 +80,10 @@ export const websitesEvents = {
       websites: z.array(websiteSchema),
       /** Where the host's Apache answers in sandbox mode (see websiteSchema.url). */
       url: z.string().optional(),
+      /** PHP versions installed on the host (php<v>-fpm); [] when PHP per site is not possible. */
+      phpVersions: z.array(z.string()).optional(),
+      /** Why phpVersions is empty (e.g. php-fpm is not installed). */
+      phpUnavailable: z.string().optional(),
     }),
   }),
   'create website': defineEvent({
@@ -57,6 +95,22 @@ export const websitesEvents = {
       domain: domainSchema,
       aliases: z.array(domainSchema).max(50).optional(),
       adminEmail: adminEmailSchema.optional(),
+      /** A PHP version installed on the host, or none (default). */
+      php: phpChoiceSchema.optional(),
+      phpSettings: phpSettingsSchema.optional(),
+    }),
+    reply: websiteSchema,
+  }),
+  'set website php': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 120_000,
+    summary:
+      "Turns PHP on (its own php-fpm pool, running as the site's own user), changes its version or settings, or turns it off.",
+    request: request({
+      domain: domainSchema,
+      php: phpChoiceSchema,
+      phpSettings: phpSettingsSchema.optional(),
     }),
     reply: websiteSchema,
   }),
