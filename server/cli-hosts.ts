@@ -7,6 +7,7 @@ import { openDatabase, type Db } from './db/database.ts';
 import { AuditLog, type Actor } from './db/audit.ts';
 import { HostAdmission, EnrollmentError, type NewHost } from './hosts/enrollment.ts';
 import { removeHostRecord } from './hosts/revocation.ts';
+import { configuredAgentUrl } from './hosts/host-mode.ts';
 import { findAgentRelease, servedCertificatePem, spkiPin } from './http/agent-downloads.ts';
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -43,10 +44,12 @@ function open(o: Flags): { db: Db; audit: AuditLog; admission: HostAdmission } {
   const audit = new AuditLog(db);
   const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? os.hostname() : cfg.host;
   const publicUrl = cfg.publicUrl ?? `https://${host.includes(':') ? `[${host}]` : host}:${cfg.port}`;
+  const agentUrl = configuredAgentUrl({ ...cfg, publicUrl });
   return {
     db,
     audit,
     admission: new HostAdmission({
+      agentUrl: () => agentUrl,
       db,
       audit,
       caPem: () => caPem,
@@ -187,7 +190,12 @@ export function registerHostCommands(program: Command): void {
         const rows = admission.repo.list().map((h) => ({
           id: h.id,
           name: h.name,
-          address: `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`,
+          mode: h.mode,
+          // A reverse host has no address: its agent dials the panel.
+          address:
+            h.mode === 'reverse'
+              ? null
+              : `${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`,
           status: h.status,
           certificate: h.cert_serial,
           notAfter: h.cert_not_after ? new Date(h.cert_not_after).toISOString() : null,
@@ -203,13 +211,56 @@ export function registerHostCommands(program: Command): void {
         }
         for (const r of rows)
           out(
-            `${r.id.padEnd(24)} ${r.name.padEnd(24)} ${r.address.padEnd(28)} ${r.status.padEnd(9)} ${r.notAfter ? `certificate until ${r.notAfter}` : r.pendingToken ? 'token issued' : 'no token'}`,
+            `${r.id.padEnd(24)} ${r.name.padEnd(24)} ${(r.address ?? 'reverse (agent dials in)').padEnd(28)} ${r.status.padEnd(9)} ${r.notAfter ? `certificate until ${r.notAfter}` : r.pendingToken ? 'token issued' : 'no token'}`,
           );
       } finally {
         db.close();
       }
     }),
   );
+
+  dataOptions(
+    host
+      .command('mode <host> <mode>')
+      .description(
+        'switch a host between forward (the panel connects to it) and reverse (it connects to the panel); keeps its certificate',
+      )
+      .option(
+        '--address <host[:port]>',
+        'forward mode: where the panel reaches the agent (port default 7443)',
+      )
+      .option('--json', 'JSON output'),
+  ).action((id: string, mode: string, o: Flags, cmd: unknown) => {
+    // run() reads the options from the second-to-last argument.
+    run((flags) => {
+      const { db, admission } = open(flags);
+      try {
+        const sw = admission.switchMode(cliActor(), id, { mode, address: flags.address });
+        const steps = sw.steps;
+        if (flags.json === true) {
+          out(
+            JSON.stringify({
+              host: sw.host,
+              previous: sw.previous,
+              steps,
+              command: sw.command,
+              tokenExpiresAt: sw.expiresAt,
+            }),
+          );
+          return;
+        }
+        out(
+          sw.host.mode === 'reverse'
+            ? `Host ${sw.host.name} is now in reverse mode: the panel waits for its agent to connect.`
+            : `Host ${sw.host.name} is now in forward mode: the panel connects to ${sw.host.address}:${sw.host.port}.`,
+        );
+        out('A running panel links it the new way within seconds. On the host:');
+        for (const step of steps) out(`  - ${step}`);
+      } finally {
+        db.close();
+      }
+    })(id, o, cmd);
+  });
 
   dataOptions(
     host

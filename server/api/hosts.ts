@@ -11,9 +11,10 @@ import { EnrollmentError, type Enrollment, type NewHost } from '../hosts/enrollm
 export const hostJson = (h: HostView, labels: Record<string, string> = {}) => ({
   id: h.id,
   name: h.name,
-  address: h.address,
-  port: h.port,
+  /** Who opens the link; a reverse host has no address or port (its agent dials the panel). */
   mode: h.mode,
+  address: h.mode === 'reverse' ? null : h.address,
+  port: h.mode === 'reverse' ? null : h.port,
   status: h.status,
   certificate: h.cert_serial ? { serial: h.cert_serial, notAfter: h.cert_not_after } : null,
   createdAt: h.created_at,
@@ -26,7 +27,8 @@ export const hostJson = (h: HostView, labels: Record<string, string> = {}) => ({
         lastError: h.connection.lastError,
         agentVersion: h.connection.hello?.agentVersion ?? null,
         hostname: h.connection.hello?.hostname ?? null,
-        mode: h.connection.hello?.mode ?? null,
+        // How the agent drives its host (system or sandbox), from its hello.
+        adapter: h.connection.hello?.mode ?? null,
         modules: h.connection.hello?.modules ?? [],
       }
     : null,
@@ -89,6 +91,29 @@ export function hostsApi(ctx: PanelContext): Router {
     const out = await lifecycle(ctx, (e) => e.renewHost(actorOf(req), id));
     if (!out.ok) throw new PanelHttpError(409, 'failed-precondition', out.message);
     res.json({ data: { serial: out.serial, notAfter: out.notAfter } });
+  });
+  r.put('/hosts/:hostId/mode', requireRole('operator'), async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const sw = await lifecycle(ctx, (e) =>
+      e.switchMode(actorOf(req), param(req, 'hostId'), {
+        mode: body.mode,
+        address: body.address,
+        port: body.port,
+      }),
+    );
+    res.set('cache-control', 'no-store'); // the join token is in this reply only
+    const h = ctx.hosts.get(sw.host.id);
+    res.json({
+      data: {
+        host: h ? hostJson(h, ctx.labels.get(h.id)) : null,
+        previous: sw.previous,
+        steps: sw.steps,
+        token: sw.token,
+        tokenExpiresAt: sw.expiresAt,
+        caPin: sw.caPin,
+        command: sw.command,
+      },
+    });
   });
   r.post('/panel/certificate/rotate', requireRole('admin'), async (req, res) => {
     const out = await lifecycle(ctx, (e) => e.rotatePanelCertificate(actorOf(req)));

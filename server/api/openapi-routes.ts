@@ -78,11 +78,13 @@ export const auditEntrySchema = z.object({
 const hostSchema = z.object({
   id: z.string(),
   name: z.string(),
-  address: z.string().describe("where the panel connects to the agent; '' in reverse mode"),
-  port: z.number().int(),
   mode: z
     .enum(['forward', 'reverse'])
-    .describe('forward: the panel connects to the agent; reverse: the agent connects to the panel'),
+    .describe(
+      'who opens the link: forward, the panel connects to the agent; reverse, the agent connects to the panel',
+    ),
+  address: z.string().nullable().describe('where the panel connects to the agent; null in reverse mode'),
+  port: z.number().int().nullable().describe('the agent port the panel connects to; null in reverse mode'),
   status: z.enum(['pending', 'enrolled']),
   certificate: z.object({ serial: z.string(), notAfter: z.number().nullable() }).nullable(),
   createdAt: z.number(),
@@ -95,7 +97,12 @@ const hostSchema = z.object({
       lastError: z.string().nullable(),
       agentVersion: z.string().nullable(),
       hostname: z.string().nullable(),
-      mode: z.enum(['system', 'sandbox']).nullable(),
+      adapter: z
+        .enum(['system', 'sandbox'])
+        .nullable()
+        .describe(
+          "how the agent drives its host (the hello's mode): the real services, or a private sandbox",
+        ),
       modules: z.array(z.object({ name: z.string(), available: z.boolean(), reason: z.string().optional() })),
     })
     .nullable(),
@@ -346,6 +353,36 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     tag: 'hosts',
     role: 'operator',
     data: z.object({ serial: z.string(), notAfter: z.number().nullable() }),
+  },
+  {
+    method: 'put',
+    path: '/hosts/{hostId}/mode',
+    summary:
+      'Switch a host between forward and reverse mode (keeps its certificate); the reply says what to change on the host',
+    tag: 'hosts',
+    role: 'operator',
+    body: z.object({
+      mode: z.enum(['forward', 'reverse']),
+      address: z.string().optional().describe('forward mode: DNS name or IP, optionally HOST:PORT'),
+      port: z.number().int().optional(),
+    }),
+    data: z.object({
+      host: hostSchema.nullable(),
+      previous: z.object({
+        mode: z.enum(['forward', 'reverse']),
+        address: z.string(),
+        port: z.number().int(),
+      }),
+      steps: z
+        .array(z.string())
+        .describe("what the host's admin does now: edit the agent config, or re-enroll"),
+      token: z.string().describe('a join token for `ponio-agent enroll --force` (single use, one hour)'),
+      tokenExpiresAt: z.number(),
+      caPin: z.string(),
+      command: z
+        .string()
+        .describe('`ponio-agent enroll --force …`: rewrites the agent config for the new mode'),
+    }),
   },
   {
     method: 'post',

@@ -184,6 +184,12 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     return c ? modeOf(c.target) : null;
   }
 
+  /** Where a host's link comes from (its mode, and for forward mode the address dialed). */
+  target(hostId: string): HostTarget | null {
+    const c = this.conns.get(hostId);
+    return c ? { ...c.target } : null;
+  }
+
   status(hostId: string): HostStatus | null {
     const c = this.conns.get(hostId);
     return c ? { ...c.status } : null;

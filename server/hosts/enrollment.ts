@@ -13,8 +13,16 @@ import { JoinTokens, TOKEN_TTL_MS } from './enrollment-tokens.ts';
 import { Revocation } from './revocation.ts';
 import { findAgentRelease, oneLineUrl, servedCertificatePem, spkiPin } from '../http/agent-downloads.ts';
 import { RenewalScheduler } from './renewal.ts';
+import { modeSwitchSteps } from './host-mode.ts';
 
 export { EnrollmentError } from './enrollment-input.ts';
+
+/** A host switched between modes, with a join token for re-enrolling it (optional, see switchMode). */
+export interface ModeSwitch extends NewHost {
+  previous: { mode: 'forward' | 'reverse'; address: string; port: number };
+  /** What the host's admin does now (server/hosts/host-mode.ts). */
+  steps: string[];
+}
 
 export interface NewHost {
   host: HostRow;
@@ -43,6 +51,8 @@ export interface HostAdmissionDeps {
    */
   installPin?: () => string | null;
   tokenTtlMs?: number;
+  /** The URL reverse-mode agents dial (wss://HOST:PORT), or null when the agent listener is off. */
+  agentUrl?: () => string | null;
 }
 
 /** Quotes a shell word only when needed (the URL and token are plain; this is belt and braces). */
@@ -163,6 +173,71 @@ export class HostAdmission {
     };
   }
 
+  /**
+   * Switches who opens a host's link: `forward` (the panel dials ADDRESS:PORT) or `reverse` (the
+   * agent dials the panel's agent listener). The host keeps its certificate, which serves both
+   * directions (serverAuth + clientAuth), so no re-enrollment is needed: the agent's config
+   * changes (`connect` in reverse mode, `listen` in forward mode) and it restarts. A fresh join
+   * token comes with the reply, so `ponio-agent enroll --force` can rewrite that config instead.
+   */
+  switchMode(
+    actor: Actor,
+    idOrName: string,
+    input: { mode: unknown; address?: unknown; port?: unknown },
+  ): ModeSwitch {
+    const host = this.repo.get(idOrName) ?? this.repo.getByName(idOrName);
+    if (!host)
+      throw new EnrollmentError(
+        404,
+        'not-found',
+        `No host with id ${JSON.stringify(idOrName.slice(0, 80))}.`,
+      );
+    if (input.mode === undefined || input.mode === null || input.mode === '')
+      throw new EnrollmentError(400, 'invalid-argument', 'Say which mode: forward or reverse.');
+    const mode = parseHostMode(input.mode);
+    const hasAddress = input.address !== undefined && input.address !== null && input.address !== '';
+    if (mode === 'reverse' && hasAddress)
+      throw new EnrollmentError(
+        400,
+        'invalid-argument',
+        'A reverse-mode host has no address: it connects to the panel. Leave the address out.',
+      );
+    const target =
+      mode === 'reverse'
+        ? { address: '', port: 7443 }
+        : parseHostAddress(hasAddress ? input.address : undefined, input.port);
+    if (
+      host.mode === mode &&
+      (mode === 'reverse' || (host.address === target.address && host.port === target.port))
+    )
+      throw new EnrollmentError(
+        409,
+        'failed-precondition',
+        `Host ${host.name} is already in ${mode} mode${mode === 'forward' ? ` at ${target.address}:${target.port}` : ''}.`,
+      );
+    const previous = { mode: host.mode, address: host.address, port: host.port };
+    const { token, expiresAt } = this.deps.db.transaction(() => {
+      this.repo.update(host.id, { mode, ...target });
+      return this.tokens.issue(host.id);
+    })();
+    this.deps.audit.write({
+      actor,
+      hostId: host.id,
+      action: 'host mode',
+      params: mode === 'reverse' ? { from: previous.mode, mode } : { from: previous.mode, mode, ...target },
+      ok: true,
+    });
+    const row = this.repo.get(host.id) ?? host;
+    const n = this.newHost(row, token, expiresAt);
+    const command = `${n.command} --force`;
+    return {
+      ...n,
+      previous,
+      command,
+      steps: modeSwitchSteps(row, this.deps.agentUrl?.() ?? null, command),
+    };
+  }
+
   /** Revokes a host's unused join tokens. */
   revokeTokens(actor: Actor, hostId: string): number {
     const host = this.repo.get(hostId);
@@ -194,8 +269,6 @@ export interface EnrollmentDeps extends HostAdmissionDeps {
   renewal: RenewalScheduler;
   /** Lifetime of host certificates in ms (90 days; short in tests). */
   certLifetimeMs: number;
-  /** The URL reverse-mode agents dial (wss://HOST:PORT), or null when the agent listener is off. */
-  agentUrl?: () => string | null;
 }
 
 export interface Enrolled {
@@ -374,6 +447,23 @@ export class Enrollment extends HostAdmission {
       mode: host.mode,
       ...(host.mode === 'reverse' && connect ? { connect: [connect] } : {}),
     };
+  }
+
+  /** Switches a host's mode (HostAdmission.switchMode) and re-links it in that mode at once. */
+  override switchMode(
+    actor: Actor,
+    idOrName: string,
+    input: { mode: unknown; address?: unknown; port?: unknown },
+  ): ModeSwitch {
+    const out = super.switchMode(actor, idOrName, input);
+    this.e.hosts.disconnect(out.host.id);
+    if (out.host.status === 'enrolled') this.e.hosts.connect(out.host);
+    this.e.events.emit('hostsChanged');
+    this.e.logger.info(
+      { hostId: out.host.id, from: out.previous.mode, mode: out.host.mode },
+      'host mode switched',
+    );
+    return out;
   }
 
   /** Removes a host: revokes its certificate, drops its connection at once, never reconnects. */

@@ -187,5 +187,20 @@ export class Revocation {
       this.deps.logger.info({ hostId: s.id }, 'dropping the connection of a removed or revoked host');
       hosts.disconnect(s.id);
     }
+    // A host switched between modes (or moved) by the CLI: linked again the new way.
+    for (const row of hosts.repo.list()) {
+      const t = hosts.manager.target(row.id);
+      if (!t || !live.has(row.id)) continue;
+      const same =
+        t.mode === 'reverse'
+          ? row.mode === 'reverse'
+          : row.mode === 'forward' && t.address === row.address && t.port === row.port;
+      if (same) continue;
+      this.deps.logger.info(
+        { hostId: row.id, mode: row.mode },
+        'host mode or address changed; linking it again',
+      );
+      hosts.connect(row);
+    }
   }
 }

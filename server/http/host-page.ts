@@ -27,7 +27,10 @@ export interface HostLocal {
   lastError: string | null;
   agentVersion: string | null;
   hostname: string | null;
-  mode: string | null;
+  /** Who opens the link: forward (the panel dials address:port) or reverse (the agent dials in). */
+  link: 'forward' | 'reverse';
+  /** How the agent drives its host: system or sandbox (its hello). */
+  adapter: string | null;
 }
 
 export const hostLocal = (h: HostView): HostLocal => ({
@@ -40,7 +43,8 @@ export const hostLocal = (h: HostView): HostLocal => ({
   lastError: h.connection?.lastError ?? null,
   agentVersion: h.connection?.hello?.agentVersion ?? null,
   hostname: h.connection?.hello?.hostname ?? null,
-  mode: h.connection?.hello?.mode ?? null,
+  link: h.mode,
+  adapter: h.connection?.hello?.mode ?? null,
 });
 
 /** `{ available, reason, service? }` of a module on a host, from the agent's latest hello. */

@@ -10,7 +10,7 @@ import { setFlash } from './flash.ts';
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-/** The "Add host" wizard, new join tokens for pending hosts, removing a host. */
+/** The "Add host" wizard, new join tokens for pending hosts, switching a host's link mode, removing a host. */
 export function hostsAdminPages(ctx: PanelContext): Router {
   const r = Router();
   const enrollment = () => {
@@ -96,6 +96,26 @@ export function hostsAdminPages(ctx: PanelContext): Router {
       setFlash(req, 'danger', e.message);
     }
     res.redirect(303, back);
+  });
+  r.post('/hosts/:hostId/mode', requireRole('operator'), (req, res) => {
+    const hostId = hostIdParam(req);
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const sw = enrollment().switchMode(actorOf(req), hostId, { mode: b.mode, address: b.address });
+      // The join token is in this response only (never in the flash or the session).
+      res.set('cache-control', 'no-store');
+      renderPage(req, res, 'hosts/mode', {
+        title: `${sw.host.name}: link mode`,
+        host: sw.host,
+        steps: sw.steps,
+        command: sw.command,
+        expiresAt: sw.expiresAt,
+      });
+    } catch (e) {
+      if (!(e instanceof EnrollmentError)) throw e;
+      setFlash(req, 'danger', e.message);
+      res.redirect(303, `/hosts/${encodeURIComponent(hostId)}`);
+    }
   });
   r.post('/settings/panel-certificate/rotate', requireRole('admin'), async (req, res) => {
     try {
