@@ -14,7 +14,7 @@ import { resourceFault } from '../os/resource-fault.ts';
 import { ENVELOPE_KEYS } from '../../shared/protocol/define.ts';
 import type { AnyAgentModule, Handler } from '../modules/types.ts';
 import { paramsHash, type CallRecord, type Journal } from '../journal/journal.ts';
-import { startKillCount, stopKillCount } from '../journal/kill-point.ts';
+import { killPoint, startKillCount, stopKillCount } from '../journal/kill-point.ts';
 import { Call, type CallMeta } from './call.ts';
 import { KeyedMutex } from './lock.ts';
 import { RequestCache, reusedId } from './idempotency.ts';
@@ -136,6 +136,11 @@ export class Router {
   private readonly unavailableReason = new Map<ModuleName, string>();
   private readonly mutex: KeyedMutex;
   private readonly cache = new RequestCache();
+  /** Mutations with a requestId from their arrival until they end (a retry meanwhile joins). */
+  private readonly queued = new Map<
+    string,
+    { event: EventName; hash: string; final: Promise<Reply<unknown>> }
+  >();
   private readonly running = new Map<ModuleName, Running>();
   private readonly hashKey: Uint8Array;
 
@@ -252,16 +257,11 @@ export class Router {
     if (requestId !== undefined) {
       const cached = this.cache.get(requestId, name, hash);
       if (cached) return withDeadline(cached, deadlineAt, name, budgetMs);
+      // The same call still waiting for its module's lock: this retry shares its result.
+      const q = this.queued.get(requestId);
+      if (q && q.event === name && q.hash === hash) return withDeadline(q.final, deadlineAt, name, budgetMs);
     }
-    const { first, final } = this.mutate(name, route, req, requestId, hash, meta, deadlineAt, budgetMs);
-    if (requestId !== undefined) {
-      this.cache.set(requestId, name, hash, final);
-      // A call that changed nothing because of its deadline is not an answer to keep.
-      void final.then((r) => {
-        if (isAbsentTimeout(r)) this.cache.delete(requestId, final);
-      });
-    }
-    return first;
+    return this.mutate(name, route, req, requestId, hash, meta, deadlineAt, budgetMs);
   }
 
   /**
@@ -278,7 +278,7 @@ export class Router {
     meta: CallMeta,
     deadlineAt: number,
     budgetMs: number,
-  ): { first: Promise<Reply<unknown>>; final: Promise<Reply<unknown>> } {
+  ): Promise<Reply<unknown>> {
     const { def } = route;
     let call: Call | null = null;
     let answer!: (r: Reply<unknown>) => void;
@@ -291,6 +291,9 @@ export class Router {
         resolve(r);
       };
     });
+    // The result of this call if it is the one that runs (what retries of its requestId share).
+    let settle!: (r: Reply<unknown>) => void;
+    const owned = new Promise<Reply<unknown>>((resolve) => (settle = resolve));
     const timer = setTimeout(
       () => {
         // Not started, or started without an intent (it can no longer change anything): absent.
@@ -300,8 +303,15 @@ export class Router {
       },
       Math.max(0, deadlineAt - Date.now()),
     );
-    // In the lock (FIFO per module): the journal's word on this requestId first.
+    // In the lock (FIFO per module): what is known of this requestId first — a call that took it
+    // while this one waited (memory), then the journal (a call before a restart). Only the call
+    // that then runs becomes the requestId's entry in memory: a refused re-use (other
+    // parameters) must never stand for the requestId, or the real retry would be refused.
     const final = this.mutex.run(def.module, async (): Promise<Reply<unknown>> => {
+      if (requestId !== undefined) {
+        const cached = this.cache.get(requestId, name, hash);
+        if (cached) return cached;
+      }
       if (requestId !== undefined && this.journal) {
         const known = await this.journal.lookup(requestId);
         if (known && known.event !== name) return reusedId(false);
@@ -312,6 +322,13 @@ export class Router {
             code: 'unavailable',
             message: `An earlier attempt of this call was interrupted and could not be settled yet (${def.module} was not available when the agent started); nothing more was done.`,
           });
+      }
+      if (requestId !== undefined) {
+        this.cache.set(requestId, name, hash, owned);
+        // A call that changed nothing because of its deadline is not an answer to keep.
+        void owned.then((r) => {
+          if (isAbsentTimeout(r)) this.cache.delete(requestId, owned);
+        });
       }
       {
         if (answered || Date.now() >= deadlineAt)
@@ -345,6 +362,8 @@ export class Router {
                 this.logger.error({ err, event: name }, 'could not record the outcome of a call'),
               );
           }
+          // Recorded, not yet answered: a kill here loses only the reply (a retry gets it).
+          killPoint();
         } finally {
           this.running.delete(def.module);
           if (armed) stopKillCount();
@@ -352,8 +371,17 @@ export class Router {
         return out;
       }
     });
-    void final.then(answer);
-    return { first, final };
+    if (requestId !== undefined && !this.queued.has(requestId)) {
+      this.queued.set(requestId, { event: name, hash, final });
+      void final.then(() => {
+        if (this.queued.get(requestId)?.final === final) this.queued.delete(requestId);
+      });
+    }
+    void final.then((r) => {
+      settle(r);
+      answer(r);
+    });
+    return first;
   }
 
   /** Runs a handler to its end (no timer: the caller's deadline is handled around it). */

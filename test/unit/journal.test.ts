@@ -91,6 +91,13 @@ test('a retry after a restart gets the recorded reply; other parameters are refu
   // The same holds in memory, before any restart.
   const inMemory = await first.dispatch('create website', { domain: 'b.example', requestId }, meta);
   assert.equal(!inMemory.ok && inMemory.error.code, 'invalid-argument');
+  // A refused re-use never stands for the requestId: the real retry still gets its reply.
+  assert.deepEqual(await second.dispatch('create website', { domain: 'a.example', requestId }, meta), a);
+  const third = (await router(dir, mod)).r;
+  const refusedFirst = await third.dispatch('create website', { domain: 'b.example', requestId }, meta);
+  assert.equal(!refusedFirst.ok && refusedFirst.error.code, 'invalid-argument');
+  assert.deepEqual(await third.dispatch('create website', { domain: 'a.example', requestId }, meta), a);
+  assert.deepEqual(created, ['a.example']);
 });
 
 test('an unfinished intent is settled at start: applied gives the reply, absent lets a retry run afresh', async () => {
