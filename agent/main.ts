@@ -11,6 +11,7 @@ import {
 } from '../shared/protocol/hello.ts';
 import { readTlsFiles, type AgentConfig } from './config.ts';
 import { exec } from './os/exec.ts';
+import { holdPort } from './os/process.ts';
 import { Router } from './rpc/router.ts';
 import { AgentLinks } from './link.ts';
 import { Journal } from './journal/journal.ts';
@@ -137,6 +138,24 @@ async function startLocked(
 ): Promise<RunningAgent> {
   const layout = cfg.layout;
   configureKillPoints(layout.mode);
+  // Forward mode: the listening port is ours from here on (see holdPort), freed just before the
+  // server listens on it.
+  const release = cfg.connect.length === 0 && cfg.port > 0 ? await holdPort(cfg.host, cfg.port) : null;
+  try {
+    return await startHolding(cfg, logger, tls, releaseLock, release);
+  } finally {
+    await release?.();
+  }
+}
+
+async function startHolding(
+  cfg: AgentConfig,
+  logger: Logger,
+  tls: ReturnType<typeof readTlsFiles>,
+  releaseLock: () => Promise<void>,
+  releasePort: (() => Promise<void>) | null,
+): Promise<RunningAgent> {
+  const layout = cfg.layout;
   if (layout.mode === 'sandbox') {
     for (const d of [layout.configDir, layout.wwwRoot, layout.runDir, layout.logDir])
       await fsp.mkdir(d, { recursive: true });
@@ -270,6 +289,7 @@ async function startLocked(
       const { startDialOut } = await import('./dialer.ts');
       transport = { port: 0, server: null, dialOut: startDialOut({ urls: cfg.connect, links, logger }) };
     } else {
+      await releasePort?.();
       const server = await startAgentServer({ host: cfg.host, port: cfg.port, links, logger });
       transport = { port: server.port, server, dialOut: null };
     }

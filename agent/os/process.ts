@@ -24,6 +24,23 @@ export function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * Binds `host:port` with a plain listener (no connection is accepted into anything) so no other
+ * program takes it meanwhile; the returned function frees it. The agent holds its own port while
+ * its modules start: a killed agent's port is free again, and a private service picking a free
+ * port (proftpd, Apache, MariaDB) must not get the very port the agent is about to listen on.
+ */
+export function holdPort(host: string, port: number): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer((c) => c.destroy());
+    s.once('error', reject);
+    let freed: Promise<void> | null = null;
+    s.listen({ host, port, exclusive: true }, () =>
+      resolve(() => (freed ??= new Promise<void>((done) => s.close(() => done())))),
+    );
+  });
+}
+
 /** Whether `port` can be bound on `host` right now. */
 export function canBind(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
