@@ -25,7 +25,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { ConnectionManager } from '../../server/hosts/connection-manager.ts';
 import type { EventName, Reply, ReplyData, RequestIn } from '../../shared/protocol/index.ts';
-import type { Hello } from '../../shared/protocol/hello.ts';
+import { MODULE_NAMES, type Hello } from '../../shared/protocol/hello.ts';
 import { TEMP_FILE } from '../../agent/journal/sweep.ts';
 import { spawnAgent, type AgentProcess } from './agent-process.ts';
 import { freePort } from './enroll.ts';
@@ -599,7 +599,7 @@ export function runCrashSuite(suite: CrashSuite): void {
     const own = suite.modules(env);
     modules = ['system', ...Object.keys(own).filter((k) => own[k] !== false)];
     const all = Object.fromEntries(
-      ['websites', 'ftp', 'mysql', 'firewall'].map((k) => [k, own[k] ?? false] as const),
+      MODULE_NAMES.filter((k) => k !== 'system').map((k) => [k, own[k] ?? false] as const),
     );
     const config = path.join(sandbox, 'agent.json');
     writeFileSync(config, JSON.stringify({ modules: { ...all, ...own } }));
