@@ -14,6 +14,7 @@ import { registerHostCommands } from './cli-hosts.ts';
 import { registerJobCommands } from './cli-jobs.ts';
 import { describeGrants, highestRole, parseGrantText } from './auth/scope.ts';
 import { parseSelector } from '../shared/validate/labels.ts';
+import { TwoFactorRepo } from './db/two-factor.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`ponio-panel: ${message}\n`);
@@ -290,6 +291,34 @@ export function buildPanelCli(): Command {
       const now = accounts.grants.of(u.id);
       const role = accounts.users.get(u.id)?.role ?? u.role;
       out(`${u.username}: ${now.length === 0 ? `${role} on all hosts` : describeGrants(now)}`);
+    } finally {
+      db.close();
+    }
+  });
+
+  dataOptions(
+    user
+      .command('reset-2fa <username>')
+      .description(
+        'remove every second factor of a user who lost their device (authenticator, passkeys, recovery codes); signs them out',
+      ),
+  ).action((username: string, o: Flags) => {
+    const { db, accounts, audit } = openData(o);
+    try {
+      const u = accounts.users.getByName(username);
+      if (!u) fail(`no user named ${username}`, 1);
+      const r = new TwoFactorRepo(db).resetAll(u.id);
+      accounts.endUserSessions(u.id);
+      audit.write({
+        actor: CLI_ACTOR,
+        hostId: null,
+        action: 'user 2fa reset',
+        params: { username: u.username, ...r },
+        ok: true,
+      });
+      out(
+        `two-factor sign-in of ${u.username} reset (${r.totp ? 'authenticator app, ' : ''}${r.credentials} passkey(s), ${r.recoveryCodes} recovery code(s) removed)`,
+      );
     } finally {
       db.close();
     }

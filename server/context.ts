@@ -13,6 +13,7 @@ import type { HostLabelsRepo } from './db/labels.ts';
 import type { Jobs } from './jobs/engine.ts';
 import type { Observability } from './metrics/index.ts';
 import type { HostScopes } from './auth/host-scope.ts';
+import type { TwoFactor } from './auth/two-factor.ts';
 
 /**
  * Everything a route, page or CLI command of the panel may use. Built once in server/main.ts
@@ -36,6 +37,8 @@ export interface PanelContext {
   accounts: Accounts;
   /** Which hosts an actor sees and with which role (grants, token selectors, labels). */
   scopes: HostScopes;
+  /** Two-factor sign-in: TOTP, passkeys, recovery codes, the "require" setting. */
+  twoFactor: TwoFactor;
   /** Host lifecycle: add + join token, enroll, re-issue token, remove, renew, rotate (issue 3). */
   enrollment?: Enrollment;
   /** Metrics (jobs record with `observability.metrics.jobs`), readiness probes, /healthz /readyz /metrics. */

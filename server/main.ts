@@ -25,6 +25,10 @@ import { HostCrl } from './hosts/host-crl.ts';
 import { attachRealtime } from './realtime/index.ts';
 import { HostLabelsRepo } from './db/labels.ts';
 import { HostScopes } from './auth/host-scope.ts';
+import { TwoFactor } from './auth/two-factor.ts';
+import { TwoFactorRepo } from './db/two-factor.ts';
+import { SecretBox } from './auth/secret-box.ts';
+import { panelSecret } from './auth/panel-secret.ts';
 import { Jobs } from './jobs/engine.ts';
 import { createObservability } from './metrics/index.ts';
 
@@ -110,6 +114,11 @@ export async function startPanel(
     apiTokens,
     accounts,
     scopes,
+    twoFactor: new TwoFactor(
+      new TwoFactorRepo(db),
+      SecretBox.load(config.dataDir),
+      panelSecret(db, 'recovery-codes'),
+    ),
     observability,
     publicUrl: () =>
       config.publicUrl ?? `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,

@@ -9,7 +9,9 @@ import {
   parseUserId,
   resetPassword,
   revokeToken,
+  resetTwoFactor,
   setGrants,
+  setTwoFactorRequirement,
   tokenView,
   updateUser,
 } from '../auth/admin-ops.ts';
@@ -121,6 +123,26 @@ export function accountsApi(ctx: PanelContext): Router {
       const b = bodyOf(req);
       only(b, ['grants']);
       res.json({ data: setGrants(ctx, actorOf(req), parseUserId(param(req, 'id')), b.grants) });
+    }),
+  );
+  r.delete(
+    '/users/:id/two-factor',
+    requireRole('admin'),
+    wrap((req, res) => {
+      const message = resetTwoFactor(ctx, actorOf(req), parseUserId(param(req, 'id')));
+      res.json({ data: { reset: true, message } });
+    }),
+  );
+  r.get('/settings/two-factor', requireRole('admin'), (_req, res) => {
+    res.json({ data: { require: ctx.twoFactor.repo.requirement() } });
+  });
+  r.put(
+    '/settings/two-factor',
+    requireRole('admin'),
+    wrap((req, res) => {
+      const b = bodyOf(req);
+      only(b, ['require']);
+      res.json({ data: { require: setTwoFactorRequirement(ctx, actorOf(req), b.require) } });
     }),
   );
   r.delete(

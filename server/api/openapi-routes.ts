@@ -126,6 +126,7 @@ const newHostSchema = z.object({
 });
 
 const bool = z.enum(['true', 'false', '1', '0']);
+const requireSchema = z.object({ require: z.enum(['off', 'admins', 'everyone']) });
 const grantSchema = z.object({
   role: z.enum(['operator', 'viewer']),
   selector: z.string().nullable().describe('label selector such as role=web; null = all hosts'),
@@ -221,6 +222,36 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     access: 'panel',
     body: z.object({ grants: z.array(grantSchema) }),
     data: z.array(grantSchema),
+  },
+  {
+    method: 'delete',
+    path: '/users/{id}/two-factor',
+    summary:
+      "Reset a user's two-factor sign-in (lost device): authenticator, passkeys and recovery codes removed; signs them out",
+    tag: 'users',
+    role: 'admin',
+    access: 'panel',
+    data: z.object({ reset: z.literal(true), message: z.string() }),
+  },
+  {
+    method: 'get',
+    path: '/settings/two-factor',
+    summary: 'Who must use two-factor sign-in',
+    tag: 'panel',
+    role: 'admin',
+    access: 'panel',
+    data: requireSchema,
+  },
+  {
+    method: 'put',
+    path: '/settings/two-factor',
+    summary:
+      'Require two-factor sign-in for nobody, admins or everyone (who has none enrols at the next sign-in)',
+    tag: 'panel',
+    role: 'admin',
+    access: 'panel',
+    body: requireSchema,
+    data: requireSchema,
   },
   {
     method: 'delete',

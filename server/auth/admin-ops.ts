@@ -5,6 +5,7 @@ import { UserInputError, userView, type UserView } from './users.ts';
 import type { ApiTokenRow } from '../auth/api-tokens.ts';
 import { describeGrants, highestRole, validateGrants, type Grant } from './scope.ts';
 import { parseSelector } from '../../shared/validate/labels.ts';
+import { REQUIRE_2FA, type Require2fa } from '../db/two-factor.ts';
 
 /**
  * Account and token administration shared by the dashboard, the REST API and the CLI: validates,
@@ -171,3 +172,28 @@ export const tokenView = (t: ApiTokenRow) => ({
   selector: t.selector,
   state: t.revoked_at ? 'revoked' : t.expires_at !== null && t.expires_at <= Date.now() ? 'expired' : 'live',
 });
+
+/**
+ * Admin reset of a user who lost their device: every second factor (authenticator, passkeys,
+ * recovery codes) removed, their sessions ended, audited. They sign in with the password next
+ * (and enrol again if the panel requires two-factor).
+ */
+export function resetTwoFactor(ctx: PanelContext, actor: Actor, id: number): string {
+  const u = ctx.accounts.users.get(id);
+  if (!u) throw new UserInputError('No such user.', 'not-found');
+  const r = ctx.twoFactor.reset(id);
+  ctx.accounts.endUserSessions(id);
+  const what = `${r.totp ? 'authenticator app, ' : ''}${r.credentials} passkey(s), ${r.recoveryCodes} recovery code(s)`;
+  audit(ctx, actor, 'user 2fa reset', { username: u.username, ...r }, true, what);
+  return `Two-factor sign-in of ${u.username} reset (${what} removed); they are signed out.`;
+}
+
+/** The "require two-factor" setting: off, admins or everyone (forces enrolment at next sign-in). */
+export function setTwoFactorRequirement(ctx: PanelContext, actor: Actor, value: unknown): Require2fa {
+  if (!(REQUIRE_2FA as readonly unknown[]).includes(value))
+    throw new UserInputError(`The two-factor requirement is one of ${REQUIRE_2FA.join(', ')}.`);
+  const v = value as Require2fa;
+  ctx.twoFactor.repo.setRequirement(v);
+  audit(ctx, actor, 'settings require 2fa', { require: v });
+  return v;
+}

@@ -8,6 +8,9 @@ import { dummyHash, passwordProblem, verifyPassword } from './passwords.ts';
 import { renderPage } from '../http/render.ts';
 import { panelSecret, unknownUserLabel } from './panel-secret.ts';
 import { setFlash } from '../http/flash.ts';
+import { setPending } from './pending-sign-in.ts';
+import { secondFactorRoutes } from './second-factor.ts';
+import type { TwoFactor } from './two-factor.ts';
 
 /** A local redirect target from ?next= (absolute paths on this panel only). */
 export function safeNext(v: unknown): string {
@@ -23,6 +26,7 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
   const r = Router();
   // Pages before sign-in get a stateless CSRF token, not a session row (prelogin-csrf.ts).
   const preloginKey = panelSecret(ctx.db, 'prelogin-csrf');
+  const pendingKey = panelSecret(ctx.db, 'pending-2fa');
   const formToken = (req: Request, res: Response): void => {
     if (!req.session) preloginToken(req, res, preloginKey);
   };
@@ -104,6 +108,12 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
       });
       return;
     }
+    // A second factor enrolled: the password alone signs nobody in (server/auth/second-factor.ts).
+    if (ctx.twoFactor.hasFactor(user.id)) {
+      setPending(res, pendingKey, user);
+      res.redirect(303, `/login/two-factor?next=${encodeURIComponent(next)}`);
+      return;
+    }
     signIn(req, res, user.id);
     accounts.clearSetupToken();
     ctx.audit.write({
@@ -113,8 +123,10 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
       params: null,
       ok: true,
     });
-    res.redirect(303, user.must_change_password === 1 ? '/account/password' : next);
+    const enrol = ctx.twoFactor.mustEnroll(user) ? TWO_FACTOR_PAGE : next;
+    res.redirect(303, user.must_change_password === 1 ? '/account/password' : enrol);
   }) as RequestHandler);
+  r.use(secondFactorRoutes(ctx, { signIn, formToken, safeNext }));
 
   r.post('/logout', (req, res) => {
     const s = req.session;
@@ -180,8 +192,15 @@ export function loginRoutes(ctx: PanelContext, accounts: Accounts): Router {
   return r;
 }
 
-/** After the public routes: pages need a signed-in, enabled user (sets req.actor). */
-export function requireLogin(accounts: Accounts): RequestHandler {
+/** Where a user whom the panel requires to use two-factor sign-in enrols (server/http/two-factor-page.ts). */
+export const TWO_FACTOR_PAGE = '/account/two-factor';
+
+/**
+ * After the public routes: pages need a signed-in, enabled user (sets req.actor). A user who must
+ * change their password, or must enrol a second factor (the admin's "require two-factor"
+ * setting), gets only that page until they have.
+ */
+export function requireLogin(accounts: Accounts, twoFactor: Pick<TwoFactor, 'mustEnroll'>): RequestHandler {
   return (req, res, next) => {
     const id = req.session?.data.userId ?? null;
     const user = id !== null ? accounts.users.get(id) : null;
@@ -199,6 +218,19 @@ export function requireLogin(accounts: Accounts): RequestHandler {
     res.set('cache-control', 'no-store');
     if (user.must_change_password === 1 && !req.path.startsWith('/account/password')) {
       res.redirect(303, '/account/password');
+      return;
+    }
+    if (
+      user.must_change_password === 0 &&
+      !req.path.startsWith(TWO_FACTOR_PAGE) &&
+      twoFactor.mustEnroll(user)
+    ) {
+      if (req.method === 'GET' || req.method === 'HEAD') res.redirect(303, TWO_FACTOR_PAGE);
+      else
+        res
+          .status(403)
+          .type('text/plain')
+          .send('Two-factor sign-in is required for your account: set it up first on /account/two-factor.');
       return;
     }
     next();

@@ -186,4 +186,42 @@ CREATE INDEX user_grants_user ON user_grants (user_id);
 ALTER TABLE api_tokens ADD COLUMN selector TEXT;
 `,
   },
+  {
+    id: 421,
+    name: 'two-factor sign-in: TOTP, recovery codes, WebAuthn credentials (issue 24)',
+    sql: `
+CREATE TABLE user_totp (
+  user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  secret_enc TEXT NOT NULL,                  -- AES-256-GCM under the data dir's two-factor.key (server/auth/secret-box.ts)
+  created_at INTEGER NOT NULL,
+  confirmed_at INTEGER,                      -- NULL: enrolment started, first code not yet entered
+  last_step INTEGER                          -- last accepted RFC 6238 time step: a code is never accepted twice
+);
+CREATE TABLE user_recovery_codes (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  code_hash TEXT NOT NULL,                   -- HMAC-SHA256 under a panel secret; the codes are shown once
+  used_at INTEGER
+);
+CREATE INDEX user_recovery_codes_user ON user_recovery_codes (user_id);
+CREATE TABLE user_webauthn (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  credential_id TEXT NOT NULL UNIQUE,        -- base64url
+  public_key TEXT NOT NULL,                  -- base64url COSE key
+  counter INTEGER NOT NULL DEFAULT 0,
+  transports TEXT,                           -- JSON array
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER
+);
+CREATE INDEX user_webauthn_user ON user_webauthn (user_id);
+CREATE TABLE webauthn_challenges (
+  challenge TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  purpose TEXT NOT NULL CHECK (purpose IN ('register', 'sign-in')),
+  expires_at INTEGER NOT NULL
+);
+`,
+  },
 ];

@@ -55,6 +55,7 @@ export function accountPages(ctx: PanelContext): Router {
           ...userView(u),
           grantsText: grants.length === 0 ? `${u.role} on all hosts` : describeGrants(grants),
           grantsInput: grants.map((g) => `${g.role}:${g.selector ?? '*'}`).join('\n'),
+          twoFactor: ctx.twoFactor.hasFactor(u.id),
         };
       }),
       roles: ROLES,

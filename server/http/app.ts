@@ -56,6 +56,11 @@ export function createApp(ctx: PanelContext): Express {
   const staticOpts = { maxAge: '1d', index: false, fallthrough: true } as const;
   app.use('/static/bootstrap', express.static(path.join(ROOT, 'node_modules/bootstrap/dist'), staticOpts));
   app.use('/static/icons', express.static(path.join(ROOT, 'node_modules/bootstrap-icons/font'), staticOpts));
+  // The browser part of SimpleWebAuthn (passkeys, server/auth/two-factor.ts), served locally.
+  app.use(
+    '/static/webauthn',
+    express.static(path.join(ROOT, 'node_modules/@simplewebauthn/browser/dist/bundle'), staticOpts),
+  );
   app.use('/static', express.static(path.join(ROOT, 'public'), staticOpts));
   app.use('/static', scriptAssets(path.join(ROOT, 'public')));
   app.use(enrollmentRouter(ctx)); // /enroll, /enroll/ca: before the dashboard (own JSON parser, no CSRF)

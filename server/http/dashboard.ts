@@ -15,6 +15,7 @@ import { overviewPages } from './overview.ts';
 import { hostSystemPages } from './host-system.ts';
 import { hostsAdminPages } from './hosts-admin.ts';
 import { accountPages } from './accounts.ts';
+import { twoFactorPages } from './two-factor-page.ts';
 import { auditPages } from './audit-page.ts';
 import { settingsPages } from './settings-page.ts';
 import { jobsPages } from './jobs-page.ts';
@@ -40,13 +41,14 @@ export function dashboardRouter(ctx: PanelContext): Router {
   r.use(csrfProtection(panelSecret(ctx.db, 'prelogin-csrf')));
   r.use(progressScope());
   r.use(loginRoutes(ctx, accounts));
-  r.use(requireLogin(accounts));
+  r.use(requireLogin(accounts, ctx.twoFactor));
   // Before every page under a host: the host scope check (server/auth/host-guard.ts).
   r.use('/hosts/:hostId', hostScopeGuard({ scopes: ctx.scopes, hosts: ctx.hosts.repo }));
   r.use(overviewPages(ctx));
   r.use(hostsAdminPages(ctx));
   r.use(hostSystemPages(ctx));
   r.use(accountPages(ctx));
+  r.use(twoFactorPages(ctx));
   r.use(auditPages(ctx));
   r.use(settingsPages(ctx));
   r.use(jobsPages(ctx));

@@ -23,6 +23,7 @@ export function settingsPages(ctx: PanelContext): Router {
         caFingerprint: ctx.pki.caFingerprint(),
         logLevel: c.logLevel,
       },
+      requireTwoFactor: ctx.twoFactor.repo.requirement(),
     });
   });
   r.post('/settings/sessions/end-others', requireRole('viewer'), (req, res) => {

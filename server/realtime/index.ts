@@ -74,7 +74,10 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
     const data = accounts.sessions.peek(key);
     const user = data?.userId ? accounts.users.get(data.userId) : null;
     // A session that must change its password gets nothing but the password page.
-    return user && user.disabled === 0 && user.must_change_password === 0 ? user : null;
+    // Nor does one that must first enrol a second factor (the "require two-factor" setting).
+    return user && user.disabled === 0 && user.must_change_password === 0 && !ctx.twoFactor.mustEnroll(user)
+      ? user
+      : null;
   };
   io.use((socket, next) => {
     const sid = readCookie(socket.request.headers.cookie, SESSION_COOKIE);
