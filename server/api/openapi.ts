@@ -33,6 +33,14 @@ function requestBody(route: ApiRouteDoc, pathParams: string[]): Json | null {
 }
 
 /** The OpenAPI 3.1 document of REST API v1, built from the RPC contract's zod schemas. */
+/** How host scopes apply to a route (docs/security.md §11), for its description. */
+const scopeNote = (route: ApiRouteDoc): string =>
+  route.access === 'panel'
+    ? ' (panel-wide)'
+    : route.access === 'scoped-list'
+      ? " (the result is cut to the caller's hosts)"
+      : ' on this host (a host outside the caller’s scope answers 404)';
+
 export function openApiDocument(serverUrl: string): Json {
   const paths: Record<string, Json> = {};
   for (const route of OPENAPI_ROUTES) {
@@ -44,7 +52,8 @@ export function openApiDocument(serverUrl: string): Json {
       summary: route.summary,
       tags: [route.tag],
       operationId: `${route.method}${route.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
-      description: `Needs the **${route.role}** role.${route.event ? ` Calls the agent event \`${route.event}\`: ${rpcEvents[route.event].summary}` : ''}`,
+      description: `Needs the **${route.role}** role${scopeNote(route)}.${route.event ? ` Calls the agent event \`${route.event}\`: ${rpcEvents[route.event].summary}` : ''}`,
+      'x-ponio-access': route.access ?? 'host',
       parameters: [
         ...pathParams.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
         ...(route.query ?? []).map((q) => ({

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { io, type Socket } from 'socket.io-client';
 import { startTestPanel, TEST_USER_PASSWORD, type TestPanel } from '../helpers/panel.ts';
-import { csrfOf, type WebClient } from '../helpers/web-client.ts';
+import { WebClient, csrfOf } from '../helpers/web-client.ts';
 import { servedRoutes, toOpenApiPath, type ServedRoute } from '../helpers/routes.ts';
 import { createApp } from '../../server/http/app.ts';
 import { OPENAPI_ROUTES } from '../../server/api/openapi-routes.ts';
@@ -450,4 +450,51 @@ test('browser socket: no events from out-of-scope hosts; re-evaluated when label
       body: { grants: [{ role: 'operator', selector: 'role=web' }] },
     });
   }
+});
+
+test('dashboard: an admin sets grants on the Users page and a selector on a new token', async () => {
+  const admin = await t.signedIn('scope-admin', 'admin');
+  await t.panel.ctx.accounts.users.create({ username: 'dana', password: TEST_USER_PASSWORD, role: 'viewer' });
+  const dana = t.panel.ctx.accounts.users.getByName('dana')!;
+  const bad = await admin.submit('/users', `/users/${dana.id}/grants`, { grants: 'operator:role=web,,' });
+  assert.equal(bad.status, 303);
+  assert.match((await admin.get('/users')).text, /empty term/);
+  assert.deepEqual(t.panel.ctx.accounts.grants.of(dana.id), [], 'a bad form changes nothing');
+  const ok = await admin.submit('/users', `/users/${dana.id}/grants`, {
+    grants: 'operator:role=web\nviewer:*',
+  });
+  assert.equal(ok.status, 303);
+  assert.deepEqual(t.panel.ctx.accounts.grants.of(dana.id), [
+    { role: 'operator', selector: 'role=web' },
+    { role: 'viewer', selector: null },
+  ]);
+  assert.equal(t.panel.ctx.accounts.users.get(dana.id)!.role, 'operator', 'role = highest grant');
+  const users = await admin.get('/users');
+  assert.match(users.text, /operator on role=web; viewer on all hosts/);
+  const audit = t.panel.ctx.audit.query({ action: 'user grants' }).rows[0];
+  assert.equal(audit?.actor, 'scope-admin');
+  // Viewer on all hosts, operator on web: dana reads db-1 but cannot change it.
+  const d = new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
+  await d.login('dana', TEST_USER_PASSWORD);
+  assert.equal((await d.get(`/hosts/${OUT}`)).status, 200);
+  const page = await d.get(`/hosts/${OUT}/websites`);
+  const write = await d.request('POST', `/hosts/${OUT}/websites/create`, {
+    form: { _csrf: csrfOf(page.text), domain: 'never.example' },
+  });
+  assert.equal(write.status, 403, 'viewer on db-1');
+  // A token with a selector, from the tokens page.
+  const made = await admin.submit('/tokens', '/tokens', {
+    name: 'web-ci',
+    role: 'operator',
+    selector: 'role=web',
+  });
+  assert.equal(made.status, 200, made.text.slice(0, 300));
+  const secret = /id="new-token-value"[^>]*>([^<]+)</.exec(made.text)?.[1];
+  assert.ok(secret);
+  assert.equal((await t.request('GET', `/api/v1/hosts/${OUT}`, { token: secret })).status, 404);
+  assert.equal((await t.request('GET', `/api/v1/hosts/${IN}`, { token: secret })).status, 200);
+  const doc = await t.request<any>('GET', '/api/v1/openapi.json', { token: null });
+  assert.equal(doc.body.paths['/hosts/{hostId}/websites'].get['x-ponio-access'], 'host');
+  assert.equal(doc.body.paths['/users'].get['x-ponio-access'], 'panel');
+  assert.equal(doc.body.paths['/hosts'].get['x-ponio-access'], 'scoped-list');
 });
