@@ -15,6 +15,14 @@ import { setFlash } from './flash.ts';
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const form = (req: Request): Record<string, unknown> => (req.body ?? {}) as Record<string, unknown>;
 const PAGE = '/account/two-factor';
+/** Adding a factor needs a sign-in this recent: a stolen old session cannot plant its own factor. */
+export const RECENT_SIGN_IN_MS = 15 * 60_000;
+const STALE_SIGN_IN =
+  'For your safety, adding a second factor needs a recent sign-in: sign out, sign in again and add it within 15 minutes.';
+const recentSignIn = (req: Request): boolean => {
+  const at = req.session?.data.authAt ?? null;
+  return at !== null && Date.now() - at <= RECENT_SIGN_IN_MS;
+};
 
 /**
  * /account/two-factor: each user enrols and removes their own second factors (authenticator
@@ -75,6 +83,11 @@ export function twoFactorPages(ctx: PanelContext): Router {
       res.redirect(303, PAGE);
       return;
     }
+    if (!recentSignIn(req)) {
+      res.status(403);
+      page(req, res, { error: STALE_SIGN_IN });
+      return;
+    }
     // The key is shown in this reply only; a reload shows nothing (start again).
     page(req, res, { setup: await tf.startTotp(u) });
   }) as RequestHandler);
@@ -130,11 +143,19 @@ export function twoFactorPages(ctx: PanelContext): Router {
   };
   r.post(`${PAGE}/passkeys/options`, requireRole('viewer'), jsonBody, (async (req, res) => {
     res.set('cache-control', 'no-store');
+    if (!recentSignIn(req)) {
+      res.status(403).json({ error: { code: 'permission-denied', message: STALE_SIGN_IN } });
+      return;
+    }
     res.json({ options: await tf.registrationOptions(me(req), rpOf(req)) });
   }) as RequestHandler);
   r.post(`${PAGE}/passkeys`, requireRole('viewer'), jsonBody, (async (req, res) => {
     const u = me(req);
     const body = form(req);
+    if (!recentSignIn(req)) {
+      res.status(403).json({ error: { code: 'permission-denied', message: STALE_SIGN_IN } });
+      return;
+    }
     const name = str(body.name).trim();
     if (!/^[\p{L}\p{N} ._@'-]{1,64}$/u.test(name)) {
       res.status(400).json({

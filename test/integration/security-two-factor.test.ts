@@ -13,6 +13,7 @@ import { WebClient, csrfOf } from '../helpers/web-client.ts';
 import { SESSION_COOKIE } from '../../server/auth/sessions.ts';
 import { SECRET_KEY_FILE } from '../../server/auth/secret-box.ts';
 import { SECOND_FACTOR_LIMITS } from '../../server/auth/second-factor.ts';
+import { RECENT_SIGN_IN_MS } from '../../server/http/two-factor-page.ts';
 
 let t: TestPanel;
 const client = (): WebClient => new WebClient(t.url, t.panel.ctx.pki.ca.certPem);
@@ -258,6 +259,22 @@ test('admin reset for a lost device (audited), the CLI reset, and `user passwd` 
   const afterCli = client();
   assert.equal((await passwordStep(afterCli, 'lena', 'a brand new password 1')).location, '/');
   assert.ok(t.panel.ctx.audit.query({ actor: 'cli', action: 'user 2fa reset' }).total >= 1);
+});
+
+test('adding a factor needs a recent sign-in (an old session cannot plant one)', async () => {
+  const c = await t.signedIn('olaf', 'viewer');
+  const long = Date.now() - RECENT_SIGN_IN_MS - 60_000;
+  t.panel.ctx.db.prepare("UPDATE sessions SET data = json_set(data, '$.authAt', ?)").run(long);
+  const r = await c.submit('/account/two-factor', '/account/two-factor/totp', {});
+  assert.equal(r.status, 403);
+  assert.match(r.text, /needs a recent sign-in/);
+  assert.equal(t.panel.ctx.twoFactor.repo.totp(t.panel.ctx.accounts.users.getByName('olaf')!.id), null);
+  const page = await c.get('/account/two-factor');
+  const opts = await c.request('POST', '/account/two-factor/passkeys/options', {
+    headers: { 'content-type': 'application/json', 'x-csrf-token': csrfOf(page.text) },
+    body: '{}',
+  });
+  assert.equal(opts.status, 403);
 });
 
 test('a pending sign-in is bound to the password: a reset in between voids it', async () => {
