@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, PONIO_VERSION } from '../shared/protocol/version.ts';
@@ -22,6 +23,7 @@ import { startAgentServer, type AgentServer } from './server.ts';
 import type { DialOut } from './dialer.ts';
 import { RevocationList } from './trust.ts';
 import { createTrustHandlers } from './trust-handlers.ts';
+import { settleInstalls } from './trust-files.ts';
 import { AgentMetrics } from './metrics.ts';
 import { Readiness } from '../shared/health.ts';
 import { X509Certificate } from 'node:crypto';
@@ -117,13 +119,12 @@ export async function startAgent(
   cfg: AgentConfig,
   logger: Logger = pino({ level: cfg.logLevel }),
 ): Promise<RunningAgent> {
-  const tls = readTlsFiles(cfg);
   const layout = cfg.layout;
   await fsp.mkdir(layout.stateDir, { recursive: true, mode: 0o700 });
   // One agent per state directory (a second one would re-apply stale state over the first's).
   const releaseLock = await lockStateDir(layout.stateDir);
   try {
-    return await startLocked(cfg, logger, tls, releaseLock);
+    return await startLocked(cfg, logger, releaseLock);
   } catch (e) {
     await releaseLock();
     throw e;
@@ -133,7 +134,6 @@ export async function startAgent(
 async function startLocked(
   cfg: AgentConfig,
   logger: Logger,
-  tls: ReturnType<typeof readTlsFiles>,
   releaseLock: () => Promise<void>,
 ): Promise<RunningAgent> {
   const layout = cfg.layout;
@@ -142,7 +142,7 @@ async function startLocked(
   // server listens on it.
   const release = cfg.connect.length === 0 && cfg.port > 0 ? await holdPort(cfg.host, cfg.port) : null;
   try {
-    return await startHolding(cfg, logger, tls, releaseLock, release);
+    return await startHolding(cfg, logger, releaseLock, release);
   } finally {
     await release?.();
   }
@@ -151,7 +151,6 @@ async function startLocked(
 async function startHolding(
   cfg: AgentConfig,
   logger: Logger,
-  tls: ReturnType<typeof readTlsFiles>,
   releaseLock: () => Promise<void>,
   releasePort: (() => Promise<void>) | null,
 ): Promise<RunningAgent> {
@@ -162,6 +161,16 @@ async function startHolding(
   }
   const journal = new Journal(layout.stateDir);
   const unfinished = await journal.open();
+  // A certificate install a kill interrupted is completed first: the key and the certificate
+  // must be a pair before they are read.
+  const trustFiles = {
+    certFile: cfg.certFile,
+    keyFile: cfg.keyFile,
+    caFile: cfg.caFile,
+    pendingKeyFile: path.join(layout.stateDir, 'renewal.key'),
+  };
+  await settleInstalls(trustFiles, unfinished);
+  const tls = readTlsFiles(cfg);
   const revocations = new RevocationList(cfg.revokedFile);
   // The agent's health, reported to the panel over the link (`agent metrics`): one entry a part.
   const readiness = new Readiness()
@@ -197,7 +206,7 @@ async function startHolding(
       .map(([name]) => name),
   );
   const trust = createTrustHandlers({
-    files: { certFile: cfg.certFile, keyFile: cfg.keyFile, caFile: cfg.caFile },
+    files: trustFiles,
     links,
     revocations,
     logger,
@@ -260,7 +269,7 @@ async function startHolding(
     const swept = await sweepTempFiles([
       layout.stateDir,
       journal.dir,
-      ...started.flatMap((m) => m.writesIn?.() ?? []),
+      ...ready.flatMap((m) => m.writesIn?.() ?? []),
     ]);
     if (swept.length > 0) logger.warn({ files: swept }, 'removed temp files of interrupted writes');
     if (unfinished.length > 0) logger.warn({ calls: unfinished.length }, 'settling interrupted changes');

@@ -20,9 +20,11 @@ export class RevocationList {
     return this.serials;
   }
 
+  /** Stored first, then in force (a failed write leaves the list as it was, on disk and here). */
   async replace(serials: readonly string[]): Promise<void> {
-    this.serials = new Set(serials.map(normaliseSerial));
+    const next = new Set(serials.map(normaliseSerial));
     await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    await atomicWrite(this.file, JSON.stringify([...this.serials].sort(), null, 1), { mode: 0o600 });
+    await atomicWrite(this.file, JSON.stringify([...next].sort(), null, 1), { mode: 0o600 });
+    this.serials = next;
   }
 }

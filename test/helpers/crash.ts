@@ -77,6 +77,8 @@ export interface CrashEnv {
   /** The agent's certificate files (a trust suite reads and changes them). */
   readonly files: AgentFiles;
   readonly pki: TestPki;
+  /** The port the agent listens on (127.0.0.1). */
+  readonly port: number;
 }
 
 /** One mutating event in one starting state. */
@@ -147,6 +149,7 @@ export class CrashHost implements CrashEnv {
   readonly sandbox: string;
   readonly files: AgentFiles;
   readonly pki: TestPki;
+  readonly port: number;
 
   constructor(
     env: CrashEnv,
@@ -159,6 +162,7 @@ export class CrashHost implements CrashEnv {
     this.sandbox = env.sandbox;
     this.files = env.files;
     this.pki = env.pki;
+    this.port = env.port;
   }
 
   sb(rel: string): string {
@@ -586,12 +590,14 @@ export function runCrashSuite(suite: CrashSuite): void {
     const hostId = `crash-${suite.name}`;
     const files = await pki.agent(hostId);
     const sandbox = tempDir(`ponio-crash-${suite.name}-`);
+    const port = await agentPort();
     env = {
       name: suite.name,
       hostId,
       sandbox,
       files,
       pki,
+      port,
       sb: (rel) => path.join(sandbox, rel),
       state: (rel) => path.join(sandbox, 'var/lib/ponio-agent', rel),
     };
@@ -603,7 +609,6 @@ export function runCrashSuite(suite: CrashSuite): void {
     );
     const config = path.join(sandbox, 'agent.json');
     writeFileSync(config, JSON.stringify({ modules: { ...all, ...own } }));
-    const port = await agentPort();
     const command = await agentBundle();
     // Reconnects every 50-100 ms: a restarted agent is seen as soon as it listens.
     manager = new ConnectionManager({

@@ -4,7 +4,7 @@ import '../../../shared/protocol/events/system.ts';
 import { available, type AgentModule, type ModuleContext } from '../types.ts';
 import { systemInfo } from './info.ts';
 import type { ReplyData } from '../../../shared/protocol/index.ts';
-import type { TrustHandlers } from '../../trust-handlers.ts';
+import type { Trust } from '../../trust-handlers.ts';
 import type { AgentMetrics } from '../../metrics.ts';
 
 /**
@@ -14,7 +14,7 @@ import type { AgentMetrics } from '../../metrics.ts';
  */
 export function createSystemModule(
   ctx: ModuleContext,
-  trust: TrustHandlers,
+  trust: Trust,
   metrics: Pick<AgentMetrics, 'snapshot'>,
   outcome: (requestId: string) => Promise<ReplyData<'call outcome'>>,
 ): AgentModule<'system'> {
@@ -26,7 +26,14 @@ export function createSystemModule(
       'system info': () => systemInfo(ctx.exec),
       'agent metrics': () => metrics.snapshot(),
       'call outcome': (req) => outcome(req.id),
-      ...trust,
+      ...trust.handlers,
     },
+    // Its only mutations are the trust events.
+    recover: (event, intent) => {
+      if (event === 'renew certificate' || event === 'install certificate' || event === 'set revocations')
+        return trust.recover(event, intent);
+      return Promise.reject(new Error(`"${event}" is not a mutation`));
+    },
+    writesIn: () => trust.writesIn(),
   };
 }
