@@ -39,27 +39,29 @@ export class HostCrl {
       this.again = true; // a change seen while signing is picked up right after
       return this.running;
     }
-    this.running = (async () => {
-      let changed = false;
-      try {
-        do {
-          this.again = false;
-          const serials = [...this.opts.revoked()].sort();
-          const key = serials.join(',');
-          const stale = Date.now() - this.signedAt > CRL_VALID_MS - 86_400_000;
-          if (key === this.key && this.pem && !stale) continue;
-          this.pem = await createCrl(this.opts.ca(), serials);
-          this.key = key;
-          this.signedAt = Date.now();
-          changed = true;
-          this.opts.logger.info({ revoked: serials.length }, 'host certificate revocation list signed');
-        } while (this.again);
-      } finally {
-        this.running = null;
-      }
-      return changed;
-    })();
-    return this.running;
+    // Cleared in a later microtask, never before it is set (sign() may finish synchronously).
+    const p = this.sign().finally(() => {
+      if (this.running === p) this.running = null;
+    });
+    this.running = p;
+    return p;
+  }
+
+  private async sign(): Promise<boolean> {
+    let changed = false;
+    do {
+      this.again = false;
+      const serials = [...this.opts.revoked()].sort();
+      const key = serials.join(',');
+      const stale = Date.now() - this.signedAt > CRL_VALID_MS - 86_400_000;
+      if (key === this.key && this.pem && !stale) continue;
+      this.pem = await createCrl(this.opts.ca(), serials);
+      this.key = key;
+      this.signedAt = Date.now();
+      changed = true;
+      this.opts.logger.info({ revoked: serials.length }, 'host certificate revocation list signed');
+    } while (this.again);
+    return changed;
   }
 
   start(): void {
