@@ -104,7 +104,8 @@ export class Jobs {
    * unknown name (the actor must not learn it exists).
    */
   private resolve(target: JobTarget, event?: EventName, actor?: Actor): ResolvedTarget {
-    const see = actor && this.d.scopes ? this.d.scopes.visibility(actor) : null;
+    const ids = actor && this.d.scopes ? this.d.scopes.visibleIds(actor) : null;
+    const see = ids ? (id: string): boolean => ids.has(id) : null;
     try {
       if (see) {
         const rows = this.d.hosts.repo.list();

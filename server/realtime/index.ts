@@ -120,8 +120,8 @@ export function attachRealtime(ctx: PanelContext, server: HttpsServer): Realtime
         if (ids !== null && !ids.has(room.slice(5))) void s.leave(room);
         continue;
       }
-      if (room.startsWith('job:') && !ctx.jobs.visibleTo(actor, Number(room.slice(4)))) {
-        void s.leave(room);
+      if (room.startsWith('job:')) {
+        if (!ctx.jobs.visibleTo(actor, Number(room.slice(4)))) void s.leave(room);
         continue;
       }
       if (room === 'jobs') {

@@ -498,3 +498,35 @@ test('dashboard: an admin sets grants on the Users page and a selector on a new 
   assert.equal(doc.body.paths['/users'].get['x-ponio-access'], 'panel');
   assert.equal(doc.body.paths['/hosts'].get['x-ponio-access'], 'scoped-list');
 });
+
+test('browser socket: a job room is kept across rechecks when visible, refused when not', async () => {
+  const job = await t.request<any>('POST', '/api/v1/jobs', {
+    body: { event: 'ping', params: {}, target: { hosts: [OUT] } },
+  });
+  assert.equal(job.status, 202, job.text);
+  const inScopeJob = await t.request<any>('POST', '/api/v1/jobs', {
+    token: selectorToken,
+    body: { event: 'ping', params: {}, target: { hosts: [IN] } },
+  });
+  assert.equal(inScopeJob.status, 202, inScopeJob.text);
+  const s = browserSocket(webop);
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('connect_error', reject);
+  });
+  const got = new Set<number>();
+  s.on('jobChange', (e: { jobId: number }) => got.add(e.jobId));
+  const outId = job.body.data.id as number;
+  const inId = inScopeJob.body.data.id as number;
+  // Joining a room is per socket and exclusive (one job page at a time): test each in turn.
+  s.emit('watch job', outId);
+  await sleep(SOCKET_RECHECK_MS + 500);
+  t.panel.ctx.events.emit('job', { jobId: outId });
+  await sleep(600);
+  assert.ok(!got.has(outId), 'a job on an out-of-scope host is not relayed');
+  s.emit('watch job', inId);
+  // Past a recheck: the room must still be there.
+  await sleep(SOCKET_RECHECK_MS + 500);
+  t.panel.ctx.events.emit('job', { jobId: inId });
+  assert.ok(await untilTrue(() => got.has(inId), 3_000), 'the visible job is still relayed after a recheck');
+});
