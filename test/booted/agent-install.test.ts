@@ -82,11 +82,14 @@ test('install-agent.sh enrolls a booted Debian 12; ponio-agent.service runs; a w
 });
 
 /** Runs `sh -c SCRIPT` inside the agent service's own mount namespace (what the unit sees). */
-async function inAgentMounts(script: string): Promise<{ code: number; out: string }> {
+async function inAgentMounts(
+  script: string,
+  args: readonly string[] = [],
+): Promise<{ code: number; out: string }> {
   assert.ok(c);
   const pid = (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', 'ponio-agent.service'])).trim();
   assert.match(pid, /^[1-9]\d*$/);
-  const r = await c.exec('nsenter', ['-t', pid, '-m', '--', '/bin/sh', '-c', script]);
+  const r = await c.exec('nsenter', ['-t', pid, '-m', '--', '/bin/sh', '-c', script, 'sh', ...args]);
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
@@ -107,6 +110,43 @@ test('ponio-agent.service hardening: only its declared paths are writable, only 
     const w = await inAgentMounts(`echo probe > ${dir}/.ponio-probe && rm ${dir}/.ponio-probe`);
     assert.equal(w.code, 0, `${dir} is writable for the agent: ${w.out}`);
   }
+  // The whole file system, not a sample: a path is writable only if the mount it is on is, so
+  // asking the kernel (access(W_OK), EROFS on a read-only mount; the probe is root, so file
+  // modes do not hide anything) about every mount point in the service's namespace covers every
+  // file. The writable ones must all be paths the unit declares (ReadWritePaths, its State/Logs/
+  // Runtime directories, the private /tmp); the kernel's API file systems (/dev, /proc, /sys)
+  // are left to the capability set checked above.
+  const rwPaths = (await c.ok('systemctl', ['show', '-p', 'ReadWritePaths', '--value', 'ponio-agent']))
+    .trim()
+    .split(/\s+/)
+    .map((p) => p.replace(/^-/, ''));
+  const declared = [
+    ...rwPaths,
+    '/var/lib/ponio-agent',
+    '/var/log/ponio-agent',
+    '/run/ponio-agent',
+    '/tmp',
+    '/var/tmp',
+  ];
+  const under = (p: string, d: string): boolean => p === d || p.startsWith(`${d}/`);
+  const points = [
+    ...new Set(
+      (await c.ok('cat', [`/proc/${pid}/mountinfo`]))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+        .filter((p) => p && !['/dev', '/proc', '/sys'].some((a) => under(p, a))),
+    ),
+  ];
+  assert.ok(points.includes('/') && points.length > 10, points.join(' '));
+  const probe = await inAgentMounts('for p do [ -w "$p" ] && printf "%s\\n" "$p"; done; true', points);
+  assert.equal(probe.code, 0, probe.out);
+  const writable = probe.out.split('\n').filter(Boolean);
+  assert.ok(!writable.includes('/'), 'the root file system is read-only for the agent');
+  const undeclared = writable.filter((p) => !declared.some((d) => under(p, d)));
+  assert.deepEqual(undeclared, [], `writable mounts the unit does not declare (all: ${writable.join(' ')})`);
+  for (const d of ['/etc/ponio-agent', '/var/lib/ponio-agent', '/etc/apache2', '/var/www', '/etc/proftpd'])
+    assert.ok(writable.includes(d), `${d} is mounted writable: ${writable.join(' ')}`);
   for (const dir of [
     '/usr/bin',
     '/etc',

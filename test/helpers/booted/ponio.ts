@@ -2,6 +2,7 @@
 // panel, and the agent's service state read through the container's own systemd.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import https from 'node:https';
 import {
   cpSync,
   existsSync,
@@ -11,6 +12,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -51,29 +53,40 @@ function sourceHash(): string {
 /**
  * `npm run build` (agent, panel, .deb files), shared by the tier's test files: kept in
  * /var/tmp/ponio-booted-dist-<hash of the sources> (built in a temp dir and renamed; builds of
- * other sources are removed), so the files of one `npm test` run build once.
+ * other sources unused for a day are removed), so the files of one `npm test` run build once.
  */
 export function buildRelease(): Promise<string> {
   built ??= (async () => {
     const key = sourceHash();
     const dir = path.join(BUILD_CACHE, `ponio-booted-dist-${key}`);
-    if (existsSync(path.join(dir, 'BUILD.json'))) return dir;
     const tmp = `${dir}.tmp-${process.pid}`;
-    try {
-      await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--out', tmp], {
-        timeoutMs: 300_000,
-      });
+    if (!existsSync(path.join(dir, 'BUILD.json')))
       try {
-        renameSync(tmp, dir);
-      } catch (e) {
-        if (!existsSync(path.join(dir, 'BUILD.json'))) throw e;
+        await run(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), '--out', tmp], {
+          timeoutMs: 300_000,
+        });
+        try {
+          renameSync(tmp, dir);
+        } catch (e) {
+          if (!existsSync(path.join(dir, 'BUILD.json'))) throw e;
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
+    // Builds of other sources go once unused for a day: another run (another worktree, or CI
+    // next to a developer) may be installing from its own build right now; removing every other
+    // build at once deleted a concurrent run's release under it.
+    const now = Date.now();
+    utimesSync(dir, new Date(now), new Date(now));
+    for (const e of readdirSync(BUILD_CACHE)) {
+      if (!/^ponio-booted-dist-[0-9a-f]{16}$/.test(e) || e === path.basename(dir)) continue;
+      const p = path.join(BUILD_CACHE, e);
+      try {
+        if (now - statSync(p).mtimeMs > 86_400_000) rmSync(p, { recursive: true, force: true });
+      } catch {
+        /* removed by another run */
+      }
     }
-    for (const e of readdirSync(BUILD_CACHE))
-      if (/^ponio-booted-dist-[0-9a-f]{16}$/.test(e) && e !== path.basename(dir))
-        rmSync(path.join(BUILD_CACHE, e), { recursive: true, force: true });
     return dir;
   })();
   return built;
@@ -149,7 +162,12 @@ const CHURN = [
   /^\/var\/lib\/systemd\/(timers|catalog|coredump|random-seed)/,
   /^\/root\/ponio-/,
   /^\/var\/tmp\//,
-  /^\/var\/lib\/mysql\//,
+  // MariaDB's own files, made and rewritten by the running server whatever PonIO does (its
+  // temporary tablespace while running, the buffer-pool dump at shutdown, DDL recovery and
+  // transaction logs). Everything else in the datadir is compared: a database PonIO made and
+  // did not drop is a directory there. Accounts and grants live inside mysql/'s tables, which
+  // a file list cannot see: mysqlState() compares those.
+  /^\/var\/lib\/mysql\/(ibtmp\d+|ib_buffer_pool|ddl_recovery(-backup)?\.log|tc\.log|aria_log\.\d+|ib_logfile\d+|undo\d+|[^/]+\.(err|pid))$/,
 ];
 
 /** Every path on the container's root file system (one mount: not /proc, /run, /tmp, …). */
@@ -166,4 +184,104 @@ export function diffLists(before: string[], after: string[]): { added: string[];
   const b = new Set(before);
   const a = new Set(after);
   return { added: after.filter((p) => !b.has(p)), removed: before.filter((p) => !a.has(p)) };
+}
+
+/** The MariaDB databases and accounts (user@host) of a container, sorted: what a file list cannot show. */
+export async function mysqlState(c: Container): Promise<string[]> {
+  const out = await c.ok('mariadb', [
+    '-N',
+    '-e',
+    "SELECT CONCAT('database ', schema_name) FROM information_schema.schemata UNION ALL SELECT CONCAT('account ', user, '@', host) FROM mysql.global_priv",
+  ]);
+  return out.split('\n').filter(Boolean).sort();
+}
+
+export interface ApiReply<T> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+/**
+ * The REST API of a panel installed in container `c` (HTTPS on its LAN address, port 8443),
+ * called from the test process with `token`; the panel's certificate is checked against the
+ * CA in its data dir (`dataDir/pki/ca.crt`, read through the container's root).
+ */
+export function containerPanelApi(
+  c: Container,
+  token: () => string,
+  dataDir = '/var/lib/ponio-panel',
+): <T = any>(method: string, p: string, body?: unknown) => Promise<ApiReply<T>> {
+  return (method, p, body) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(
+        `https://${c.ip}:8443/api/v1${p}`,
+        {
+          method,
+          ca: readFileSync(path.join(c.root, dataDir, 'pki/ca.crt')),
+          timeout: 60_000,
+          headers: {
+            authorization: `Bearer ${token()}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              /* not JSON */
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed as never, text });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer in 60 s`)));
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+}
+
+/** Polls (bounded) until the API answers 200 on `p` (a service that was just (re)started). */
+export async function waitApi(
+  api: ReturnType<typeof containerPanelApi>,
+  p: string,
+  ms = 60_000,
+): Promise<ApiReply<unknown>> {
+  const deadline = Date.now() + ms;
+  let last: ApiReply<unknown> = { status: 0, body: null, text: '' };
+  while (Date.now() < deadline) {
+    last = await api('GET', p).catch((e: unknown) => ({ status: 0, body: null, text: String(e) }));
+    if (last.status === 200) return last;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.fail(`GET ${p} did not answer 200 within ${ms} ms: ${last.status} ${last.text}`);
+}
+
+/** Polls (bounded) until the panel reports the host's link `online`. */
+export async function waitHostOnline(
+  api: ReturnType<typeof containerPanelApi>,
+  host: string,
+  ms = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await api<{ data?: { connection?: { state?: string } | null } }>('GET', `/hosts/${host}`).catch(
+      (e: unknown): ApiReply<{ data?: undefined }> => ({ status: 0, body: {}, text: String(e) }),
+    );
+    last = r.text;
+    if (r.body.data?.connection?.state === 'online') return;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  assert.fail(`host ${host} not online within ${ms} ms: ${last}`);
+}
+
+/** A panel CLI command as the service user `ponio` (so the database stays its own). */
+export async function panelCli(c: Container, args: readonly string[], config: string): Promise<string> {
+  return c.ok('runuser', ['-u', 'ponio', '--', 'ponio-panel', ...args, '--config', config]);
 }
