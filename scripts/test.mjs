@@ -57,6 +57,10 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// The booted tier's prepared layer (root file system, release) first, outside every file's time
+// limit: on a fresh machine it is the tier's cold cost (test/helpers/booted/prepare.ts).
+if (files.some((f) => f.includes(`${path.sep}test${path.sep}booted${path.sep}`)))
+  run(process.execPath, ['--import', 'tsx', path.join(root, 'test/helpers/booted/prepare.ts')]);
 console.log(`› tests: ${selected.join(', ')} (${files.length} files)`);
 run(process.execPath, [
   '--import',

@@ -7,7 +7,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestPanel, type TestPanel } from '../helpers/panel.ts';
 import { requireRoot } from '../helpers/programs.ts';
-import { bootContainer, createLan, type Container, type Lan } from '../helpers/booted/container.ts';
+import {
+  bootContainer,
+  createLan,
+  poweroffAll,
+  type Container,
+  type Lan,
+} from '../helpers/booted/container.ts';
 import { buildRelease, copyRelease, waitActive, type AddedHost } from '../helpers/booted/ponio.ts';
 
 const HOST = 'booted1';
@@ -27,7 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  await c?.poweroff();
+  await poweroffAll();
   await t?.close();
   lan?.destroy();
 });

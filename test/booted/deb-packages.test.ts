@@ -13,7 +13,13 @@ import path from 'node:path';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { ROOT } from '../helpers/agent-process.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { bootContainer, createLan, type Container, type Lan } from '../helpers/booted/container.ts';
+import {
+  bootContainer,
+  createLan,
+  poweroffAll,
+  type Container,
+  type Lan,
+} from '../helpers/booted/container.ts';
 import {
   buildRelease,
   containerPanelApi,
@@ -23,6 +29,7 @@ import {
   mysqlState,
   panelCli,
   provideNodejs,
+  runningPid,
   unitState,
   waitActive,
   waitApi,
@@ -60,8 +67,7 @@ function repackage(version: string): Promise<string[]> {
   });
 }
 
-const mainPid = async (c: Container, unit: string): Promise<string> =>
-  (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', unit])).trim();
+const mainPid = runningPid;
 
 before(async () => {
   requireRoot('the booted tier');
@@ -83,7 +89,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([panelC?.poweroff(), agentC?.poweroff()]);
+  await poweroffAll();
   lan?.destroy();
 });
 

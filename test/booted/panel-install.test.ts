@@ -9,7 +9,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireRoot } from '../helpers/programs.ts';
-import { bootContainer, createLan, type Container, type Lan } from '../helpers/booted/container.ts';
+import {
+  bootContainer,
+  createLan,
+  poweroffAll,
+  type Container,
+  type Lan,
+} from '../helpers/booted/container.ts';
 import {
   buildRelease,
   containerPanelApi,
@@ -18,6 +24,7 @@ import {
   fileList,
   mysqlState,
   panelCli,
+  runningPid,
   unitState,
   waitActive,
   waitApi,
@@ -39,8 +46,7 @@ const api = (): ReturnType<typeof containerPanelApi> => {
   return containerPanelApi(panelC, () => token);
 };
 
-const mainPid = async (c: Container, unit: string): Promise<string> =>
-  (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', unit])).trim();
+const mainPid = runningPid;
 
 /** Adds a host on the installed panel and runs the one line it serves on `c`. */
 async function oneLineInstall(c: Container, body: Record<string, unknown>): Promise<string> {
@@ -81,7 +87,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([panelC?.poweroff(), agentC?.poweroff(), revC?.poweroff()]);
+  await poweroffAll();
   lan?.destroy();
 });
 
@@ -245,7 +251,9 @@ test('--uninstall: every host is left with exactly the files (and MariaDB accoun
     const r = await api()(m, p);
     assert.equal(r.status, 200, `${m} ${p}: ${r.text}`);
   }
-  const rules = await api()<{ data: { rules: { id: string }[] } }>('GET', '/hosts/rev/firewall/rules');
+  const rules = await api()<{ data: { rules: { id: string }[] } }>('GET', '/hosts/rev/firewall');
+  assert.equal(rules.status, 200, rules.text);
+  assert.equal(rules.body.data.rules.length, 1, rules.text);
   for (const r of rules.body.data.rules) {
     const d = await api()('DELETE', `/hosts/rev/firewall/rules/${r.id}`);
     assert.equal(d.status, 200, d.text);

@@ -7,7 +7,17 @@
 // overlays, namespaces and links, so a failing or interrupted test leaves nothing behind.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { requireProgram } from '../programs.ts';
 import { cachedRootfs } from './rootfs.ts';
@@ -169,18 +179,6 @@ export interface BootOptions {
   egressOnly?: boolean;
 }
 
-/**
- * Units whose failure says nothing about what the booted tier tests, each with why: a boot
- * where only these failed counts as booted (their journal is printed, so the cause stays
- * visible). Any other failed unit fails the boot.
- */
-const BOOKKEEPING_UNITS: Record<string, string> = {
-  // Writes the boot record to /var/log/wtmp after asking PID 1 over its private bus when
-  // userspace started; on a machine loaded by several booted runs PID 1 can answer too late
-  // and the unit fails. Nothing PonIO does or tests reads utmp/wtmp.
-  'systemd-update-utmp.service': 'utmp/wtmp boot record (nothing in the tier reads it)',
-};
-
 function procChildren(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
@@ -210,14 +208,71 @@ function findPid1(nspawnPid: number): number | null {
   return null;
 }
 
+/**
+ * A cgroup named `leaf` below this process's own in the hierarchies systemd inside uses (the
+ * named systemd one and the unified one of the hybrid layout nspawn sets up).
+ */
+function cgroupDirs(leaf: string): string[] {
+  const own = readFileSync('/proc/self/cgroup', 'utf8');
+  const dirs: string[] = [];
+  for (const [hier, re] of [
+    ['/sys/fs/cgroup/systemd', /^\d+:name=systemd:(.*)$/m],
+    ['/sys/fs/cgroup/unified', /^0::(.*)$/m],
+  ] as const) {
+    const at = re.exec(own)?.[1];
+    if (at !== undefined && existsSync(path.join(hier, 'cgroup.procs'))) dirs.push(path.join(hier, at, leaf));
+  }
+  if (dirs.length === 0) throw new Error('no systemd cgroup hierarchy found in /sys/fs/cgroup');
+  return dirs;
+}
+
+/** Removes a cgroup and the ones below it (empty once the container is gone). */
+function removeCgroup(dir: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return;
+  }
+  for (const e of entries) removeCgroup(path.join(dir, e));
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* still in use or already gone */
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const booting = new Set<Promise<unknown>>();
+const live = new Map<string, Container>();
+
+/**
+ * Powers off every container this process booted or is still booting. For after() hooks: they
+ * run even when before() failed halfway, and a Promise.all of boots that rejected leaves the
+ * other boots running with nothing assigned to power them off.
+ */
+export async function poweroffAll(): Promise<void> {
+  await Promise.all([...booting]);
+  await Promise.all([...live.values()].map((c) => c.poweroff()));
+}
 
 /**
  * Boots a container on `lan`: a fresh overlay over the cached rootfs, a network namespace whose
  * eth0 (a veth on the LAN's bridge) systemd-networkd configures at boot, the host's Node.js at
  * /usr/bin/node; resolves once `systemctl is-system-running --wait` has returned.
  */
-export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Container> {
+export function bootContainer(lan: Lan, opts: BootOptions): Promise<Container> {
+  const p = bootOne(lan, opts);
+  const tracked = p.catch(() => null);
+  booting.add(tracked);
+  void tracked.then(() => booting.delete(tracked));
+  return p;
+}
+
+async function bootOne(lan: Lan, opts: BootOptions): Promise<Container> {
   requireProgram('systemd-nspawn', 'systemd-container');
   requireProgram('nsenter', 'util-linux');
   const lower = await cachedRootfs();
@@ -231,6 +286,7 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
   const hostVeth = `pv${id}`;
   const addr = lan.nextIp();
   const logFile = path.join(dir, 'console.log');
+  const cgroups = cgroupDirs(`ponio-booted-${name}`);
   let nspawn: ChildProcess | null = null;
   let exited: Promise<number | null> = Promise.resolve(null);
   let pid1 = 0;
@@ -241,7 +297,9 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
     quiet('umount', ['-l', root]);
     quiet('ip', ['netns', 'del', ns]);
     quiet('ip', ['link', 'del', hostVeth]);
+    for (const d of cgroups) removeCgroup(d);
     rmSync(dir, { recursive: true, force: true });
+    live.delete(name);
     unguard(`container ${name}`);
   };
   guard(`container ${name}`, destroy);
@@ -317,9 +375,22 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
 
   const boot = async (): Promise<void> => {
     const fd = openSync(logFile, 'a');
+    for (const d of cgroups) mkdirSync(d, { recursive: true });
+    // nspawn (--keep-unit) hands the container the cgroup it runs in: each container gets one of
+    // its own, entered before nspawn starts. Sharing the caller's (here the root of every
+    // hierarchy) put every container's systemd into the same tree, where one container's
+    // finished unit removed the cgroup another container was starting the same unit in
+    // (status=219/CGROUP: systemd-network-generator, systemd-update-utmp, … failed at random
+    // when containers booted at the same time, in one run or in two).
     const child = spawn(
-      'systemd-nspawn',
+      'sh',
       [
+        '-c',
+        'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 1; shift; done; shift; exec "$@"',
+        'sh',
+        ...cgroups,
+        '--',
+        'systemd-nspawn',
         '--keep-unit',
         '--register=no',
         '--quiet',
@@ -355,24 +426,15 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
       if (!['running', 'degraded'].includes(state)) await sleep(500);
     }
     if (state === 'degraded') {
-      const failed = (await nsenter('systemctl', ['--failed', '--no-legend', '--plain'])).stdout
+      const failed = await nsenter('systemctl', ['--failed', '--no-legend', '--plain']);
+      const units = failed.stdout
         .split('\n')
         .map((l) => l.trim().split(/\s+/)[0] ?? '')
         .filter(Boolean);
-      const matter = failed.filter((u) => !(u in BOOKKEEPING_UNITS));
-      if (matter.length > 0) {
-        const status = await nsenter('systemctl', ['status', '--no-pager', '-l', ...matter]);
-        throw new Error(
-          `container ${name} booted degraded; failed units: ${matter.join(' ')}\n${status.stdout}\n${consoleText()}`,
-        );
-      }
-      for (const u of failed) {
-        const j = await nsenter('journalctl', ['-b', '--no-pager', '-n', '20', '-u', u]);
-        process.stderr.write(
-          `booted: ${name}: ${u} failed (${BOOKKEEPING_UNITS[u]}; not a boot failure):\n${j.stdout}\n`,
-        );
-      }
-      return;
+      const status = await nsenter('systemctl', ['status', '--no-pager', '-l', ...units]);
+      throw new Error(
+        `container ${name} booted degraded; failed units: ${units.join(' ')}\n${status.stdout}\n${consoleText()}`,
+      );
     }
     if (state !== 'running')
       throw new Error(`container ${name} did not finish booting (${state}):\n${consoleText()}`);
@@ -449,5 +511,6 @@ export async function bootContainer(lan: Lan, opts: BootOptions): Promise<Contai
     destroy();
     throw e;
   }
+  live.set(name, c);
   return c;
 }

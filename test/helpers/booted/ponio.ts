@@ -116,6 +116,21 @@ export async function waitActive(c: Container, unit: string, ms = 30_000): Promi
   assert.fail(`${unit} is not active in ${c.name}:\n${status.stdout}\n${journal.stdout}`);
 }
 
+/**
+ * The unit's main PID once it runs its program (bounded wait): `active` comes right after the
+ * fork of a Type=simple service, while the child is still setting up the sandbox as root.
+ */
+export async function runningPid(c: Container, unit: string, ms = 30_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  let pid = '';
+  while (Date.now() < deadline) {
+    pid = (await c.ok('systemctl', ['show', '-p', 'MainPID', '--value', unit])).trim();
+    if (pid !== '0' && (await c.exec('cat', [`/proc/${pid}/comm`])).stdout.trim() === 'node') return pid;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${unit} in ${c.name} does not run node (main PID ${pid})`);
+}
+
 export interface AddedHost {
   token: string;
   caPin: string;
