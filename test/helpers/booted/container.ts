@@ -2,9 +2,10 @@
 // fresh overlay of the cached root file system (rootfs.ts), each container on a private LAN the
 // test makes (a bridge in the host's namespace with a /29 of its own: the test process is .1, the
 // containers .2 and up; no route or forwarding anywhere else). Commands run inside with
-// `nsenter -t <PID 1> -a`. Containers are always powered off: by poweroff() in the tests' after()
-// hooks, and by a process-exit guard that kills whatever is still running and removes the
-// overlays, namespaces and links, so a failing or interrupted test leaves nothing behind.
+// `nsenter -t <PID 1> -a`. Each container has a cgroup of its own. Containers are always powered
+// off: by poweroffAll() in the tests' after() hooks, and by a process-exit guard that kills
+// whatever is still running and removes the overlays, namespaces, links and cgroups, so a failing
+// or interrupted test leaves nothing behind.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
