@@ -37,7 +37,6 @@ export const ALLOWED_BINARIES = [
   'mysql_install_db',
   'mariadb-admin',
   'mysqladmin',
-  'setpriv', // sandbox mariadbd gets --pdeathsig TERM: it shuts down if the agent is killed
   // firewall
   'iptables',
   'ip6tables',
@@ -165,12 +164,13 @@ export const exec: Exec = (bin, args, opts = {}) => {
  * Starts a long-running allowed program that cannot daemonise itself (the sandbox's private
  * mariadbd): argument array, no shell, same allow-list and NUL check as exec. Standard output is
  * discarded; standard error is a pipe the caller may read (for start-up failures). The caller owns
- * the process and must stop it.
+ * the process and must stop it. `detached`: in a session of its own with no pipe to the agent (a
+ * service that outlives a killed agent, to be adopted by the next one; its log is its own file).
  */
 export function spawnService(
   bin: Binary,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean } = {},
 ): ChildProcess {
   const file = whichBinary(bin);
   if (!file) throw new ExecError(`${bin} is not installed`, null);
@@ -183,7 +183,8 @@ export function spawnService(
     cwd: opts.cwd,
     shell: false,
     windowsHide: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: opts.detached === true,
+    stdio: opts.detached === true ? 'ignore' : ['ignore', 'ignore', 'pipe'],
   });
 }
 

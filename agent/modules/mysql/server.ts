@@ -13,7 +13,6 @@ import {
   freeLoopbackPort,
   hasExited,
   isAlive,
-  pidFromText,
   sleep,
   stopChild as stopProcess,
   stopPid,
@@ -131,6 +130,9 @@ export function sandboxServer(
   // unix_socket admin account is that user.
   const adminUser = isRoot ? 'root' : os.userInfo().username;
   let child: ChildProcess | null = null;
+  /** A server started by an earlier agent of this sandbox, adopted at start (not our child). */
+  let adopted: number | null = null;
+  let watcher: NodeJS.Timeout | null = null;
   let exited: Promise<void> = Promise.resolve();
   let pool: Pool | null = null;
   let port: number | undefined;
@@ -199,22 +201,93 @@ export function sandboxServer(
     await template?.saveFrom(datadir);
   };
 
-  /** A leftover server of a killed agent still holds the datadir: stop it first. */
-  const stopLeftover = async (): Promise<void> => {
-    const pid = pidFromText(await readIfExists(pidFile));
-    if (pid === null || !isAlive(pid)) return;
-    const cmdline = await readIfExists(`/proc/${pid}/cmdline`);
-    if (cmdline === null || !cmdline.includes(`--defaults-file=${cnf}`)) return;
-    logger.warn({ pid }, 'stopping a leftover sandbox MariaDB');
-    await stopPid(pid, 30_000);
+  /**
+   * The mariadbd processes of this sandbox's config, whatever their pid file says (it may be
+   * gone, or name a recycled pid): found by their command line.
+   */
+  const ourServers = async (): Promise<number[]> => {
+    const out: number[] = [];
+    for (const name of await fsp.readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+      const argv = ((await readIfExists(`/proc/${name}/cmdline`).catch(() => null)) ?? '').split('\0');
+      if (argv.includes(`--defaults-file=${cnf}`) && path.basename(argv[0] ?? '').startsWith('mariadbd'))
+        out.push(Number(name));
+    }
+    return out;
   };
 
-  const waitReady = async (proc: ChildProcess, stderr: () => string): Promise<void> => {
+  /**
+   * A mariadbd a previous agent of this sandbox left running (it was killed, or stopped without
+   * stopping its services): adopted when it is the only one, answers as admin within 10 s and
+   * serves this datadir; otherwise every one of them is stopped (never two servers on one
+   * datadir). Returns whether one was adopted.
+   */
+  const adoptLeftover = async (): Promise<boolean> => {
+    const pids = await ourServers();
+    if (pids.length === 1 && pids[0] !== undefined) {
+      const pid = pids[0];
+      const found = await serverInfo(10_000);
+      if (found && path.resolve(found.datadir) === path.resolve(datadir) && isAlive(pid)) {
+        port = found.port;
+        await writeConfig(found.port);
+        adopted = pid;
+        watchAdopted();
+        logger.info({ pid, port }, 'adopted the running sandbox MariaDB');
+        return true;
+      }
+    }
+    for (const pid of pids) {
+      logger.warn({ pid }, 'stopping a sandbox MariaDB that cannot be adopted');
+      try {
+        process.kill(pid, 'SIGCONT'); // a stopped (hung) one gets the SIGTERM too
+      } catch {
+        /* gone */
+      }
+      await stopPid(pid, 30_000);
+    }
+    return false;
+  };
+
+  /** The running server's port and datadir (over the socket, as admin), or null. */
+  const serverInfo = async (withinMs: number): Promise<{ port: number; datadir: string } | null> => {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      try {
+        const c = await (
+          await loadDriver()
+        ).createConnection({ socketPath, user: adminUser, connectTimeout: 2000 });
+        try {
+          const [rows] = await c.query('SELECT @@port AS port, @@datadir AS datadir');
+          const row = (rows as { port: number; datadir: string }[])[0];
+          return row ? { port: Number(row.port), datadir: String(row.datadir) } : null;
+        } finally {
+          c.destroy();
+        }
+      } catch {
+        /* not (yet) answering */
+      }
+      if (Date.now() > deadline) return null;
+      await sleep(200);
+    }
+  };
+
+  /** An adopted server is not our child: its death is seen by polling. */
+  const watchAdopted = (): void => {
+    if (watcher !== null) return;
+    watcher = setInterval(() => {
+      if (adopted === null || isAlive(adopted)) return;
+      adopted = null;
+      supervisor.crashed('mariadbd is no longer running');
+    }, 1_000);
+    watcher.unref();
+  };
+
+  const waitReady = async (proc: ChildProcess): Promise<void> => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (hasExited(proc)) {
         const log = (await readIfExists(errorLog)) ?? '';
-        throw new Error(`mariadbd exited during start-up: ${tail(stderr() || log)}`);
+        throw new Error(`mariadbd exited during start-up: ${tail(log)}`);
       }
       try {
         const c = await (
@@ -234,22 +307,14 @@ export function sandboxServer(
   };
 
   const launch = async (): Promise<void> => {
-    // Through `setpriv --pdeathsig TERM` (util-linux) when available: the kernel then shuts the
-    // private server down cleanly if the agent dies, even by SIGKILL (no orphaned mariadbd).
-    const mariadbd = whichBinary('mariadbd');
-    const proc =
-      mariadbd !== null && whichBinary('setpriv') !== null
-        ? spawnService('setpriv', ['--pdeathsig', 'TERM', '--', mariadbd, `--defaults-file=${cnf}`])
-        : spawnService('mariadbd', [`--defaults-file=${cnf}`]);
-    let err = '';
-    proc.stderr?.on('data', (c: Buffer) => {
-      err = (err + c.toString()).slice(-4000);
-    });
+    // Detached, like the host's own MariaDB is to an agent: a killed agent leaves it serving,
+    // and the next agent of this sandbox adopts it (adoptLeftover). It logs to its error log.
+    const proc = spawnService('mariadbd', [`--defaults-file=${cnf}`], { detached: true });
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     proc.once('error', (e) => logger.error({ err: e.message }, 'sandbox mariadbd failed'));
     child = proc;
     try {
-      await waitReady(proc, () => err);
+      await waitReady(proc);
     } catch (e) {
       await stopChild();
       throw e;
@@ -299,7 +364,10 @@ export function sandboxServer(
       await fsp.mkdir(base, { recursive: true, mode: 0o700 });
       await fsp.mkdir(layout.runDir, { recursive: true });
       await fsp.mkdir(layout.logDir, { recursive: true });
-      await stopLeftover();
+      if (await adoptLeftover()) {
+        pool = await poolFor(socketPath, adminUser, undefined);
+        return;
+      }
       // A free port can be taken between the probe and mariadbd's bind: try a few times.
       for (let attempt = 1; ; attempt++) {
         port = settings.port ?? (await freeLoopbackPort());
@@ -318,10 +386,15 @@ export function sandboxServer(
     },
     async stop() {
       supervisor.stop();
+      if (watcher !== null) clearInterval(watcher);
+      watcher = null;
       const p = pool;
       pool = null;
       await p?.end().catch(() => undefined);
       await stopChild();
+      const other = adopted;
+      adopted = null;
+      if (other !== null) await stopPid(other, 60_000);
     },
   };
 }
