@@ -4,6 +4,8 @@
 // whether it is panel-wide or a list cut to the caller's hosts, or this test names it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { startTestPanel, TEST_USER_PASSWORD, type TestPanel } from '../helpers/panel.ts';
 import { WebClient, csrfOf } from '../helpers/web-client.ts';
@@ -529,4 +531,36 @@ test('browser socket: a job room is kept across rechecks when visible, refused w
   await sleep(SOCKET_RECHECK_MS + 500);
   t.panel.ctx.events.emit('job', { jobId: inId });
   assert.ok(await untilTrue(() => got.has(inId), 3_000), 'the visible job is still relayed after a recheck');
+});
+
+test('CLI: `ponio-panel user grants` and `token create --selector` (another process, same database)', async () => {
+  await t.panel.ctx.accounts.users.create({ username: 'carl', password: TEST_USER_PASSWORD, role: 'viewer' });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [path.resolve('bin/ponio-panel.js'), ...args, '--data-dir', t.dataDir], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const set = cli('user', 'grants', 'carl', 'operator:role=web', 'viewer:*');
+  assert.equal(set.status, 0, set.stderr);
+  assert.match(set.stdout, /carl: operator on role=web; viewer on all hosts/);
+  const carl = t.panel.ctx.accounts.users.getByName('carl')!;
+  assert.equal(carl.role, 'operator');
+  assert.equal(
+    t.panel.ctx.scopes.roleOn({ kind: 'user', name: 'carl', role: carl.role, userId: carl.id }, OUT),
+    'viewer',
+  );
+  const bad = cli('user', 'grants', 'carl', 'admin:*');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /admin is panel-wide/);
+  const clear = cli('user', 'grants', 'carl', '--all-hosts');
+  assert.equal(clear.status, 0, clear.stderr);
+  assert.deepEqual(t.panel.ctx.accounts.grants.of(carl.id), []);
+  const tok = cli('token', 'create', 'cli-web', '--role', 'viewer', '--selector', 'role=web');
+  assert.equal(tok.status, 0, tok.stderr);
+  const secret = tok.stdout.trim().split('\n').pop()!;
+  assert.equal((await t.request('GET', `/api/v1/hosts/${OUT}`, { token: secret })).status, 404);
+  assert.equal((await t.request('GET', `/api/v1/hosts/${IN}`, { token: secret })).status, 200);
+  const badSel = cli('token', 'create', 'x', '--role', 'viewer', '--selector', 'role=web;rm -rf /');
+  assert.notEqual(badSel.status, 0);
+  assert.equal(t.panel.ctx.audit.query({ actor: 'cli', action: 'user grants' }).total, 2);
 });
