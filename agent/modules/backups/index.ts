@@ -33,7 +33,7 @@ import { StateFile } from './state.ts';
 const backupsIntent = z.union([
   siteRestoreIntent,
   databaseRestoreIntent,
-  z.strictObject({ op: z.literal('back up'), made: z.array(z.string()) }),
+  z.strictObject({ op: z.literal('back up'), since: z.iso.datetime() }),
   z.strictObject({ op: z.literal('settings'), settings: z.record(z.string(), z.unknown()) }),
   z.strictObject({ op: z.enum(['prune', 'check']) }),
 ]);
@@ -112,16 +112,19 @@ export function createBackupsModule(ctx: ModuleContext): AgentModule<'backups'> 
         return recoverDatabaseRestore(src.databases, it);
       case 'back up':
         // All or nothing: the snapshots a killed run made go again.
-        await s.restic.forget(it.made);
+        await s.forgetSince(it.since);
         return { outcome: 'absent' };
+      case 'prune':
+        // Forgetting cannot be undone: a killed prune is finished (restic prune can run again).
+        return { outcome: 'applied', data: await s.prune(noChange) };
       case 'settings': {
         const now = (await s.state.read()).settings;
         return JSON.stringify(now) === JSON.stringify({ ...now, ...it.settings })
           ? { outcome: 'applied', data: now }
           : { outcome: 'absent' };
       }
-      default:
-        // forget/prune and check change no site or database; restic finishes or redoes a prune.
+      case 'check':
+        // A check changes nothing but its recorded result: it simply did not happen.
         return { outcome: 'absent' };
     }
   };

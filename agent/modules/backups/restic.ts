@@ -12,6 +12,7 @@ const snapshotRow = z.looseObject({
   id: z.string().regex(/^[0-9a-f]{64}$/),
   short_id: z.string(),
   time: z.string(),
+  hostname: z.string().optional(),
   paths: z.array(z.string()).nullable().optional(),
   tags: z.array(z.string()).nullable().optional(),
 });
@@ -93,7 +94,7 @@ export class Restic {
     private readonly repo: BackupRepository,
     private readonly exec: Exec,
     private readonly cacheDir: string,
-    private readonly hostTag: string,
+    readonly hostTag: string,
   ) {}
 
   env(): NodeJS.ProcessEnv {

@@ -162,7 +162,9 @@ export class BackupService {
     const sites = req.sites ?? (everything && src.sites ? await src.sites.sites() : []);
     const dbs = req.databases ?? (everything && src.databases ? await src.databases.databases() : []);
     const made: { kind: Kind; name: string; snapshot: string }[] = [];
-    await ctx.intent({ op: 'back up', made: [] });
+    // Recovery removes this host's retained snapshots taken from `since` on (the module's own
+    // operations run one at a time, so they are this run's).
+    await ctx.intent({ op: 'back up', since: new Date().toISOString() });
     try {
       for (const [kind, names] of [
         ['site', sites],
@@ -173,7 +175,6 @@ export class BackupService {
           const id =
             kind === 'site' ? await this.backupSite(name, trigger) : await this.backupDatabase(name, trigger);
           made.push({ kind, name, snapshot: id });
-          await ctx.intent({ op: 'back up', made: made.map((m) => m.snapshot) });
           killPoint();
         }
       }
@@ -235,6 +236,18 @@ export class BackupService {
       nextBackupAt: nextBackupAt(st),
       snapshots: out,
     };
+  }
+
+  /** Undoes a `back up` a killed agent left: the retained snapshots it made go. */
+  async forgetSince(since: string): Promise<void> {
+    const from = Date.parse(since);
+    const ids = (await this.restic.snapshots())
+      .filter(
+        (s) =>
+          s.hostname === this.restic.hostTag && describe(s)?.trash === false && Date.parse(s.time) >= from,
+      )
+      .map((s) => s.id);
+    await this.restic.forget(ids);
   }
 
   /** Finds one of PonIO's snapshots by its short or full id. */
