@@ -111,6 +111,13 @@ export interface SavedVhost {
   link: { target: string | null; content: string | null } | null;
 }
 
+/** What a restored site's vhost is rendered from (its PonIO header's values, validated). */
+export interface SiteSpec {
+  aliases: string[];
+  adminEmail: string | null;
+  php: { version: string; settings: Record<string, unknown> } | null;
+}
+
 /** The websites module's side of backups and restores. */
 export interface SiteBackupSource {
   /** The domains of the sites PonIO manages on this host. */
@@ -122,7 +129,7 @@ export interface SiteBackupSource {
   /** The web root the site trees live in (a restore stages its files there: same filesystem). */
   wwwRoot: string;
   /** What a backed-up vhost says of its site (validated), or null when PonIO did not write it. */
-  describeVhost(text: string): { aliases: string[]; adminEmail: string | null } | null;
+  describeVhost(text: string): SiteSpec | null;
   /** A site's vhost bytes and enabled state (to put back on rollback), or null. */
   savedVhost(domain: string): Promise<SavedVhost | null>;
   /** Takes a site's vhost out without a reload (a restore puts one back before reloading). */
@@ -133,11 +140,7 @@ export interface SiteBackupSource {
    * Makes a site whose tree is in place live: a fresh vhost (validated values only), enabled,
    * config-tested and reloaded; on failure nothing of it is left and it throws.
    */
-  install(
-    domain: string,
-    spec: { aliases: string[]; adminEmail: string | null },
-    ctx: ChangeContext,
-  ): Promise<void>;
+  install(domain: string, spec: SiteSpec, ctx: ChangeContext): Promise<void>;
   /** Removes a site's vhost and link and reloads (rollback of a restore to a new name). */
   remove(domain: string): Promise<void>;
 }

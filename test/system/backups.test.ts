@@ -18,6 +18,8 @@ import { quietLogger, testManager } from '../helpers/panel-link.ts';
 import { requireProgram, requireRoot } from '../helpers/programs.ts';
 import { rootQuery } from '../helpers/mysql.ts';
 import { fetchSite, hashTree, portOf } from '../helpers/websites.ts';
+import { execFileSync } from 'node:child_process';
+import { siteUserName } from '../../agent/modules/websites/php-pool.ts';
 
 const HOST = 'bk1';
 const SITE = 'shop.backup.test';
@@ -33,6 +35,22 @@ const socket = (): string => path.join(sandbox, 'run/mysqld.sock');
 const www = (d: string): string => path.join(sandbox, 'var/www', d);
 const repo = (): string => path.join(sandbox, 'var/lib/ponio-agent/backups/repository');
 const userFile = (): string => path.join(sandbox, 'etc/proftpd/ftpd.passwd');
+
+const resticEnv = (): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  HOME: sandbox,
+  RESTIC_REPOSITORY: repo(),
+  RESTIC_PASSWORD_FILE: path.join(sandbox, 'etc/ponio-agent/backups.password'),
+  RESTIC_CACHE_DIR: path.join(sandbox, 'restic-test-cache'),
+});
+const passwdHas = (user: string): boolean => {
+  try {
+    execFileSync('getent', ['passwd', user], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const call = <E extends EventName>(event: E, params: RequestIn<E>) => m.call(HOST, event, params);
 async function ok<E extends EventName>(event: E, params: RequestIn<E>): Promise<ReplyData<E>> {
@@ -110,6 +128,8 @@ before(async () => {
 after(async () => {
   await m?.close();
   await agent?.stop();
+  // A PHP site's own system user outlives the sandbox if a test stopped half-way.
+  if (passwdHas(siteUserName('php.backup.test'))) execFileSync('userdel', [siteUserName('php.backup.test')]);
   if (sandbox) await fsp.rm(sandbox, { recursive: true, force: true });
   if (pki) await fsp.rm(pki.dir, { recursive: true, force: true });
 });
@@ -264,6 +284,41 @@ test('restore into a new name while the original is live: both served, both data
   assert.deepEqual(await rows(DB), rowsBefore, 'the original is untouched');
   const dupDb = await call('restore backup', { snapshot: dbSnap, as: DB });
   assert.ok(dupDb.ok, 'into its own name is a same-name restore');
+});
+
+test('a PHP site: its pool is in the snapshot; restored from the trash it runs PHP again as its own user', async () => {
+  const PHP = 'php.backup.test';
+  const made = await ok('create website', { domain: PHP, php: '8.2', phpSettings: { memoryLimitMb: 96 } });
+  assert.ok(made.php?.poolFile);
+  await fsp.writeFile(
+    path.join(www(PHP), 'public_html/index.php'),
+    '<?php echo "php=", 6 * 7, " mem=", ini_get("memory_limit");',
+  );
+  const user = siteUserName(PHP);
+  execFileSync('chown', [`${user}:${user}`, path.join(www(PHP), 'public_html/index.php')]);
+  assert.match((await get(PHP)).body, /^php=42 mem=96M/);
+  const snap = (await ok('back up', { sites: [PHP] })).snapshots[0]?.snapshot ?? '';
+  const listing = execFileSync('restic', ['ls', '--no-lock', snap], { env: resticEnv(), encoding: 'utf8' });
+  assert.match(
+    listing,
+    new RegExp(`/extra-0-${path.basename(made.php.poolFile).replace(/\./g, '\\.')}$`, 'm'),
+    'the pool file is in the snapshot',
+  );
+  await ok('delete website', { domain: PHP, removeFiles: true });
+  assert.equal(passwdHas(user), false, 'deleting the site removed its user');
+  const trash = (await ok('list backups', { kind: 'site', name: PHP })).snapshots.find(
+    (s) => s.reason === 'trash',
+  );
+  assert.ok(trash);
+  await ok('restore backup', { snapshot: trash.shortId });
+  assert.match((await get(PHP)).body, /^php=42 mem=96M/, 'PHP runs again with its settings');
+  const st = await fsp.stat(path.join(www(PHP), 'public_html/index.php'));
+  assert.equal(
+    st.uid,
+    Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim()),
+    "the files are the new site user's",
+  );
+  await ok('delete website', { domain: PHP, removeFiles: true });
 });
 
 test('retention and trash purge run through restic forget --prune', async () => {

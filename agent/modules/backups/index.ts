@@ -35,7 +35,7 @@ const backupsIntent = z.union([
   databaseRestoreIntent,
   z.strictObject({ op: z.literal('back up'), since: z.iso.datetime() }),
   z.strictObject({ op: z.literal('settings'), settings: z.record(z.string(), z.unknown()) }),
-  z.strictObject({ op: z.enum(['prune', 'check']) }),
+  z.strictObject({ op: z.enum(['prune', 'check']), since: z.iso.datetime() }),
 ]);
 
 /**
@@ -123,9 +123,13 @@ export function createBackupsModule(ctx: ModuleContext): AgentModule<'backups'> 
           ? { outcome: 'applied', data: now }
           : { outcome: 'absent' };
       }
-      case 'check':
-        // A check changes nothing but its recorded result: it simply did not happen.
-        return { outcome: 'absent' };
+      case 'check': {
+        // A check changes nothing but its recorded result: in if it was recorded, else it did not happen.
+        const last = (await s.state.read()).lastCheck;
+        return last && Date.parse(last.at) >= Date.parse(it.since)
+          ? { outcome: 'applied', data: last }
+          : { outcome: 'absent' };
+      }
     }
   };
 

@@ -132,7 +132,11 @@ export async function restoreSite(
     // A new name gets no aliases: they belong to the original site.
     await sites.install(
       domain,
-      { aliases: domain === name ? (spec?.aliases ?? []) : [], adminEmail: spec?.adminEmail ?? null },
+      {
+        aliases: domain === name ? (spec?.aliases ?? []) : [],
+        adminEmail: spec?.adminEmail ?? null,
+        php: spec?.php ?? null,
+      },
       ctx,
     );
     killPoint();

@@ -85,6 +85,9 @@ export class BackupService {
     try {
       await fsp.mkdir(meta, { mode: 0o700 });
       if (files.vhost) await fsp.copyFile(files.vhost, path.join(meta, 'vhost.conf'));
+      // The PHP-FPM pool (for the record: a restore renders it again from the vhost's header).
+      for (const [i, f] of files.extra.entries())
+        await fsp.copyFile(f, path.join(meta, `extra-${i}-${path.basename(f)}`));
       const ftp = src.ftp ? await src.ftp.usersUnder(files.tree) : [];
       if (ftp.length > 0)
         await fsp.writeFile(path.join(meta, 'ftp-users'), `${ftp.join('\n')}\n`, { mode: 0o600 });
@@ -294,7 +297,7 @@ export class BackupService {
     trigger: RunResult['trigger'] = 'manual',
   ): Promise<ReplyData<'prune backups'>> {
     const st = await this.state.read();
-    await ctx.intent({ op: 'prune' });
+    await ctx.intent({ op: 'prune', since: new Date().toISOString() });
     try {
       if (!(await this.restic.initialized())) {
         const message = 'There is no repository yet: nothing to prune.';
@@ -332,7 +335,7 @@ export class BackupService {
   }
 
   async check(ctx: ChangeContext, trigger: RunResult['trigger'] = 'manual'): Promise<RunResult> {
-    await ctx.intent({ op: 'check' });
+    await ctx.intent({ op: 'check', since: new Date().toISOString() });
     ctx.progress('Checking the repository (restic check)');
     let r: RunResult;
     if (!(await this.restic.initialized())) r = result(true, 'There is no repository yet.', trigger);

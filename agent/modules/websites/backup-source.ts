@@ -1,5 +1,9 @@
 import { validateDomain } from '../../../shared/validate/domain.ts';
-import { adminEmailSchema } from '../../../shared/protocol/events/websites.ts';
+import {
+  adminEmailSchema,
+  phpChoiceSchema,
+  phpSettingsSchema,
+} from '../../../shared/protocol/events/websites.ts';
 import type { SiteBackupSource } from '../types.ts';
 import type { WebsitesService } from './service.ts';
 import { parseVhost } from './vhost.ts';
@@ -33,22 +37,40 @@ export function siteBackupSource(service: WebsitesService, wwwRoot: string): Sit
       }
       const email = p.adminEmail === null ? null : adminEmailSchema.safeParse(p.adminEmail);
       if (email !== null && !email.success) return null;
-      return { aliases, adminEmail: email?.data ?? null };
+      // PHP: the version and the settings the header names, checked like a request's.
+      let php: { version: string; settings: Record<string, unknown> } | null = null;
+      if (p.php) {
+        const version = phpChoiceSchema.safeParse(p.php.version);
+        const settings = phpSettingsSchema.safeParse(p.php.settings);
+        if (!version.success || !settings.success || version.data === 'none') return null;
+        php = { version: version.data, settings: settings.data };
+      }
+      return { aliases, adminEmail: email?.data ?? null, php };
     },
     savedVhost: (domain) => service.savedVhost(domain),
     detach: (domain) => service.detach(domain),
     reattach: (domain, saved) => service.reattach(domain, saved),
     async install(domain, spec, ctx) {
       // The backups call holds the journal intent of the whole restore: create's own is not recorded.
+      // A PHP site gets its own user and pool again, and its restored tree is handed to that user.
+      const php = spec.php ? phpChoiceSchema.parse(spec.php.version) : undefined;
+      const phpSettings = spec.php ? phpSettingsSchema.parse(spec.php.settings) : undefined;
       await service.create(
         {
           domain,
           ...(spec.aliases.length > 0 ? { aliases: spec.aliases } : {}),
           ...(spec.adminEmail ? { adminEmail: spec.adminEmail } : {}),
+          ...(php !== undefined ? { php } : {}),
+          ...(phpSettings !== undefined ? { phpSettings } : {}),
         },
         { progress: (m) => ctx.progress(m), intent: () => Promise.resolve() },
       );
     },
-    remove: (domain) => service.detachAndReload(domain),
+    async remove(domain) {
+      // The whole site as delete website (files kept) takes it: vhost, link, pool, its own user.
+      if ((await service.managedVhost(domain)) !== null)
+        await service.delete(domain, false, { progress: () => undefined, intent: () => Promise.resolve() });
+      await service.detachAndReload(domain);
+    },
   };
 }

@@ -638,6 +638,14 @@ export class WebsitesService {
     return php ? this.poolFileOf(domain, php.version as PhpVersion) : null;
   }
 
+  /** A managed site's php-fpm pool file when it has PHP (and the file is there), else null. */
+  async sitePoolFile(domain: string): Promise<string | null> {
+    const e = (await this.scan()).find((x) => x.name === `${domain}.conf` && x.inAvailable);
+    const version = e?.parsed.managed === true ? e.parsed.php?.version : undefined;
+    const pool = version !== undefined ? this.poolFileOf(domain, version as PhpVersion) : null;
+    return pool !== null && (await exists(pool)) ? pool : null;
+  }
+
   /** The site tree of a domain (path guard; need not exist). */
   async treeOf(domain: string): Promise<string> {
     return (await sitePaths(this.apache.wwwRoot, domain)).siteDir;
