@@ -113,10 +113,18 @@ export class HostLink extends EventEmitter<HostLinkEvents> {
     try {
       raw = await this.socket.request(event, body, timeoutMs);
     } catch {
+      // The link dropped with the call in flight: a mutation may have acted (the agent may have
+      // been killed after its change, before its reply), so its outcome is unknown as well.
       if (!this.connected)
         return {
           ok: false,
-          error: { code: 'unavailable', message: `Host ${hostId} disconnected during "${event}".` },
+          error: {
+            code: 'unavailable',
+            message: def.mutation
+              ? `Host ${hostId} disconnected during "${event}"; it may have been done (its outcome is looked up when the host is back).`
+              : `Host ${hostId} disconnected during "${event}".`,
+            ...(def.mutation ? { details: { outcome: 'unknown' } } : {}),
+          },
         };
       // No answer at all: a mutation may have acted (the panel resolves it later, outcomes.ts).
       return {

@@ -24,8 +24,9 @@ export const OUTCOME_LABELS: Record<HostState, string> = {
  */
 export function outcomeOf(reply: Reply<unknown>): HostOutcome {
   if (reply.ok) return 'ok';
-  const e = reply.error as { code: string; outcome?: unknown };
-  if (e.outcome === 'unknown' || e.code === 'timeout') return 'timeout';
+  const e = reply.error as { code: string; outcome?: unknown; details?: { outcome?: unknown } };
+  // A mutation whose link dropped mid-call says so in its details: it may have acted.
+  if (e.outcome === 'unknown' || e.details?.outcome === 'unknown' || e.code === 'timeout') return 'timeout';
   if (e.code === 'unavailable') return 'unreachable';
   return 'failed';
 }

@@ -118,7 +118,21 @@ describe('host link over an in-memory socket pair', () => {
     setTimeout(() => agentEnd.close(), 20);
     const cut = await during;
     assert.equal(!cut.ok && cut.error.code, 'unavailable');
+    assert.equal(!cut.ok && cut.error.details, undefined, 'a read changed nothing');
     assert.equal(pendingAcks, 2);
+  });
+
+  test('link gone during a mutation → unavailable with outcome unknown (it may have acted)', async () => {
+    const [panelEnd, agentEnd] = memorySocketPair();
+    const link = new HostLink('h1', panelEnd, { logger: quietLogger });
+    const gotHello = waitFor<Hello>((res) => link.once('hello', res));
+    agentEnd.send(HELLO_EVENT, hello);
+    await gotHello;
+    agentEnd.onMessage(() => setTimeout(() => agentEnd.close(), 20)); // killed before its reply
+    const cut = await link.call('create website', { domain: 'a.example' }, { timeoutMs: 5000 });
+    assert.equal(!cut.ok && cut.error.code, 'unavailable');
+    assert.deepEqual(!cut.ok && cut.error.details, { outcome: 'unknown' });
+    assert.match(!cut.ok ? cut.error.message : '', /may have been done/);
   });
 });
 
