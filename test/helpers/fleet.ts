@@ -82,6 +82,20 @@ export async function startFleet(panel: RunningPanel, prefix: string, count: num
     if (row) panel.ctx.hosts.connect(row);
   }
   for (const r of ready) await panel.ctx.hosts.manager.waitForState(r.hostId, 'online', 60_000);
+  // The panel pushes its revocation list to each host that comes online ('set revocations', an
+  // fsynced write on the agent): wait until every push is done, so none lands in a test's counts.
+  const settleUntil = Date.now() + 60_000;
+  for (;;) {
+    const s = (await ask({ op: 'stats' })) as { inFlight: number; calls: FleetCall[] };
+    const pushed = new Set(s.calls.filter((c) => c.event === 'set revocations').map((c) => c.hostId));
+    if (s.inFlight === 0 && ready.every((r) => pushed.has(r.hostId))) break;
+    if (Date.now() > settleUntil)
+      throw new Error(
+        `the revocation push reached ${pushed.size} of ${ready.length} fleet hosts within 60 s`,
+      );
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await ask({ op: 'reset' });
   const killProc = async (signal: NodeJS.Signals): Promise<void> => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
