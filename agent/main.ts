@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
@@ -198,6 +199,14 @@ async function startHolding(
     moduleSettings: Object.fromEntries(Object.entries(cfg.modules).filter(([, v]) => v !== false)),
     backupSources: () => mergeBackupSources(ready),
     siteOwners: siteOwnerEvents(),
+    selfCall: async (event, params) => {
+      const r = await router.dispatch(
+        event,
+        { ...params, requestId: randomUUID() },
+        { peer: { address: '127.0.0.1', port: 0, localPort: 0 }, emit: (t, d) => links.broadcast(t, d) },
+      );
+      return r.ok ? { ok: true } : { ok: false, error: { message: r.error.message } };
+    },
   };
   // `"modules": { "mysql": false }` turns a domain off on this host (never 'system').
   const disabled = new Set(

@@ -197,6 +197,14 @@ export interface ModuleContext {
   /** The other modules' backup sources (agent/main.ts: the modules started before this one). */
   backupSources?: () => BackupSource;
   siteOwners?: SiteOwnerEvents;
+  /**
+   * Calls one of the agent's own events through its router, as a panel would (same lock,
+   * journal, validation): the websites module's renewal timer renews certificates this way.
+   */
+  selfCall?: (
+    event: EventName,
+    params: Record<string, unknown>,
+  ) => Promise<{ ok: boolean; error?: { message: string } }>;
 }
 
 export const unavailable = (reason: string): ModuleAvailability => ({ available: false, reason });

@@ -491,6 +491,23 @@ export const OPENAPI_ROUTES: ApiRouteDoc[] = [
     event: 'set website php',
   },
   {
+    method: 'put',
+    path: '/hosts/{hostId}/websites/{domain}/https',
+    summary:
+      "Set a website's HTTPS: a certificate from the host's ACME CA (renewed automatically), an uploaded one, or off; redirect and HSTS",
+    tag: 'websites',
+    role: 'operator',
+    event: 'set website https',
+  },
+  {
+    method: 'post',
+    path: '/hosts/{hostId}/websites/{domain}/renew-certificate',
+    summary: "Renew a website's ACME certificate now",
+    tag: 'websites',
+    role: 'operator',
+    event: 'renew website certificate',
+  },
+  {
     method: 'delete',
     path: '/hosts/{hostId}/websites/{domain}',
     summary: 'Delete a website (files only with removeFiles=true)',

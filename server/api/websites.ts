@@ -28,6 +28,8 @@ function removeFilesQuery(req: Request): boolean {
  *   POST   /websites/:domain/disable          stop serving it (files kept)
  *   DELETE /websites/:domain[?removeFiles=true]  delete the vhost (files only when asked)
  *   PUT    /websites/:domain/php          { php: '8.2' | 'none', phpSettings? } PHP-FPM of the site
+ *   PUT    /websites/:domain/https        { https: acme|own|off, redirect?, hsts?, certificate?, key? }
+ *   POST   /websites/:domain/renew-certificate   renew the ACME certificate now
  *
  * Validation is the agent's (shared zod schemas: IDNs become punycode, hostile names are
  * refused with invalid-argument); every mutation is audited by ctx.actions.
@@ -65,6 +67,23 @@ export function websitesApi(ctx: PanelContext): Router {
         ...bodyOf(req),
         domain: domain(req),
       } as never),
+    );
+  });
+  r.put('/websites/:domain/https', requireRole('operator'), async (req, res) => {
+    sendReply(
+      res,
+      await ctx.actions.call(actorOf(req), hostIdParam(req), 'set website https', {
+        ...bodyOf(req),
+        domain: domain(req),
+      } as never),
+    );
+  });
+  r.post('/websites/:domain/renew-certificate', requireRole('operator'), async (req, res) => {
+    sendReply(
+      res,
+      await ctx.actions.call(actorOf(req), hostIdParam(req), 'renew website certificate', {
+        domain: domain(req),
+      }),
     );
   });
   r.delete('/websites/:domain', requireRole('operator'), async (req, res) => {

@@ -113,6 +113,45 @@ export function websitesPages(ctx: PanelContext): Router {
     );
   });
 
+  r.post('/:domain/https', requireRole('operator'), async (req, res) => {
+    const domain = param(req, 'domain');
+    const https = field(req, 'https');
+    const certificate = field(req, 'certificate');
+    const key = field(req, 'key');
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'set website https', {
+      domain,
+      https: https as never,
+      ...(https !== 'off'
+        ? { redirect: field(req, 'redirect') === 'yes', hsts: field(req, 'hsts') === 'yes' }
+        : {}),
+      ...(https === 'own' ? { certificate, key } : {}),
+    });
+    const h = reply.ok ? reply.data.https : null;
+    back(
+      req,
+      res,
+      reply.ok,
+      reply.ok
+        ? h
+          ? `HTTPS is on for ${domainForDisplay(reply.data.domain)} (${h.mode === 'acme' ? 'certificate from the ACME CA' : 'your certificate'}${h.certificate ? `, valid until ${new Date(h.certificate.notAfter).toISOString().slice(0, 10)}` : ''}).`
+          : `HTTPS is off for ${domainForDisplay(reply.data.domain)}.`
+        : reply.error.message,
+    );
+  });
+
+  r.post('/:domain/renew-certificate', requireRole('operator'), async (req, res) => {
+    const domain = param(req, 'domain');
+    const reply = await ctx.actions.call(actorOf(req), hostIdParam(req), 'renew website certificate', {
+      domain,
+    });
+    back(
+      req,
+      res,
+      reply.ok,
+      reply.ok ? `The certificate of ${domainForDisplay(domain)} was renewed.` : reply.error.message,
+    );
+  });
+
   r.post('/:domain/delete', requireRole('operator'), async (req, res) => {
     const domain = param(req, 'domain');
     if (field(req, 'confirm') !== 'yes') {

@@ -20,6 +20,8 @@ export const EVENT_MODULES = {
   'list websites': 'websites',
   'create website': 'websites',
   'set website php': 'websites',
+  'set website https': 'websites',
+  'renew website certificate': 'websites',
   'enable website': 'websites',
   'disable website': 'websites',
   'delete website': 'websites',

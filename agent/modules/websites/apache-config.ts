@@ -43,6 +43,9 @@ export const outputOf = (r: { stdout: string; stderr: string }): string =>
 
 /** The modules the sandbox Apache loads. */
 export const SANDBOX_MODULES = [
+  'ssl',
+  'socache_shmcb',
+  'headers',
   'mpm_event',
   'authz_core',
   'dir',
@@ -60,14 +63,23 @@ export interface SandboxApacheFiles {
   runDir: string;
   errorLog: string;
   sitesEnabled: string;
+  /** The default HTTPS vhost's self-signed certificate (names no site). */
+  defaultCert: string;
+  defaultKey: string;
 }
 
 /** The sandbox Apache's main config: listens on 127.0.0.1:`port`, includes sites-enabled. */
-export function sandboxMainConf(f: SandboxApacheFiles, port: number, asRoot: boolean): string {
+export function sandboxMainConf(
+  f: SandboxApacheFiles,
+  port: number,
+  httpsPort: number,
+  asRoot: boolean,
+): string {
   return [
     '# Private Apache of the PonIO sandbox; written by the agent at every start.',
     `ServerRoot "${f.confDir}"`,
     `Define PONIO_HTTP_PORT ${port}`,
+    `Define PONIO_HTTPS_PORT ${httpsPort}`,
     'ServerName localhost',
     `PidFile "${f.pidFile}"`,
     `DefaultRuntimeDir "${f.runDir}"`,
@@ -75,6 +87,7 @@ export function sandboxMainConf(f: SandboxApacheFiles, port: number, asRoot: boo
     'LogLevel warn',
     ...(asRoot ? ['User www-data', 'Group www-data'] : []),
     'Listen 127.0.0.1:${PONIO_HTTP_PORT}',
+    'Listen 127.0.0.1:${PONIO_HTTPS_PORT} https',
     ...SANDBOX_MODULES.map((m) => `LoadModule ${m}_module ${MODULE_DIR}/mod_${m}.so`),
     'TypesConfig /etc/mime.types',
     'DirectoryIndex index.html',
@@ -98,9 +111,18 @@ export function sandboxMainConf(f: SandboxApacheFiles, port: number, asRoot: boo
     '<FilesMatch "^\\.ht">',
     '    Require all denied',
     '</FilesMatch>',
-    '# Default vhost: a Host: name no site claims gets 404.',
+    `SSLSessionCache "shmcb:${f.runDir}/ssl_scache(512000)"`,
+    'SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1',
+    '# Default vhosts: a Host: name no site claims gets 404.',
     '<VirtualHost *:${PONIO_HTTP_PORT}>',
     '    ServerName default.invalid',
+    '    Redirect 404 /',
+    '</VirtualHost>',
+    '<VirtualHost *:${PONIO_HTTPS_PORT}>',
+    '    ServerName default.invalid',
+    '    SSLEngine on',
+    `    SSLCertificateFile "${f.defaultCert}"`,
+    `    SSLCertificateKeyFile "${f.defaultKey}"`,
     '    Redirect 404 /',
     '</VirtualHost>',
     `IncludeOptional "${f.sitesEnabled}/*.conf"`,

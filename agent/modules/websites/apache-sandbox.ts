@@ -23,6 +23,8 @@ import { apacheMissing } from './probe.ts';
 /** The sandbox's state file (<runDir>/apache.json): where the private Apache listens. */
 export interface SandboxApacheInfo {
   port: number;
+  /** Its HTTPS port (sites with HTTPS; absent in the file of an agent from before HTTPS). */
+  httpsPort?: number;
   url: string;
   pid: number;
 }
@@ -42,6 +44,11 @@ export class SandboxApache implements ApacheHost {
   private readonly errorLog: string;
   private readonly infoFile: string;
   private port: number | null = null;
+  private httpsPort = 0;
+  readonly httpsListen = '*:${PONIO_HTTPS_PORT}';
+  readonly httpsPortSuffix = ':${PONIO_HTTPS_PORT}';
+  private readonly defaultCert: string;
+  private readonly defaultKey: string;
   /** Apache daemonises: a watcher polls its pid and the supervisor starts it again when it died. */
   private readonly supervisor: Supervisor;
   private watcher: NodeJS.Timeout | null = null;
@@ -53,6 +60,7 @@ export class SandboxApache implements ApacheHost {
     private readonly layout: HostLayout,
     private readonly exec: Exec,
     private readonly logger: Logger,
+    private readonly fixedPorts?: { http: number; https: number },
   ) {
     this.confDir = checkPath(path.join(layout.root, 'etc/apache2'), 'sandbox');
     this.mainConf = path.join(this.confDir, 'apache2.conf');
@@ -64,6 +72,8 @@ export class SandboxApache implements ApacheHost {
     this.logDir = checkPath(path.join(layout.logDir, 'apache2'), 'log');
     this.errorLog = path.join(this.logDir, 'error.log');
     this.infoFile = path.join(layout.runDir, 'apache.json');
+    this.defaultCert = path.join(this.confDir, 'ssl/default.crt');
+    this.defaultKey = path.join(this.confDir, 'ssl/default.key');
     this.supervisor = new Supervisor({ service: 'apache2', logger, restart: () => this.revive() });
   }
 
@@ -118,9 +128,31 @@ export class SandboxApache implements ApacheHost {
     return this.port === null ? undefined : `http://127.0.0.1:${this.port}/`;
   }
 
+  httpsUrl(): string | undefined {
+    return this.port === null ? undefined : `https://127.0.0.1:${this.httpsPort}/`;
+  }
+
+  /** The default HTTPS vhost's certificate: self-signed, for a name no site has (made once). */
+  private async ensureDefaultCert(): Promise<void> {
+    if (existsSync(this.defaultCert) && existsSync(this.defaultKey)) return;
+    await fsp.mkdir(path.dirname(this.defaultCert), { recursive: true, mode: 0o700 });
+    const r = await this.exec(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+        ...['-days', '3650', '-subj', '/CN=default.invalid'],
+        ...['-keyout', this.defaultKey, '-out', this.defaultCert],
+      ],
+      { timeoutMs: 30_000 },
+    );
+    if (r.code !== 0) throw new Error(`openssl could not make the default HTTPS certificate: ${outputOf(r)}`);
+    await fsp.chmod(this.defaultKey, 0o600);
+  }
+
   async prepare(): Promise<void> {
     for (const d of [this.sitesAvailable, this.sitesEnabled, this.wwwRoot, this.runDir, this.logDir])
       await fsp.mkdir(d, { recursive: true });
+    await this.ensureDefaultCert();
     if (process.getuid?.() === 0) await this.makeReachableForWorkers();
   }
 
@@ -157,8 +189,10 @@ export class SandboxApache implements ApacheHost {
       runDir: this.runDir,
       errorLog: this.errorLog,
       sitesEnabled: this.sitesEnabled,
+      defaultCert: this.defaultCert,
+      defaultKey: this.defaultKey,
     };
-    return sandboxMainConf(files, port, process.getuid?.() === 0);
+    return sandboxMainConf(files, port, this.httpsPort, process.getuid?.() === 0);
   }
 
   async configTest(candidate?: string): Promise<CheckResult> {
@@ -183,6 +217,7 @@ export class SandboxApache implements ApacheHost {
     if (adopted !== null && info !== null) {
       // An Apache left running by a previous agent process (e.g. one that was killed): keep it.
       this.port = info.port;
+      this.httpsPort = info.httpsPort ?? (await freeLoopbackPort());
       await atomicWrite(this.mainConf, this.mainConfText(info.port));
       const t = await this.configTest();
       if (!t.ok) throw new Error(`Apache config test failed: ${t.output}`);
@@ -195,7 +230,9 @@ export class SandboxApache implements ApacheHost {
     if (adopted !== null) await stopPid(adopted, 10_000);
     let lastError = '';
     for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freeLoopbackPort();
+      const port = this.fixedPorts?.http ?? (await freeLoopbackPort());
+      this.httpsPort = this.fixedPorts?.https ?? (await freeLoopbackPort());
+      if (this.httpsPort === port) continue;
       await atomicWrite(this.mainConf, this.mainConfText(port));
       const t = await this.configTest();
       if (!t.ok) throw new Error(`Apache config test failed: ${t.output}`);
@@ -203,7 +240,13 @@ export class SandboxApache implements ApacheHost {
       if (r.ok) {
         this.port = port;
         const pid = await this.runningPid();
-        await atomicWrite(this.infoFile, `${JSON.stringify({ port, url: this.url(), pid: pid ?? 0 })}\n`);
+        const info: SandboxApacheInfo = {
+          port,
+          httpsPort: this.httpsPort,
+          url: this.url() ?? '',
+          pid: pid ?? 0,
+        };
+        await atomicWrite(this.infoFile, `${JSON.stringify(info)}\n`);
         this.logger.info({ port, pid }, 'sandbox Apache started');
         this.watch();
         return;

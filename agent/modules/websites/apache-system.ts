@@ -25,6 +25,8 @@ export class SystemApache implements ApacheHost {
   readonly sitesEnabled = '/etc/apache2/sites-enabled';
   readonly wwwRoot: string;
   readonly vhostListen = '*:80';
+  readonly httpsListen = '*:443';
+  readonly httpsPortSuffix = '';
   /** Learned at start (and after each reload): where to watch a reload happen. */
   private runtime: RuntimeFiles | null = null;
 
@@ -47,6 +49,10 @@ export class SystemApache implements ApacheHost {
 
   moduleEnabled(name: string): boolean {
     return /^[a-z0-9_]+$/.test(name) && existsSync(path.join(this.confDir, 'mods-enabled', `${name}.load`));
+  }
+
+  httpsUrl(): undefined {
+    return undefined;
   }
 
   url(): undefined {

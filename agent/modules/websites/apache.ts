@@ -30,6 +30,12 @@ export interface ApacheHost {
   readonly wwwRoot: string;
   /** The address written into `<VirtualHost …>`. */
   readonly vhostListen: string;
+  /** The address of a site's HTTPS `<VirtualHost …>` (`*:443`; sandbox `*:${PONIO_HTTPS_PORT}`). */
+  readonly httpsListen: string;
+  /** What an HTTP→HTTPS redirect appends to the name ('' for 443). */
+  readonly httpsPortSuffix: string;
+  /** Sandbox: where the private Apache answers HTTPS; undefined in system mode. */
+  httpsUrl(): string | undefined;
   availability(): ModuleAvailability;
   /** Where the sites are served (sandbox: the private instance); undefined in system mode. */
   url(): string | undefined;
@@ -55,6 +61,13 @@ export interface ApacheHost {
   service(): ServiceStatus | undefined;
 }
 
-export function createApacheHost(layout: HostLayout, exec: Exec, logger: Logger): ApacheHost {
-  return layout.mode === 'system' ? new SystemApache(layout, exec) : new SandboxApache(layout, exec, logger);
+export function createApacheHost(
+  layout: HostLayout,
+  exec: Exec,
+  logger: Logger,
+  sandboxPorts?: { http: number; https: number },
+): ApacheHost {
+  return layout.mode === 'system'
+    ? new SystemApache(layout, exec)
+    : new SandboxApache(layout, exec, logger, sandboxPorts);
 }

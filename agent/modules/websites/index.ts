@@ -1,6 +1,9 @@
 import { createApacheHost } from './apache.ts';
 import { createPhpFpmHost } from './php-fpm.ts';
 import { SitePhp } from './site-php.ts';
+import path from 'node:path';
+import { AcmeIssuer, challengeDirOf, websitesSettingsSchema } from './acme.ts';
+import { SiteTls } from './site-tls.ts';
 import { WebsitesService } from './service.ts';
 import { siteBackupSource } from './backup-source.ts';
 import type { AgentModule, ModuleContext } from '../types.ts';
@@ -14,16 +17,51 @@ import '../../../shared/protocol/events/websites.ts';
  * comes through the panel, which already tells open dashboards.)
  */
 export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'> {
-  const apache = createApacheHost(ctx.layout, ctx.exec, ctx.logger);
   const fpm = createPhpFpmHost(ctx.layout, ctx.exec, ctx.logger);
-  const service = new WebsitesService(apache, ctx.layout, ctx.logger, new SitePhp(fpm, ctx.exec), (d) =>
-    ctx.siteOwners?.changed(d),
+  const settings = websitesSettingsSchema.safeParse(ctx.moduleSettings?.websites);
+  const settingsError = settings.success
+    ? null
+    : `modules.websites in the agent configuration: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  const acmeSettings = (settings.success ? settings.data?.acme : undefined) ?? {};
+  const apache = createApacheHost(
+    ctx.layout,
+    ctx.exec,
+    ctx.logger,
+    settings.success ? settings.data?.sandboxPorts : undefined,
+  );
+  const tls = new SiteTls(
+    path.join(ctx.layout.stateDir, 'websites/certs'),
+    new AcmeIssuer(
+      acmeSettings,
+      path.join(ctx.layout.stateDir, 'websites/acme'),
+      challengeDirOf(apache.wwwRoot),
+    ),
+    path.join(ctx.layout.stateDir, 'websites/tls-state'),
+  );
+  let renewTimer: NodeJS.Timeout | null = null;
+  /** The renewal timer: due certificates are renewed through the agent's own router. */
+  const renewDue = async (): Promise<void> => {
+    for (const domain of await service.dueForRenewal()) {
+      const r = await ctx.selfCall?.('renew website certificate', { domain });
+      if (r && !r.ok) ctx.logger.error({ domain, err: r.error?.message }, 'certificate renewal failed');
+    }
+  };
+  const service = new WebsitesService(
+    apache,
+    ctx.layout,
+    ctx.logger,
+    new SitePhp(fpm, ctx.exec),
+    (d) => ctx.siteOwners?.changed(d),
+    tls,
+    (topic, data) => ctx.broadcast(topic, data),
   );
   return {
     name: 'websites',
-    availability: () => apache.availability(),
+    availability: () =>
+      settingsError !== null ? { available: false, reason: settingsError } : apache.availability(),
     async start() {
       await apache.prepare();
+      await tls.sweep();
       // php-fpm first: the pools' sockets exist when Apache sends them requests.
       // A php-fpm that cannot start (a pool an admin broke) must not take the static sites down:
       // PHP requests then fail (503) and the reason is logged.
@@ -33,8 +71,15 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
           ctx.logger.error({ err: (e as Error).message }, 'php-fpm did not start; PHP sites answer 503'),
         );
       await apache.start();
+      renewTimer = setInterval(() => {
+        void renewDue().catch((e: unknown) =>
+          ctx.logger.error({ err: (e as Error).message }, 'the certificate renewal check failed'),
+        );
+      }, acmeSettings.renewCheckMs ?? 3_600_000);
+      renewTimer.unref();
     },
     stop: async () => {
+      if (renewTimer !== null) clearInterval(renewTimer);
       await apache.stop();
       await fpm.stop();
     },
@@ -46,6 +91,8 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
       'list websites': () => service.list(),
       'create website': (req, call) => service.create(req, call),
       'set website php': (req, call) => service.setPhp(req, call),
+      'set website https': (req, call) => service.setHttps(req, call),
+      'renew website certificate': (req, call) => service.renew(req.domain, call),
       'enable website': (req, call) => service.enable(req.domain, call),
       'disable website': (req, call) => service.disable(req.domain, call),
       'delete website': (req, call) => service.delete(req.domain, req.removeFiles === true, call),

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -30,7 +31,10 @@ import {
 import { siteUserName } from './php-pool.ts';
 import type { PhpVersion } from '../../../shared/protocol/events/websites.ts';
 import { readTestHooks } from './test-hooks.ts';
-import { parseVhost, renderVhost, type ParsedVhost } from './vhost.ts';
+import { parseVhost, renderVhost, type ParsedVhost, type VhostMeta, type VhostSpec } from './vhost.ts';
+import { challengeDirOf } from './acme.ts';
+import { newCertId, type SiteTls } from './site-tls.ts';
+import { checkUpload } from './tls-check.ts';
 import { VhostCache } from './vhost-cache.ts';
 import { z } from 'zod';
 import { noChange, noProgress, type ChangeContext, type Progress, type Recovered } from '../types.ts';
@@ -116,7 +120,53 @@ export class WebsitesService {
     private readonly php: SitePhp,
     /** The FTP users of a site follow its owner (ModuleContext.siteOwners). */
     private readonly ownerChanged: (domain: string) => void = () => undefined,
+    private readonly tls: SiteTls | null = null,
+    /** Broadcast to the connected panels (a failed issuance or renewal). */
+    private readonly notify: (topic: string, data: unknown) => void = () => undefined,
   ) {}
+
+  private get challengeDir(): string {
+    return challengeDirOf(this.apache.wwwRoot);
+  }
+
+  private requireTls(): SiteTls {
+    if (!this.tls) throw new RpcError('unsupported', 'HTTPS is not set up on this host.');
+    return this.tls;
+  }
+
+  /** The HTTPS part of a vhost spec for a site's meta. */
+  private tlsSpec(domain: string, h: NonNullable<VhostMeta['https']>): NonNullable<VhostSpec['https']> {
+    const p = this.requireTls().paths(domain, h.id);
+    return {
+      ...h,
+      certFile: p.cert,
+      keyFile: p.key,
+      listen: this.apache.httpsListen,
+      portSuffix: this.apache.httpsPortSuffix,
+    };
+  }
+
+  /** The vhost of a managed site as its metadata says, with `over` changed. */
+  private specFor(
+    domain: string,
+    parsed: ParsedVhost,
+    paths: SitePaths,
+    over: Partial<VhostSpec>,
+  ): VhostSpec {
+    const base: VhostSpec = {
+      domain,
+      aliases: parsed.aliases,
+      adminEmail: parsed.adminEmail,
+      docroot: paths.docroot,
+      logDir: paths.logDir,
+      listen: this.apache.vhostListen,
+      challengeDir: this.challengeDir,
+    };
+    if (parsed.php) base.php = parsed.php;
+    if (parsed.owner !== undefined && parsed.owner !== null) base.owner = parsed.owner;
+    if (parsed.https) base.https = this.tlsSpec(domain, parsed.https);
+    return { ...base, ...over };
+  }
 
   // --- reading ----------------------------------------------------------------------------
 
@@ -175,11 +225,20 @@ export class WebsitesService {
     return { ...php, ...(poolFile !== null ? { poolFile } : {}) };
   }
 
+  /** toWebsite plus the HTTPS state (certificate facts, renewal, last error). */
+  private async describe(e: Entry): Promise<Website> {
+    const w = this.toWebsite(e);
+    const h = e.parsed.managed ? e.parsed.https : undefined;
+    if (!h || !this.tls || w.domain === '') return w;
+    const url = this.apache.httpsUrl();
+    return { ...w, https: await this.tls.describe(w.domain, h, url) };
+  }
+
   async list(): Promise<ReplyData<'list websites'>> {
     const url = this.apache.url();
     const why = this.php.fpm.unavailable();
     return {
-      websites: (await this.scan()).map((e) => this.toWebsite(e)),
+      websites: await Promise.all((await this.scan()).map((e) => this.describe(e))),
       ...(url !== undefined ? { url } : {}),
       phpVersions: this.php.versions(),
       ...(why !== undefined ? { phpUnavailable: why } : {}),
@@ -245,6 +304,7 @@ export class WebsitesService {
       docroot: paths.docroot,
       logDir: paths.logDir,
       listen: this.apache.vhostListen,
+      challengeDir: this.challengeDir,
       corrupt: hooks.corruptVhost?.includes(domain) === true,
       ...(plan ? { php: phpMeta(plan), owner: plan.user } : {}),
     });
@@ -375,17 +435,13 @@ export class WebsitesService {
     const paths = await sitePaths(this.apache.wwwRoot, domain);
     const before = await fsp.readFile(e.file, 'utf8');
     const owner = plan ? plan.user : (e.parsed.owner ?? null);
-    const after = renderVhost({
-      domain,
-      aliases: e.parsed.aliases,
-      adminEmail: e.parsed.adminEmail,
-      docroot: paths.docroot,
-      logDir: paths.logDir,
-      listen: this.apache.vhostListen,
-      corrupt: hooks.corruptVhost?.includes(domain) === true,
-      php: plan ? phpMeta(plan) : null,
-      owner,
-    });
+    const after = renderVhost(
+      this.specFor(domain, e.parsed, paths, {
+        corrupt: hooks.corruptVhost?.includes(domain) === true,
+        php: plan ? phpMeta(plan) : null,
+        owner,
+      }),
+    );
     const files: FileChange[] = [];
     const pre: string[] = [];
     const post: string[] = [];
@@ -438,6 +494,225 @@ export class WebsitesService {
       reloadAfterRollback: (f: unknown) => this.reloadAfterRollback(f),
       checkerFailed,
     };
+  }
+
+  // --- HTTPS -------------------------------------------------------------------------------
+
+  /**
+   * HTTPS for a site: a certificate from the ACME CA (issued inside this call: a refusal leaves
+   * the host as it was) or an uploaded one (key matches, chain valid, names cover the site), an
+   * HTTPS vhost, redirect and HSTS options; or HTTPS off. Applied by site-change.ts.
+   */
+  async setHttps(req: RequestOf<'set website https'>, ctx: ChangeContext = noChange): Promise<Website> {
+    const tls = this.requireTls();
+    const { domain } = req;
+    const e = await this.findManaged(domain);
+    const on = req.https !== 'off';
+    if (req.https !== 'own' && (req.certificate !== undefined || req.key !== undefined))
+      throw new RpcError('invalid-argument', 'A certificate and key are uploaded only with https: own.');
+    if (!on && (req.redirect === true || req.hsts === true))
+      throw new RpcError('invalid-argument', 'Redirect and HSTS need HTTPS (https is off).');
+    if (on) this.requireApacheModule('ssl');
+    if (req.hsts === true) this.requireApacheModule('headers');
+    const names = [domain, ...e.parsed.aliases];
+    const old = e.parsed.https;
+    const oldPaths = old ? tls.paths(domain, old.id) : null;
+    let issued: { cert: string; key: string } | null = null;
+    if (req.https === 'own') {
+      if (req.certificate === undefined || req.key === undefined)
+        throw new RpcError('invalid-argument', 'https: own needs the certificate chain and its private key.');
+      const ok = checkUpload(req.certificate, req.key, names);
+      issued = { cert: ok.chain, key: ok.key };
+    } else if (req.https === 'acme') {
+      const reuse =
+        old?.mode === 'acme' &&
+        oldPaths !== null &&
+        !(await tls.due(domain, old.id)) &&
+        (await this.certCovers(oldPaths.cert, names));
+      if (!reuse) {
+        await this.ensureChallengeAlias(e, ctx);
+        issued = await this.issueFor(domain, names, ctx);
+      }
+    }
+    if (!on && !old) return this.describe(e);
+    const id = issued ? newCertId() : (old?.id ?? newCertId());
+    const meta =
+      req.https === 'off'
+        ? undefined
+        : { mode: req.https, redirect: req.redirect ?? false, hsts: req.hsts ?? false, id };
+    const paths = await sitePaths(this.apache.wwwRoot, domain);
+    const current = (await this.findManaged(domain)).parsed;
+    const before = await fsp.readFile(e.file, 'utf8');
+    const spec = this.specFor(domain, current, paths, {});
+    if (meta) spec.https = this.tlsSpec(domain, meta);
+    else delete spec.https;
+    const after = renderVhost(spec);
+    const files: FileChange[] = [];
+    const staged = new Map<string, string>();
+    try {
+      if (issued) files.push(...(await this.certFiles(domain, issued, id, staged)));
+      // The files the vhost no longer names go after it switched.
+      if (oldPaths && (issued || !on)) files.push(...(await this.oldCertFiles(domain, oldPaths, staged)));
+      await applySiteChange(
+        {
+          op: 'change',
+          domain,
+          vhost: { path: e.file, before, after },
+          files,
+          fpm: { pre: [], post: [] },
+          owner: null,
+        },
+        this.changeDeps(domain, paths, ctx),
+        staged,
+      );
+    } finally {
+      await tls.dropStaged(domain);
+    }
+    if (issued && req.https === 'acme') await tls.record(domain, null);
+    this.logger.info({ domain, https: req.https }, 'website HTTPS changed');
+    const done = (await this.scan()).find((x) => x.name === `${domain}.conf`);
+    return done ? this.describe(done) : this.toWebsite(e);
+  }
+
+  /** Renews a site's ACME certificate now; the new one is served once this returns. */
+  async renew(domain: string, ctx: ChangeContext = noChange): Promise<Website> {
+    const tls = this.requireTls();
+    const e = await this.findManaged(domain);
+    if (e.parsed.https?.mode !== 'acme')
+      throw new RpcError('failed-precondition', `${domain} has no certificate from the ACME CA to renew.`);
+    await this.ensureChallengeAlias(e, ctx);
+    const issued = await this.issueFor(domain, [domain, ...e.parsed.aliases], ctx);
+    const paths = await sitePaths(this.apache.wwwRoot, domain);
+    const current = (await this.findManaged(domain)).parsed;
+    const h = current.https;
+    if (!h) throw new RpcError('failed-precondition', `${domain} no longer has HTTPS.`);
+    const before = await fsp.readFile(e.file, 'utf8');
+    const id = newCertId();
+    const spec = this.specFor(domain, current, paths, {});
+    spec.https = this.tlsSpec(domain, { ...h, id });
+    const after = renderVhost(spec);
+    try {
+      const staged = new Map<string, string>();
+      const files = [
+        ...(await this.certFiles(domain, issued, id, staged)),
+        ...(await this.oldCertFiles(domain, tls.paths(domain, h.id), staged)),
+      ];
+      await applySiteChange(
+        {
+          op: 'change',
+          domain,
+          vhost: { path: e.file, before, after },
+          files,
+          fpm: { pre: [], post: [] },
+          owner: null,
+        },
+        this.changeDeps(domain, paths, ctx),
+        staged,
+      );
+    } finally {
+      await tls.dropStaged(domain);
+    }
+    await tls.record(domain, null);
+    this.logger.info({ domain }, 'website certificate renewed');
+    return this.describe(e);
+  }
+
+  /** The managed sites whose ACME certificate is due (the agent's renewal timer). */
+  async dueForRenewal(): Promise<string[]> {
+    if (!this.tls) return [];
+    const out: string[] = [];
+    for (const e of await this.scan()) {
+      const d = e.parsed.serverName;
+      if (!e.parsed.managed || e.parsed.https?.mode !== 'acme' || d === null) continue;
+      if (await this.tls.due(d, e.parsed.https.id)) out.push(d);
+    }
+    return out;
+  }
+
+  private async issueFor(
+    domain: string,
+    names: string[],
+    ctx: ChangeContext,
+  ): Promise<{ cert: string; key: string }> {
+    const tls = this.requireTls();
+    ctx.progress(`Requesting a certificate for ${names.join(', ')} from ${tls.issuer.directoryUrl}`);
+    try {
+      return await tls.issuer.issue(names);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await tls.record(domain, message);
+      this.notify('website certificate failed', { domain, message });
+      throw err;
+    }
+  }
+
+  /** The file changes that install a certificate and key (the key through a staged 0600 copy). */
+  /** The new certificate and key files (new names; the key through a staged 0600 copy). */
+  private async certFiles(
+    domain: string,
+    issued: { cert: string; key: string },
+    id: string,
+    staged: Map<string, string>,
+  ): Promise<FileChange[]> {
+    const tls = this.requireTls();
+    const cp = tls.paths(domain, id);
+    await fsp.mkdir(cp.dir, { recursive: true, mode: 0o700 });
+    const copy = await tls.stagedName(domain);
+    staged.set(copy, issued.key);
+    return [
+      { path: cp.cert, before: null, after: issued.cert, phase: 'pre', mode: 0o644 },
+      { path: cp.key, before: null, after: copy, phase: 'pre', mode: 0o600, ref: true },
+    ];
+  }
+
+  /** Removal of the files of the certificate the vhost named before (after it switched). */
+  private async oldCertFiles(
+    domain: string,
+    old: { cert: string; key: string },
+    staged: Map<string, string>,
+  ): Promise<FileChange[]> {
+    const tls = this.requireTls();
+    const oldKey = await readIfExists(old.key);
+    const copy = oldKey === null ? null : await tls.stagedName(domain);
+    if (copy !== null && oldKey !== null) staged.set(copy, oldKey);
+    return [
+      { path: old.cert, before: await readIfExists(old.cert), after: null, phase: 'post' },
+      { path: old.key, before: copy, after: null, phase: 'post', mode: 0o600, ref: true },
+    ];
+  }
+
+  private async certCovers(file: string, names: readonly string[]): Promise<boolean> {
+    const text = await readIfExists(file);
+    if (text === null) return false;
+    try {
+      const c = new X509Certificate(text);
+      return names.every((n) => c.checkHost(n) !== undefined);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A vhost written before HTTPS support has no alias for the ACME challenges: re-render it (the
+   * same site, plus the alias) before asking the CA, as its own checked change.
+   */
+  private async ensureChallengeAlias(e: Entry, ctx: ChangeContext): Promise<void> {
+    const before = await fsp.readFile(e.file, 'utf8');
+    if (before.includes('/.well-known/acme-challenge/')) return;
+    const domain = e.parsed.serverName ?? '';
+    const paths = await sitePaths(this.apache.wwwRoot, domain);
+    const after = renderVhost(this.specFor(domain, e.parsed, paths, {}));
+    await applySiteChange(
+      {
+        op: 'change',
+        domain,
+        vhost: { path: e.file, before, after },
+        files: [],
+        fpm: { pre: [], post: [] },
+        owner: null,
+      },
+      this.changeDeps(domain, paths, ctx),
+    );
   }
 
   async enable(domain: string, ctx: ChangeContext = noChange): Promise<Website> {
@@ -715,6 +990,7 @@ export class WebsitesService {
     if (!v.ok || v.value !== c.domain) throw new Error('unreadable websites intent in the journal');
     const paths = await sitePaths(this.apache.wwwRoot, c.domain);
     const outcome = await settleSiteChange(c, this.changeDeps(c.domain, paths, noChange));
+    await this.tls?.dropStaged(c.domain);
     if (c.owner) this.ownerChanged(c.domain);
     const note = await this.reloadAfterRollback('recovery after the agent was stopped');
     if (note !== '')

@@ -27,6 +27,8 @@ const fileChange = z.strictObject({
   after: z.string().nullable(),
   phase: z.enum(['pre', 'post']),
   mode: z.number().int().optional(),
+  /** before/after name 0600 copies to read (a private key never goes into the journal). */
+  ref: z.boolean().optional(),
 });
 export type FileChange = z.infer<typeof fileChange>;
 
@@ -55,7 +57,15 @@ export interface ChangeDeps {
   checkerFailed: (what: string, r: CheckResult) => RpcError;
 }
 
-async function put(file: string, content: string | null, mode?: number): Promise<void> {
+async function put(file: string, value: string | null, mode?: number, ref?: boolean): Promise<void> {
+  let content = value;
+  if (value !== null && ref === true) {
+    const staged = await readIfExists(value);
+    // A staged copy that is missing: the agent died while staging, before any file was
+    // written (staging comes first), so the file is still as it was.
+    if (staged === null) return;
+    content = staged;
+  }
   if (content === null) {
     await fsp.rm(file, { force: true });
     await fsyncDir(path.dirname(file)).catch(() => undefined);
@@ -67,8 +77,17 @@ async function put(file: string, content: string | null, mode?: number): Promise
 const withNote = (e: unknown, note: string): unknown =>
   note === '' || !(e instanceof RpcError) ? e : new RpcError(e.code, `${e.message}\n${note}`, e.details);
 
-export async function applySiteChange(c: SiteChange, d: ChangeDeps): Promise<void> {
+/**
+ * `staged`: the contents of `ref` copies (0600), written after the intent is recorded (the
+ * intent names them, the journal never holds their contents).
+ */
+export async function applySiteChange(
+  c: SiteChange,
+  d: ChangeDeps,
+  staged: ReadonlyMap<string, string> = new Map(),
+): Promise<void> {
   await d.intent(c);
+  for (const [file, content] of staged) await atomicWrite(file, content, { mode: 0o600 });
   let ownerTouched = false;
   let pivoted = false;
   const candidate = tempNameFor(c.vhost.path);
@@ -81,7 +100,7 @@ export async function applySiteChange(c: SiteChange, d: ChangeDeps): Promise<voi
       await d.php.giveTree(d.paths, owner);
       killPoint();
     }
-    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.after, f.mode);
+    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.after, f.mode, f.ref);
     for (const v of c.fpm.pre) {
       d.progress(`Testing and reloading php${v}-fpm`);
       await d.php.testAndReload(v as never);
@@ -103,7 +122,7 @@ export async function applySiteChange(c: SiteChange, d: ChangeDeps): Promise<voi
     await fsp.rm(candidate, { force: true });
     const notes: string[] = [];
     if (pivoted) await put(c.vhost.path, c.vhost.before);
-    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.before, f.mode);
+    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.before, f.mode, f.ref);
     for (const v of c.fpm.pre) notes.push(await d.php.reloadQuietly(v));
     if (ownerTouched && c.owner) await undoOwner(c, d);
     if (pivoted) notes.push(await d.reloadAfterRollback(e));
@@ -113,7 +132,7 @@ export async function applySiteChange(c: SiteChange, d: ChangeDeps): Promise<voi
 }
 
 async function finishPost(c: SiteChange, d: ChangeDeps): Promise<void> {
-  for (const f of c.files.filter((x) => x.phase === 'post')) await put(f.path, f.after, f.mode);
+  for (const f of c.files.filter((x) => x.phase === 'post')) await put(f.path, f.after, f.mode, f.ref);
   killPoint();
   for (const v of c.fpm.post) {
     const note = await d.php.reloadQuietly(v);
@@ -138,13 +157,13 @@ export async function settleSiteChange(c: SiteChange, d: ChangeDeps): Promise<'a
       const { owner } = await d.php.ensureUser(c.owner.user, c.domain, d.paths);
       await d.php.giveTree(d.paths, owner);
     }
-    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.after, f.mode);
+    for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.after, f.mode, f.ref);
     for (const v of c.fpm.pre) await d.php.reloadQuietly(v);
     await finishPost(c, d);
     return 'applied';
   }
   if (now !== null && now !== c.vhost.before) await put(c.vhost.path, c.vhost.before);
-  for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.before, f.mode);
+  for (const f of c.files.filter((x) => x.phase === 'pre')) await put(f.path, f.before, f.mode, f.ref);
   for (const v of c.fpm.pre) await d.php.reloadQuietly(v);
   await undoOwner(c, d);
   return 'absent';

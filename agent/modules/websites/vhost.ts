@@ -22,6 +22,16 @@ const metaSchema = z.strictObject({
     .optional(),
   /** The site's own system user (it keeps it once PHP was on; see site-user.ts). */
   owner: z.string().nullable().optional(),
+  /** Absent: HTTP only. */
+  https: z
+    .strictObject({
+      mode: z.enum(['acme', 'own']),
+      redirect: z.boolean(),
+      hsts: z.boolean(),
+      /** The certificate's files are cert-<id>.pem / key-<id>.pem: a new pair is a new id. */
+      id: z.string().regex(/^[0-9a-f]{8,32}$/),
+    })
+    .optional(),
 });
 export type VhostMeta = z.infer<typeof metaSchema>;
 
@@ -38,6 +48,20 @@ export interface VhostSpec {
   /** PHP-FPM: `.php` requests go to this pool's socket through proxy_fcgi. */
   php?: VhostMeta['php'];
   owner?: string | null;
+  /** Served at /.well-known/acme-challenge/ (HTTP-01 tokens the agent writes; acme.ts). */
+  challengeDir?: string;
+  https?: {
+    mode: 'acme' | 'own';
+    redirect: boolean;
+    hsts: boolean;
+    id: string;
+    certFile: string;
+    keyFile: string;
+    /** The HTTPS VirtualHost address: `*:443`, or `*:${PONIO_HTTPS_PORT}` in the sandbox. */
+    listen: string;
+    /** `:${PONIO_HTTPS_PORT}` in the sandbox, '' on 443: what a redirect appends to the name. */
+    portSuffix: string;
+  };
   /** Test hook only: adds a directive Apache refuses, to prove the rollback path. */
   corrupt?: boolean;
 }
@@ -76,7 +100,32 @@ export function renderVhost(spec: VhostSpec): string {
         }
       : {}),
     ...(spec.owner !== undefined && spec.owner !== null ? { owner: safe(spec.owner, 'owner') } : {}),
+    ...(spec.https
+      ? {
+          https: {
+            mode: spec.https.mode,
+            redirect: spec.https.redirect,
+            hsts: spec.https.hsts,
+            id: safe(spec.https.id, 'certificate id'),
+          },
+        }
+      : {}),
   };
+  const tls = spec.https;
+  if (tls && !SAFE_LISTEN.test(tls.listen))
+    throw new Error(`unsafe vhost address ${JSON.stringify(tls.listen)}`);
+  if (tls && !/^(|:[0-9]{1,5}|:\$\{[A-Z_]+\})$/.test(tls.portSuffix)) throw new Error('unsafe HTTPS port');
+  const challenge =
+    spec.challengeDir !== undefined
+      ? [
+          `    Alias /.well-known/acme-challenge/ "${safe(spec.challengeDir, 'challenge dir')}/"`,
+          `    <Directory "${spec.challengeDir}">`,
+          '        Options None',
+          '        AllowOverride None',
+          '        Require all granted',
+          '    </Directory>',
+        ]
+      : [];
   const php = meta.php
     ? [
         '    DirectoryIndex index.php index.html',
@@ -89,10 +138,7 @@ export function renderVhost(spec: VhostSpec): string {
       ? // PHP was on and is off now: its scripts must not be sent as text (their source).
         ['    <FilesMatch "\\.php$">', '        Require all denied', '    </FilesMatch>']
       : [];
-  const lines = [
-    MANAGED_HEADER,
-    `${META_PREFIX}${JSON.stringify(meta)}`,
-    `<VirtualHost ${spec.listen}>`,
+  const body = [
     `    ServerName ${domain}`,
     ...(aliases.length > 0 ? [`    ServerAlias ${aliases.join(' ')}`] : []),
     ...(meta.adminEmail !== null ? [`    ServerAdmin ${meta.adminEmail}`] : []),
@@ -105,8 +151,33 @@ export function renderVhost(spec: VhostSpec): string {
     ...php,
     `    ErrorLog "${logDir}/error.log"`,
     `    CustomLog "${logDir}/access.log" combined`,
+  ];
+  const lines = [
+    MANAGED_HEADER,
+    `${META_PREFIX}${JSON.stringify(meta)}`,
+    `<VirtualHost ${spec.listen}>`,
+    ...body.slice(0, aliases.length > 0 ? 2 : 1),
+    ...challenge,
+    // Everything but the ACME challenges goes to HTTPS (301).
+    ...(tls?.redirect === true
+      ? [
+          `    RedirectMatch 301 "^/(?!\\.well-known/acme-challenge/)(.*)$" "https://${domain}${tls.portSuffix}/$1"`,
+        ]
+      : []),
+    ...body.slice(aliases.length > 0 ? 2 : 1),
     ...(spec.corrupt === true ? ['    PonioDeliberatelyInvalidDirective on'] : []),
     '</VirtualHost>',
+    ...(tls
+      ? [
+          `<VirtualHost ${tls.listen}>`,
+          ...body,
+          '    SSLEngine on',
+          `    SSLCertificateFile "${safe(tls.certFile, 'certificate file')}"`,
+          `    SSLCertificateKeyFile "${safe(tls.keyFile, 'key file')}"`,
+          ...(tls.hsts ? ['    Header always set Strict-Transport-Security "max-age=31536000"'] : []),
+          '</VirtualHost>',
+        ]
+      : []),
     '',
   ];
   return lines.join('\n');
@@ -121,6 +192,7 @@ export interface ParsedVhost {
   adminEmail: string | null;
   php?: VhostMeta['php'];
   owner?: string | null;
+  https?: VhostMeta['https'];
 }
 
 const unquote = (s: string): string => s.replace(/^"(.*)"$/, '$1');
@@ -144,6 +216,7 @@ export function parseVhost(text: string, expectedDomain: string | null): ParsedV
           adminEmail: meta.adminEmail,
           ...(meta.php ? { php: meta.php } : {}),
           ...(meta.owner !== undefined && meta.owner !== null ? { owner: meta.owner } : {}),
+          ...(meta.https ? { https: meta.https } : {}),
         };
     } catch {
       /* a damaged header: treat the file as someone else's */

@@ -44,6 +44,39 @@ export const sitePhpSchema = z.strictObject({
   poolFile: z.string().optional(),
 });
 
+/** A PEM text of limited size (an uploaded certificate chain or key). */
+const pem = (what: string, max: number) =>
+  z
+    .string()
+    .max(max, `${what} is larger than ${max / 1024} KiB`)
+    .refine((s) => !s.includes('\0'), { message: `${what} contains a NUL byte` });
+
+export const HTTPS_MODES = ['off', 'acme', 'own'] as const;
+
+/** The certificate a site's HTTPS serves, and its renewal. Times in ms since the epoch. */
+export const siteCertificateSchema = z.strictObject({
+  names: z.array(z.string()),
+  issuer: z.string(),
+  notBefore: z.number(),
+  notAfter: z.number(),
+  /** ACME: when the agent renews it (two thirds of its life); null for an uploaded one. */
+  renewAt: z.number().nullable(),
+});
+
+export const siteHttpsSchema = z.strictObject({
+  mode: z.enum(['acme', 'own']),
+  /** HTTP requests are redirected to HTTPS (ACME challenges excepted). */
+  redirect: z.boolean(),
+  /** Strict-Transport-Security on HTTPS answers. */
+  hsts: z.boolean(),
+  certificate: siteCertificateSchema.nullable(),
+  /** The last failed issuance or renewal (null once one succeeds). */
+  lastError: z.string().nullable(),
+  lastAttempt: z.number().nullable(),
+  /** Where the site answers over HTTPS in sandbox mode (https://127.0.0.1:PORT/). */
+  url: z.string().optional(),
+});
+
 export const websiteSchema = z.strictObject({
   /** ASCII (punycode) host name; for an unmanaged vhost without ServerName, its file name. */
   domain: z.string(),
@@ -64,6 +97,8 @@ export const websiteSchema = z.strictObject({
   php: sitePhpSchema.nullable().optional(),
   /** The site's own system user (a site that had PHP); null/absent: www-data owns the files. */
   owner: z.string().nullable().optional(),
+  /** HTTPS of the site; null/absent: HTTP only. */
+  https: siteHttpsSchema.nullable().optional(),
 });
 export type Website = z.infer<typeof websiteSchema>;
 
@@ -112,6 +147,33 @@ export const websitesEvents = {
       php: phpChoiceSchema,
       phpSettings: phpSettingsSchema.optional(),
     }),
+    reply: websiteSchema,
+  }),
+  'set website https': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 180_000,
+    summary:
+      'Turns HTTPS on with a certificate from the ACME CA (renewed automatically) or an uploaded one, changes redirect/HSTS, or turns it off.',
+    request: request({
+      domain: domainSchema,
+      https: z.enum(HTTPS_MODES),
+      redirect: z.boolean().optional(),
+      hsts: z.boolean().optional(),
+      /** mode own: the certificate chain (leaf first), PEM. */
+      certificate: pem('The certificate', 64 * 1024).optional(),
+      /** mode own: its private key, PEM (never returned, never logged). */
+      key: pem('The key', 16 * 1024).optional(),
+    }),
+    reply: websiteSchema,
+    secrets: ['key'],
+  }),
+  'renew website certificate': defineEvent({
+    module: 'websites',
+    mutation: true,
+    timeoutMs: 180_000,
+    summary: "Renews a site's ACME certificate now (the agent also does it at two thirds of its life).",
+    request: byDomain,
     reply: websiteSchema,
   }),
   'enable website': defineEvent({
