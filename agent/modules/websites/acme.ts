@@ -52,7 +52,7 @@ export class AcmeIssuer {
   constructor(
     private readonly settings: AcmeSettings,
     /** Where the account key is kept (0600). */
-    private readonly stateDir: string,
+    readonly stateDir: string,
     /** Served by Apache at /.well-known/acme-challenge/. */
     readonly challengeDir: string,
   ) {
@@ -123,8 +123,9 @@ export class AcmeIssuer {
         skipChallengeVerification: true,
         challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
           const file = this.tokenFile(challenge.token);
-          await atomicWrite(file, keyAuthorization, { mode: 0o644 });
+          // Transient and public: a plain write (the directory is emptied at every start).
           made.add(file);
+          await fsp.writeFile(file, keyAuthorization, { mode: 0o644 });
         },
         challengeRemoveFn: async (_authz, challenge) => {
           const file = this.tokenFile(challenge.token);
@@ -141,6 +142,11 @@ export class AcmeIssuer {
     } finally {
       for (const f of made) await fsp.rm(f, { force: true });
     }
+  }
+
+  /** At start: challenge tokens a killed agent left are of no use to anyone. */
+  async clearChallenges(): Promise<void> {
+    await fsp.rm(this.challengeDir, { recursive: true, force: true });
   }
 
   private tokenFile(token: string): string {

@@ -62,6 +62,7 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
     async start() {
       await apache.prepare();
       await tls.sweep();
+      await tls.issuer.clearChallenges();
       // php-fpm first: the pools' sockets exist when Apache sends them requests.
       // A php-fpm that cannot start (a pool an admin broke) must not take the static sites down:
       // PHP requests then fail (503) and the reason is logged.
@@ -85,7 +86,14 @@ export function createWebsitesModule(ctx: ModuleContext): AgentModule<'websites'
     },
     service: () => apache.service(),
     recover: (_event, intent) => service.recover(intent),
-    writesIn: () => [apache.sitesAvailable, apache.sitesEnabled, apache.wwwRoot, ...fpm.writesIn()],
+    writesIn: () => [
+      apache.sitesAvailable,
+      apache.sitesEnabled,
+      apache.wwwRoot,
+      ...fpm.writesIn(),
+      tls.stateRoot,
+      tls.issuer.stateDir,
+    ],
     backupSource: { sites: siteBackupSource(service, apache.wwwRoot) },
     handlers: {
       'list websites': () => service.list(),

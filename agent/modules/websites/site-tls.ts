@@ -28,7 +28,7 @@ export class SiteTls {
     readonly root: string,
     readonly issuer: AcmeIssuer,
     /** Outcomes of issuances and renewals, one `<domain>.json` each (not the certificates). */
-    private readonly stateRoot: string,
+    readonly stateRoot: string,
   ) {}
 
   private stateFile(domain: string): string {
