@@ -2,7 +2,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, recordProblems, signIn } from '../helpers/browser.ts';
@@ -177,6 +178,75 @@ test('create a website; a second browser sees it arrive live; toasts; sign out',
   await page.waitForURL(/\/login$/);
   const back = await page.goto(`${t.url}/`);
   assert.match(back?.url() ?? '', /\/login/);
+});
+
+test('a website with PHP and HTTPS (own certificate) in Chromium, opened over HTTPS', async () => {
+  const domain = `php-tls-${Date.now()}.example`;
+  const page = await newPage();
+  await login(page, 'alice');
+  await page.goto(`${t.url}/hosts/${HOST}/websites`);
+  const form = page.locator('form[action$="/websites/create"]');
+  await form.locator('input[name="domain"]').fill(domain);
+  await form.locator('select[name="php"]').selectOption('8.2');
+  await form.locator('button[type="submit"]').click();
+  const row = page.locator(`tr[data-website="${domain}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  assert.match((await row.locator('.website-php').textContent()) ?? '', /PHP 8\.2/);
+  // The site's content, as its user would upload it.
+  const docroot = path.join(sandboxDir, `var/www/${domain}/public_html`);
+  const st = statSync(docroot);
+  writeFileSync(
+    path.join(docroot, 'index.php'),
+    '<?php echo "<h1>PHP ", PHP_VERSION, " as ", posix_getpwuid(posix_geteuid())["name"], "</h1>";',
+  );
+  chownSync(path.join(docroot, 'index.php'), st.uid, st.gid);
+  // A certificate of the admin's own (self-signed here), pasted into the HTTPS form.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ponio-e2e-tls-'));
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2'],
+      ...['-subj', `/CN=${domain}`, '-addext', `subjectAltName=DNS:${domain}`],
+      ...['-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')],
+    ],
+    { stdio: 'pipe' },
+  );
+  await row.locator('summary', { hasText: 'HTTPS…' }).click();
+  const tls = row.locator('form[action$="/https"]');
+  await tls.locator('select[name="https"]').selectOption('own');
+  await tls.locator('input[name="redirect"]').check();
+  await tls.locator('textarea[name="certificate"]').fill(readFileSync(path.join(dir, 'c.pem'), 'utf8'));
+  await tls.locator('textarea[name="key"]').fill(readFileSync(path.join(dir, 'k.pem'), 'utf8'));
+  rmSync(dir, { recursive: true, force: true });
+  await tls.locator('button[type="submit"]').click();
+  await page.waitForURL(`${t.url}/hosts/${HOST}/websites`);
+  await page.getByText(`HTTPS is on for ${domain}`).first().waitFor({ timeout: 30_000 });
+  assert.match(
+    (await page.locator(`tr[data-website="${domain}"] .website-https`).textContent()) ?? '',
+    /HTTPS own/,
+  );
+  assert.doesNotMatch(await page.content(), /PRIVATE KEY/, 'the key is never shown again');
+  await shot(page, 'host-websites-php-https');
+
+  // Open the site: a browser that resolves the name to the sandbox Apache, over plain HTTP first
+  // (redirected to HTTPS), the page made by the site's PHP.
+  const info = JSON.parse(readFileSync(path.join(sandboxDir, 'run/apache.json'), 'utf8')) as {
+    port: number;
+    httpsPort: number;
+  };
+  const visitor = await launchChromium([`--host-resolver-rules=MAP ${domain} 127.0.0.1`]);
+  try {
+    const ctx = await visitor.newContext({ ignoreHTTPSErrors: true });
+    const site = await ctx.newPage();
+    const r = await site.goto(`http://${domain}:${info.port}/`);
+    assert.equal(new URL(site.url()).protocol, 'https:', 'redirected to HTTPS');
+    assert.equal(r?.status(), 200);
+    assert.match((await site.locator('h1').textContent()) ?? '', /^PHP 8\.2\.\d+ as ponio-/);
+    const cert = await r?.securityDetails();
+    assert.equal(cert?.subjectName, domain, 'served with the uploaded certificate');
+  } finally {
+    await visitor.close();
+  }
 });
 
 test('Add host wizard: copy the command, run it on a new host, watch the host come online live', async () => {
