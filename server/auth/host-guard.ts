@@ -9,17 +9,24 @@ import { PanelHttpError } from '../http/errors.ts';
  * is covered without doing anything. A host outside the actor's scope answers 404 exactly like
  * an unknown one (it is invisible); a host in scope narrows `req.actor.role` to the actor's role
  * on that host, so each route's own `requireRole` and HostActions decide with the host's role.
- * An unknown id passes through untouched: the route says "no such host" (or serves /hosts/new).
+ * An unknown id passes through untouched for a whole-fleet actor (the route says "no such host",
+ * or serves /hosts/new); a scoped actor gets the same 404 as for a host outside their scope.
  */
 export function hostScopeGuard(d: { scopes: HostScopes; hosts: HostsRepo }): RequestHandler {
   return (req, _res, next) => {
     const actor = req.actor;
     const id = (req.params as Record<string, string | undefined>).hostId;
-    if (!actor || id === undefined || !d.hosts.get(id)) {
+    if (!actor || id === undefined) {
       next();
       return;
     }
-    const role = d.scopes.roleOn(actor, id);
+    // For a scoped actor an unknown id gets this very answer too, so no route's own wording for
+    // "unknown" can tell an existing host outside the scope from one that does not exist.
+    const role = d.hosts.get(id) ? d.scopes.roleOn(actor, id) : d.scopes.wholeFleet(actor) ? undefined : null;
+    if (role === undefined) {
+      next();
+      return;
+    }
     if (role === null) {
       next(new PanelHttpError(404, 'not-found', `No host with id ${id}.`));
       return;

@@ -130,6 +130,17 @@ test('REST: every host route refuses an out-of-scope host to a scoped operator�
         scopeRefusal(OUT),
         `${who}: ${key} answers like an unknown host`,
       );
+      // …and exactly like an id that does not exist (no existence oracle in any route's wording).
+      const unknown = await t.request<any>(r.method.toUpperCase(), `/api/v1${fill(r.path, 'no-such-host')}`, {
+        token,
+        body: r.method === 'get' || r.method === 'delete' ? undefined : {},
+      });
+      assert.equal(unknown.status, 404, `${who}: ${key} on an unknown id`);
+      assert.equal(
+        unknown.body?.error?.message,
+        scopeRefusal('no-such-host'),
+        `${who}: ${key} unknown id wording`,
+      );
     }
   }
   assert.equal(t.panel.ctx.audit.query({ hostId: OUT }).total, auditBefore, 'nothing reached the host');
@@ -326,6 +337,12 @@ test('dashboard: every page and form under a host refuses an out-of-scope host; 
         : await webop.request(r.method, fill(r.path, OUT), { form: { _csrf: csrf } });
     assert.equal(res.status, 404, `${r.method} ${r.path} on ${OUT} → ${res.status}`);
     assert.ok(res.text.includes(scopeRefusal(OUT)), `${r.method} ${r.path} answers like an unknown host`);
+    const unknown =
+      r.method === 'GET'
+        ? await webop.get(fill(r.path, 'no-such-host'))
+        : await webop.request(r.method, fill(r.path, 'no-such-host'), { form: { _csrf: csrf } });
+    assert.equal(unknown.status, 404, `${r.method} ${r.path} on an unknown id`);
+    assert.ok(unknown.text.includes(scopeRefusal('no-such-host')), `${r.method} ${r.path}: same wording`);
   }
   for (const r of [...hostPages].sort(lastIfRemoving)) {
     addSpare();
