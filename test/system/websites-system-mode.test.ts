@@ -341,7 +341,7 @@ describe('websites in system mode, on Debian’s real Apache configuration', () 
     assert.match(msg, /^Apache would not start with this configuration/);
     assert.ok(
       msg.includes(
-        '/etc/apache2/sites-available/beta.test.conf line 11: the ErrorLog /var/www/beta.test/logs/error.log is a directory',
+        '/etc/apache2/sites-available/beta.test.conf line 17: the ErrorLog /var/www/beta.test/logs/error.log is a directory',
       ),
       msg,
     );
