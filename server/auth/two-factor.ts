@@ -6,6 +6,7 @@ import {
   generateRegistrationOptions,
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
+  type AuthenticatorTransportFuture,
   type AuthenticationResponseJSON,
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
@@ -27,6 +28,27 @@ const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
 const CHALLENGE_TTL_MS = 5 * 60_000;
 /** A TOTP code is accepted one period early or late (clock drift), never twice. */
 const TOTP_TOLERANCE_S = 30;
+
+/** The transports a credential was registered with (stored as JSON), only values WebAuthn defines. */
+function storedTransports(json: string | null): { transports?: AuthenticatorTransportFuture[] } {
+  if (!json) return {};
+  const known: readonly string[] = KNOWN_TRANSPORTS;
+  const parsed: unknown = JSON.parse(json);
+  if (!Array.isArray(parsed)) return {};
+  const list = parsed.filter(
+    (t): t is AuthenticatorTransportFuture => typeof t === 'string' && known.includes(t),
+  );
+  return { transports: list };
+}
+const KNOWN_TRANSPORTS: readonly AuthenticatorTransportFuture[] = [
+  'ble',
+  'cable',
+  'hybrid',
+  'internal',
+  'nfc',
+  'smart-card',
+  'usb',
+];
 
 export class TwoFactorError extends Error {}
 
@@ -177,7 +199,7 @@ export class TwoFactor {
       attestationType: 'none',
       excludeCredentials: this.repo.credentials(user.id).map((c) => ({
         id: c.credential_id,
-        ...(c.transports ? { transports: JSON.parse(c.transports) as string[] } : {}),
+        ...storedTransports(c.transports),
       })),
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
     });
@@ -224,7 +246,7 @@ export class TwoFactor {
       userVerification: 'preferred',
       allowCredentials: creds.map((c) => ({
         id: c.credential_id,
-        ...(c.transports ? { transports: JSON.parse(c.transports) as string[] } : {}),
+        ...storedTransports(c.transports),
       })),
     });
     this.repo.putChallenge(opts.challenge, userId, 'sign-in', CHALLENGE_TTL_MS);
@@ -248,7 +270,7 @@ export class TwoFactor {
           id: cred.credential_id,
           publicKey: new Uint8Array(Buffer.from(cred.public_key, 'base64url')),
           counter: cred.counter,
-          ...(cred.transports ? { transports: JSON.parse(cred.transports) as string[] } : {}),
+          ...storedTransports(cred.transports),
         },
       });
       if (!v.verified) return false;
