@@ -246,6 +246,8 @@ test('a website with PHP and HTTPS (own certificate) in Chromium, opened over HT
     assert.equal(cert?.subjectName, domain, 'served with the uploaded certificate');
   } finally {
     await visitor.close();
+    // The site has a real system user: delete the site (and with it the user).
+    await t.request('DELETE', `/api/v1/hosts/${HOST}/websites/${domain}?removeFiles=true`);
   }
 });
 
