@@ -169,7 +169,13 @@ describe('HTTPS per site with a real ACME CA (pebble)', () => {
     // pebble resolves it to an address nothing listens on: the HTTP-01 validation fails.
     await pebble.setA(F, '127.0.0.2');
     const before = await digest();
+    const events: Array<{ topic: string; data: unknown }> = [];
+    const onEvent = (_id: string, e: { topic: string; data: unknown }): void => void events.push(e);
+    m.on('agentEvent', onEvent);
     const r = await call('set website https', { domain: F, https: 'acme', redirect: true });
+    m.off('agentEvent', onEvent);
+    const told = events.find((e) => e.topic === 'website certificate failed');
+    assert.equal((told?.data as { domain?: string } | undefined)?.domain, F, 'the panel is told');
     assert.equal(r.ok, false);
     if (!r.ok) {
       assert.equal(r.error.code, 'failed-precondition');
