@@ -179,9 +179,15 @@ export function loadAgentConfig(
 
 /**
  * Reads the certificate files named by the config and checks that they can serve: each file is
- * readable PEM that parses, and the certificate belongs to the key. Any problem is a ConfigError.
+ * readable PEM that parses, and (unless `pair: false`) the certificate belongs to the key. Any
+ * problem is a ConfigError. `pair: false` is the check made before the agent takes its state
+ * lock: an install a kill interrupted can leave a certificate for the next key (completed once the
+ * lock is held), never a missing, unreadable or unparsable file (each is written whole).
  */
-export function readTlsFiles(cfg: AgentConfig): { certPem: string; keyPem: string; caPem: string } {
+export function readTlsFiles(
+  cfg: AgentConfig,
+  opts: { pair?: boolean } = {},
+): { certPem: string; keyPem: string; caPem: string } {
   const read = (file: string, what: string): string => {
     try {
       const text = readFileSync(file, 'utf8');
@@ -210,7 +216,7 @@ export function readTlsFiles(cfg: AgentConfig): { certPem: string; keyPem: strin
   } catch {
     throw new ConfigError(`key ${cfg.keyFile} is not a valid private key`);
   }
-  if (!cert.checkPrivateKey(key))
+  if (opts.pair !== false && !cert.checkPrivateKey(key))
     throw new ConfigError(`certificate ${cfg.certFile} and key ${cfg.keyFile} do not match`);
   return { certPem, keyPem, caPem };
 }

@@ -121,6 +121,9 @@ export async function startAgent(
   logger: Logger = pino({ level: cfg.logLevel }),
 ): Promise<RunningAgent> {
   const layout = cfg.layout;
+  // Bad TLS files are bad input: refused before anything on the host is touched (and before the
+  // state lock, so the message names the file, not another agent holding the lock).
+  readTlsFiles(cfg, { pair: false });
   await fsp.mkdir(layout.stateDir, { recursive: true, mode: 0o700 });
   // One agent per state directory (a second one would re-apply stale state over the first's).
   const releaseLock = await lockStateDir(layout.stateDir);
