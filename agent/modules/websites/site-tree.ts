@@ -10,8 +10,18 @@ export interface Owner {
   gid: number;
 }
 
+/** A line of /etc/passwd. */
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  gecos: string;
+  home: string;
+  shell: string;
+}
+
 /** Looks up a user in /etc/passwd (read as data, never through a shell). */
-export async function lookupUser(name: string, passwdFile = '/etc/passwd'): Promise<Owner | null> {
+export async function readPasswdEntry(name: string, passwdFile = '/etc/passwd'): Promise<PasswdEntry | null> {
   let text: string;
   try {
     text = await fsp.readFile(passwdFile, 'utf8');
@@ -20,13 +30,19 @@ export async function lookupUser(name: string, passwdFile = '/etc/passwd'): Prom
   }
   for (const line of text.split('\n')) {
     const f = line.split(':');
-    if (f[0] === name && f.length >= 4) {
-      const uid = Number(f[2]);
-      const gid = Number(f[3]);
-      if (Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
-    }
+    if (f[0] !== name || f.length < 7) continue;
+    const uid = Number(f[2]);
+    const gid = Number(f[3]);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
+    return { name, uid, gid, gecos: f[4] ?? '', home: f[5] ?? '', shell: f[6] ?? '' };
   }
   return null;
+}
+
+/** A user's uid and gid, or null when the user does not exist. */
+export async function lookupUser(name: string, passwdFile = '/etc/passwd'): Promise<Owner | null> {
+  const e = await readPasswdEntry(name, passwdFile);
+  return e === null ? null : { uid: e.uid, gid: e.gid };
 }
 
 /**

@@ -4,7 +4,9 @@ import { RpcError } from '../../../shared/protocol/errors.ts';
 import type { Exec } from '../../os/exec.ts';
 import { outputOf } from './apache-config.ts';
 import { siteUserComment, SITE_USER_PREFIX } from './php-pool.ts';
-import type { Owner } from './site-tree.ts';
+import { readPasswdEntry, type Owner, type PasswdEntry } from './site-tree.ts';
+
+export { readPasswdEntry, type PasswdEntry };
 
 /**
  * The site's own system user (issue 20: "files belong to the site"): made by `useradd --system`
@@ -12,33 +14,6 @@ import type { Owner } from './site-tree.ts';
  * home; its name starts with `ponio-` and its GECOS says `PonIO site <domain>`, the mark PonIO
  * checks before it ever changes or removes a user.
  */
-
-export interface PasswdEntry {
-  name: string;
-  uid: number;
-  gid: number;
-  gecos: string;
-  home: string;
-  shell: string;
-}
-
-export async function readPasswdEntry(name: string, passwdFile = '/etc/passwd'): Promise<PasswdEntry | null> {
-  let text: string;
-  try {
-    text = await fsp.readFile(passwdFile, 'utf8');
-  } catch {
-    return null;
-  }
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f[0] !== name || f.length < 7) continue;
-    const uid = Number(f[2]);
-    const gid = Number(f[3]);
-    if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
-    return { name, uid, gid, gecos: f[4] ?? '', home: f[5] ?? '', shell: f[6] ?? '' };
-  }
-  return null;
-}
 
 /** Whether `e` is the user PonIO made for `domain`. */
 export const isSiteUser = (e: PasswdEntry, domain: string): boolean =>
