@@ -553,18 +553,7 @@ export class WebsitesService {
       if (issued) files.push(...(await this.certFiles(domain, issued, id, staged)));
       // The files the vhost no longer names go after it switched.
       if (oldPaths && (issued || !on)) files.push(...(await this.oldCertFiles(domain, oldPaths, staged)));
-      await applySiteChange(
-        {
-          op: 'change',
-          domain,
-          vhost: { path: e.file, before, after },
-          files,
-          fpm: { pre: [], post: [] },
-          owner: null,
-        },
-        this.changeDeps(domain, paths, ctx),
-        staged,
-      );
+      await this.applyTlsChange(domain, paths, ctx, { path: e.file, before, after }, files, staged);
     } finally {
       await tls.dropStaged(domain);
     }
@@ -597,18 +586,7 @@ export class WebsitesService {
         ...(await this.certFiles(domain, issued, id, staged)),
         ...(await this.oldCertFiles(domain, tls.paths(domain, h.id), staged)),
       ];
-      await applySiteChange(
-        {
-          op: 'change',
-          domain,
-          vhost: { path: e.file, before, after },
-          files,
-          fpm: { pre: [], post: [] },
-          owner: null,
-        },
-        this.changeDeps(domain, paths, ctx),
-        staged,
-      );
+      await this.applyTlsChange(domain, paths, ctx, { path: e.file, before, after }, files, staged);
     } finally {
       await tls.dropStaged(domain);
     }
@@ -618,6 +596,22 @@ export class WebsitesService {
   }
 
   /** The managed sites whose ACME certificate is due (the agent's renewal timer). */
+  /** A vhost switch of set website https / renew with its certificate files, as one change. */
+  private applyTlsChange(
+    domain: string,
+    paths: SitePaths,
+    ctx: ChangeContext,
+    vhost: { path: string; before: string; after: string },
+    files: FileChange[],
+    staged: Map<string, string>,
+  ): Promise<void> {
+    return applySiteChange(
+      { op: 'change', domain, vhost, files, fpm: { pre: [], post: [] }, owner: null },
+      this.changeDeps(domain, paths, ctx),
+      staged,
+    );
+  }
+
   async dueForRenewal(): Promise<string[]> {
     if (!this.tls) return [];
     const out: string[] = [];
